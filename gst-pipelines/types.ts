@@ -1,0 +1,133 @@
+/**
+ * Types shared by the media side: what the probe finds, what the planner is asked to
+ * build, what it produces. Plain data only, so the planner stays a pure function and
+ * plans can cross the IPC boundary to the worker as JSON.
+ */
+
+/** The media part of a CONTRACT.md join spec (already validated at the edge). */
+export interface MediaJoinSpec {
+  meetingId: string;
+  title?: string;
+  send: {
+    url: string;
+    streamId?: string;
+    video?: { width?: number; height?: number; fps?: number; bitrateKbps?: number };
+    audio?: { bitrateKbps?: number };
+  };
+  receive: { url: string; streamId?: string };
+  srt?: { latencyMs?: number; passphrase?: string; pbkeylen?: 16 | 24 | 32 };
+  endsAt?: string;
+}
+
+export type BoardKind = 'pi4' | 'pi5' | 'n100' | 'x86' | 'arm' | 'unknown';
+
+export interface BoardInfo {
+  /** The device-tree / DMI model string, or null when unreadable. */
+  model: string | null;
+  kind: BoardKind;
+  arch: string;
+}
+
+export interface CameraInfo {
+  kind: 'libcamera' | 'v4l2';
+  /** `/dev/videoN` for V4L2, the libcamera camera name for libcamera. */
+  device: string;
+  name: string;
+  /** Pixel formats the device offers, e.g. `MJPG`, `YUYV`; empty when unknown. */
+  formats: string[];
+}
+
+export interface DisplayInfo {
+  /** DRM connector, e.g. `card1-HDMI-A-1`. */
+  connector: string;
+  connected: boolean;
+  /** Preferred mode, e.g. `1920x1080`, when the connector lists one. */
+  mode: string | null;
+}
+
+export interface AlsaDevice {
+  card: number;
+  device: number;
+  name: string;
+  /** ALSA device string usable as `device=` on alsasrc/alsasink, e.g. `hw:1,0`. */
+  alsa: string;
+}
+
+/** What a box has, found at run time. Produced by `probe()`; input of `planSession()`. */
+export interface Capabilities {
+  board: BoardInfo;
+  gstreamerVersion: string | null;
+  /** Element name → present in the GStreamer registry. Only names we asked about. */
+  elements: Record<string, boolean>;
+  cameras: CameraInfo[];
+  displays: DisplayInfo[];
+  audio: { capture: AlsaDevice[]; playback: AlsaDevice[] };
+  /** True when no X11/Wayland session owns the display (kmssink may take DRM). */
+  headless: boolean;
+}
+
+/** Settings the agent passes to the planner (from config and the `config` command). */
+export interface MediaSettings {
+  /** `auto` uses the real devices; `test` uses test sources and headless sinks. */
+  source: 'auto' | 'test';
+  /** 0..1 speaker volume. */
+  volume: number;
+  micMuted: boolean;
+  /** Echo cancellation / noise suppression / AGC on the mic path. */
+  aec: boolean;
+  /** Seconds between stats reports from the worker. */
+  statsPeriodS: number;
+  /** Write a PNG of the sent and displayed picture into this directory (demo, selftest). */
+  snapshotDir?: string;
+  /** Text shown on the standby screen (the commune's name). */
+  standbyTitle?: string;
+}
+
+export type VideoEncoderKind = 'v4l2h264enc' | 'vah264enc' | 'x264enc' | 'openh264enc';
+export type VideoDecoderKind = 'v4l2h264dec' | 'vah264dec' | 'avdec_h264' | 'openh264dec';
+
+/** Which concrete elements a plan uses: reported in state/selftest and logs. */
+export interface PlanChoices {
+  encoder: VideoEncoderKind | null;
+  decoder: VideoDecoderKind | null;
+  camera: string;
+  display: string;
+  mic: string;
+  speaker: string;
+  aec: boolean;
+}
+
+/**
+ * One media session as launch strings. `pipeline` is what the worker runs; the TS
+ * stream leaves through the appsink named `tsout` and is re-packetised into whole
+ * 1316-byte SRT messages flushed at each frame end (see ts-packetizer.ts), then enters
+ * `tsin` → srtsink. `direct` is the same session with mpegtsmux feeding srtsink itself
+ * (alignment=7), runnable by bare gst-launch-1.0 — the benchmark's reference.
+ */
+export interface SessionPlan {
+  kind: 'session';
+  pipeline: string;
+  direct: string;
+  choices: PlanChoices;
+  /** Names of elements the worker reads at run time. */
+  names: {
+    tsOut: string;
+    tsIn: string;
+    srtSink: string;
+    srtSrc: string;
+    rxVideoTap: string;
+    encoder: string | null;
+    snapshotSend: string | null;
+    snapshotReceive: string | null;
+  };
+  video: { width: number; height: number; fps: number; bitrateKbps: number };
+  audio: { bitrateKbps: number };
+}
+
+export interface StandbyPlan {
+  kind: 'standby';
+  pipeline: string;
+  choices: Pick<PlanChoices, 'display'>;
+}
+
+export type MediaPlan = SessionPlan | StandbyPlan;

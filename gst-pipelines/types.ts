@@ -122,12 +122,15 @@ export interface SessionPlan {
   };
   video: { width: number; height: number; fps: number; bitrateKbps: number };
   audio: { bitrateKbps: number };
+  /** Extra environment for the worker process (e.g. glimagesink on gbm/egl). */
+  env: Record<string, string>;
 }
 
 export interface StandbyPlan {
   kind: 'standby';
   pipeline: string;
   choices: Pick<PlanChoices, 'display'>;
+  env: Record<string, string>;
 }
 
 export type MediaPlan = SessionPlan | StandbyPlan;

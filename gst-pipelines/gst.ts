@@ -1,0 +1,45 @@
+/**
+ * The only file that loads the native GStreamer binding, and only when called: it is
+ * used by the media worker and the local test hub, both child processes. The agent
+ * never imports a caller of this at run time (see FIELD-NOTES.md: leaks, segfaults,
+ * and threadpool threads held for good by pollBus/pull).
+ */
+import { createRequire } from 'node:module';
+
+export interface GstElement {
+  [property: string]: unknown;
+  pull?: (cb: (buf: Buffer | null, caps: Record<string, unknown>) => void) => void;
+  push?: (buf: Buffer, pts?: Buffer) => void;
+}
+
+export interface BusMessage {
+  type: string;
+  _src_element_name?: string;
+  name?: string;
+  message?: string;
+  [field: string]: unknown;
+}
+
+export interface GstPipeline {
+  play(): void;
+  pause(): void;
+  stop(): void;
+  sendEOS(): void;
+  findChild(name: string): GstElement | undefined;
+  pollBus(cb: (msg: BusMessage) => void): void;
+  forceKeyUnit(name: string, count: number): boolean;
+}
+
+export interface GstBinding {
+  Pipeline: new (launch: string) => GstPipeline;
+}
+
+export function loadGst(): GstBinding {
+  const require = createRequire(import.meta.url);
+  return require('gstreamer-superficial') as GstBinding;
+}
+
+/** Reads a property; every read leaks ~1.9 KB in the binding, so callers keep reads rare. */
+export function readProp(el: GstElement | undefined, prop: string): unknown {
+  return el ? el[prop] : undefined;
+}

@@ -1,0 +1,119 @@
+/**
+ * A district hub on this machine, for the demo, the tests and the benchmarks: an SRT
+ * listener that receives a box's stream (decoded, counted, snapshotted) and an SRT
+ * listener that serves a program (test picture + tone). It is an ordinary media
+ * session in listener mode, run by the same supervised worker as the box's own media.
+ */
+import { createServer } from 'node:net';
+import { planSession } from './plan.js';
+import { MediaSupervisor } from './supervisor.js';
+import { forkSpawner } from './worker-process.js';
+import type { Logger } from '../device/log.js';
+import type { Capabilities, MediaJoinSpec } from './types.js';
+
+export interface LocalHubOptions {
+  caps: Capabilities;
+  host?: string;
+  ingestPort?: number;
+  programPort?: number;
+  passphrase?: string;
+  latencyMs?: number;
+  snapshotDir?: string;
+  logger?: Logger;
+  video?: { width: number; height: number; fps: number; bitrateKbps: number };
+  title?: string;
+}
+
+/** A free TCP port on the host (SRT uses UDP; a port free for both is picked). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, host, () => {
+        const addr = srv.address();
+        srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+      });
+    });
+    if (await udpFree(port, host)) return port;
+  }
+}
+
+async function udpFree(port: number, host: string): Promise<boolean> {
+  const { createSocket } = await import('node:dgram');
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => resolve(false));
+    s.bind(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+export class LocalHub {
+  readonly supervisor: MediaSupervisor;
+  private constructor(
+    readonly host: string,
+    readonly ingestPort: number,
+    readonly programPort: number,
+    private readonly spec: MediaJoinSpec,
+    private readonly opts: LocalHubOptions,
+  ) {
+    this.supervisor = new MediaSupervisor({
+      spawner: forkSpawner({ stderr: 'ignore' }),
+      ...(opts.logger ? { logger: opts.logger.child({ module: 'hub' }) } : {}),
+      ...(opts.snapshotDir ? { snapshotDir: opts.snapshotDir } : {}),
+      // A hub waits for boxes for as long as it takes: no stall rebuilds.
+      stallMs: 1e9,
+      backoffBaseMs: 100,
+      backoffCapMs: 1000,
+      statsPeriodMs: 1000,
+    });
+  }
+
+  static async create(opts: LocalHubOptions): Promise<LocalHub> {
+    const host = opts.host ?? '127.0.0.1';
+    const ingestPort = opts.ingestPort ?? (await freePort(host));
+    let programPort = opts.programPort ?? (await freePort(host));
+    while (programPort === ingestPort) programPort = await freePort(host);
+    const spec: MediaJoinSpec = {
+      meetingId: 'local-hub',
+      send: { url: `srt://${host}:${programPort}`, video: opts.video ?? { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 }, audio: { bitrateKbps: 32 } },
+      receive: { url: `srt://${host}:${ingestPort}` },
+      srt: { latencyMs: opts.latencyMs ?? 120, ...(opts.passphrase ? { passphrase: opts.passphrase, pbkeylen: 16 as const } : {}) },
+    };
+    return new LocalHub(host, ingestPort, programPort, spec, opts);
+  }
+
+  /** The join spec a box uses to reach this hub (caller side). */
+  joinSpec(meetingId = 'loopback', extra: Partial<MediaJoinSpec> = {}): MediaJoinSpec {
+    return {
+      meetingId,
+      title: 'Loopback meeting',
+      send: { url: `srt://${this.host}:${this.ingestPort}`, streamId: `publish:${meetingId}/box`, video: { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 }, audio: { bitrateKbps: 32 } },
+      receive: { url: `srt://${this.host}:${this.programPort}`, streamId: `read:${meetingId}/program` },
+      srt: { latencyMs: this.spec.srt?.latencyMs ?? 120, ...(this.opts.passphrase ? { passphrase: this.opts.passphrase, pbkeylen: 16 as const } : {}) },
+      ...extra,
+    };
+  }
+
+  async start(): Promise<void> {
+    const plan = planSession(
+      this.spec,
+      this.opts.caps,
+      {
+        source: 'test',
+        volume: 1,
+        micMuted: false,
+        aec: false,
+        statsPeriodS: 1,
+        standbyTitle: this.opts.title ?? 'District hub — program',
+        ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
+      },
+      { srtMode: 'listener' },
+    );
+    await this.supervisor.start(plan, this.opts.passphrase ? { passphrase: this.opts.passphrase } : {});
+  }
+
+  async stop(): Promise<void> {
+    await this.supervisor.close();
+  }
+}

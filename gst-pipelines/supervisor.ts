@@ -1,0 +1,330 @@
+/**
+ * The media supervisor (agent side): one worker process per media session. It keeps a
+ * warm worker ready so a join only pays for building the pipeline, restarts a worker
+ * that crashed, errored, stalled or stopped talking (capped, jittered backoff), and
+ * recycles the process on every stop so the binding's leaks never accumulate.
+ */
+import { EventEmitter } from 'node:events';
+import { backoffDelay, systemClock, type Clock } from '../device/host/clock.js';
+import { silentLogger, type Logger } from '../device/log.js';
+import type { FromWorker, WorkerErrorCause, WorkerStats } from './worker-protocol.js';
+import type { WorkerHandle, WorkerSpawner } from './worker-process.js';
+import type { MediaPlan, PlanChoices } from './types.js';
+
+export type DirectionState = 'off' | 'starting' | 'ok' | 'retrying' | 'failed';
+
+export interface MediaStatus {
+  running: boolean;
+  plan: MediaPlan['kind'] | null;
+  send: DirectionState;
+  receive: DirectionState;
+  restarts: number;
+  attempt: number;
+  lastError: { cause: WorkerErrorCause | 'crash' | 'stall' | 'hung'; message: string; at: number } | null;
+  choices: Partial<PlanChoices> | null;
+  stats: WorkerStats | null;
+  workerPid: number | null;
+}
+
+export interface SupervisorOptions {
+  spawner: WorkerSpawner;
+  clock?: Clock;
+  logger?: Logger;
+  random?: () => number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  statsPeriodMs?: number;
+  /** No buffer for this long in a direction = stall (a camera unplug may post no error). */
+  stallMs?: number;
+  /** Healthy this long → the retry counter resets. */
+  stableMs?: number;
+  stopTimeoutMs?: number;
+  snapshotDir?: string;
+}
+
+export interface SupervisorEvents {
+  status: [MediaStatus];
+  stats: [WorkerStats];
+  restart: [{ reason: string; attempt: number; delayMs: number }];
+  'first-bytes': [{ direction: 'send' | 'receive'; atMs: number }];
+  snapshot: [{ side: 'send' | 'receive'; path: string }];
+}
+
+export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly o: Required<Omit<SupervisorOptions, 'clock' | 'logger' | 'snapshotDir' | 'spawner' | 'random'>>;
+  private warm: { handle: WorkerHandle; ready: Promise<void> } | null = null;
+  private current: WorkerHandle | null = null;
+  private desired: { plan: MediaPlan; secrets: { passphrase?: string } } | null = null;
+  private retryTimer: unknown = null;
+  private watchdog: unknown = null;
+  private lastHeard = 0;
+  private sessionStartAt = 0;
+  private st: MediaStatus = {
+    running: false,
+    plan: null,
+    send: 'off',
+    receive: 'off',
+    restarts: 0,
+    attempt: 0,
+    lastError: null,
+    choices: null,
+    stats: null,
+    workerPid: null,
+  };
+
+  constructor(private readonly opts: SupervisorOptions) {
+    super();
+    this.clock = opts.clock ?? systemClock;
+    this.log = (opts.logger ?? silentLogger()).child({ module: 'media' });
+    this.o = {
+      backoffBaseMs: opts.backoffBaseMs ?? 250,
+      backoffCapMs: opts.backoffCapMs ?? 30_000,
+      statsPeriodMs: opts.statsPeriodMs ?? 2000,
+      stallMs: opts.stallMs ?? 2500,
+      stableMs: opts.stableMs ?? 20_000,
+      stopTimeoutMs: opts.stopTimeoutMs ?? 1500,
+    };
+  }
+
+  status(): MediaStatus {
+    return { ...this.st };
+  }
+
+  /** Spawns a worker in advance so the next start skips process and GStreamer start-up. */
+  prewarm(): Promise<void> {
+    if (!this.warm) {
+      const handle = this.opts.spawner.spawn({});
+      const ready = new Promise<void>((resolve, reject) => {
+        handle.onMessage((m) => m.type === 'ready' && resolve());
+        handle.onExit((code, signal) => {
+          if (this.warm?.handle === handle) this.warm = null;
+          reject(new Error(`warm worker exited (${signal ?? code})`));
+        });
+      });
+      ready.catch(() => undefined);
+      this.warm = { handle, ready };
+    }
+    return this.warm.ready;
+  }
+
+  /** Runs `plan` until stop(); restarts it as needed. Resolves once a worker has started it. */
+  async start(plan: MediaPlan, secrets: { passphrase?: string } = {}): Promise<void> {
+    await this.stop();
+    this.desired = { plan, secrets };
+    this.update({ running: true, plan: plan.kind, attempt: 0, restarts: 0, lastError: null, choices: plan.choices, stats: null });
+    await this.launch();
+  }
+
+  /** Stops the session cleanly (≤ stopTimeoutMs, then SIGKILL) and keeps a warm worker ready. */
+  async stop(): Promise<void> {
+    this.desired = null;
+    this.clearTimers();
+    const h = this.current;
+    this.current = null;
+    if (h) await this.terminate(h);
+    if (this.st.running || this.st.send !== 'off') this.update({ running: false, plan: null, send: 'off', receive: 'off', workerPid: null });
+  }
+
+  /** Stops everything including the warm worker (agent shutdown). */
+  async close(): Promise<void> {
+    await this.stop();
+    const w = this.warm;
+    this.warm = null;
+    if (w) await this.terminate(w.handle);
+  }
+
+  /** Changes an element property in the running session (volume, mute, bitrate…). */
+  set(element: string, property: string, value: string | number | boolean): void {
+    this.current?.send({ type: 'set', element, property, value });
+  }
+
+  /** Asks the worker to write its latest PNGs; resolves with the files written. */
+  snapshot(timeoutMs = 2000): Promise<string[]> {
+    const h = this.current;
+    if (!h || !this.opts.snapshotDir) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const files: string[] = [];
+      const done = (): void => {
+        this.off('snapshot', onSnap);
+        resolve(files);
+      };
+      const onSnap = (s: { path: string }): void => {
+        files.push(s.path);
+        if (files.length === 2) done();
+      };
+      this.on('snapshot', onSnap);
+      this.clock.setTimeout(done, timeoutMs);
+      h.send({ type: 'snapshot' });
+    });
+  }
+
+  /** Test hook at the camera boundary: the test source stops producing (like an unplug). */
+  blockTestSource(blocked: boolean): void {
+    this.current?.send({ type: 'test:block-source', blocked });
+  }
+
+  private async launch(): Promise<void> {
+    const want = this.desired;
+    if (!want) return;
+    let handle: WorkerHandle;
+    try {
+      const env = want.plan.env;
+      if (Object.keys(env).length === 0) {
+        await this.prewarm();
+        handle = this.warm!.handle;
+        this.warm = null;
+      } else {
+        handle = this.opts.spawner.spawn(env);
+      }
+    } catch (e) {
+      this.warm = null;
+      this.fail('crash', `cannot start a media worker: ${(e as Error).message}`, true);
+      return;
+    }
+    if (this.desired !== want) {
+      await this.terminate(handle);
+      return;
+    }
+    this.current = handle;
+    this.sessionStartAt = this.clock.now();
+    this.lastHeard = this.clock.now();
+    this.update({ send: want.plan.kind === 'session' ? 'starting' : 'off', receive: want.plan.kind === 'session' ? 'starting' : 'off', workerPid: handle.pid ?? null });
+    const started = new Promise<void>((resolve) => {
+      handle.onMessage((m) => {
+        if (m.type === 'started' || m.type === 'error') resolve();
+      });
+      handle.onExit(() => resolve());
+    });
+    handle.onMessage((m) => this.onWorker(handle, m));
+    handle.onExit((code, signal) => this.onExit(handle, code, signal));
+    handle.send({
+      type: 'start',
+      plan: want.plan,
+      secrets: want.secrets,
+      statsPeriodMs: this.o.statsPeriodMs,
+      stallMs: this.o.stallMs,
+      ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
+    });
+    this.startWatchdog(handle);
+    // The next session (or restart) gets a warm worker too.
+    void this.prewarm().catch(() => undefined);
+    await started;
+  }
+
+  private startWatchdog(handle: WorkerHandle): void {
+    if (this.watchdog) this.clock.clearInterval(this.watchdog);
+    const limit = Math.max(3 * this.o.statsPeriodMs, 5000);
+    this.watchdog = this.clock.setInterval(() => {
+      if (this.current === handle && this.clock.now() - this.lastHeard > limit) {
+        this.log.warn({ evt: 'media.worker_hung', pid: handle.pid, silentMs: this.clock.now() - this.lastHeard }, 'media worker stopped reporting; killing it');
+        this.restart(handle, 'hung', `worker silent for ${this.clock.now() - this.lastHeard} ms`, true);
+      }
+    }, 1000);
+  }
+
+  private onWorker(handle: WorkerHandle, m: FromWorker): void {
+    if (handle !== this.current) return;
+    this.lastHeard = this.clock.now();
+    switch (m.type) {
+      case 'first-bytes':
+        this.log.info({ evt: 'media.first_bytes', direction: m.direction, atMs: m.atMs }, `${m.direction} media flowing`);
+        this.update(m.direction === 'send' ? { send: 'ok' } : { receive: 'ok' });
+        this.emit('first-bytes', { direction: m.direction, atMs: m.atMs });
+        break;
+      case 'stats':
+        this.onStats(m.stats);
+        break;
+      case 'warning':
+        this.log.warn({ evt: 'media.warning', source: m.source, msg2: m.message }, 'media warning');
+        break;
+      case 'error':
+        this.log.error({ evt: 'media.error', cause: m.cause, source: m.source, retryable: m.retryable }, m.message);
+        this.restart(handle, m.cause, m.message, m.retryable);
+        break;
+      case 'stall':
+        this.log.warn({ evt: 'media.stall', direction: m.direction, idleMs: m.idleMs }, `no ${m.direction} media for ${m.idleMs} ms; rebuilding`);
+        this.restart(handle, 'stall', `no ${m.direction} media for ${m.idleMs} ms`, true, m.direction);
+        break;
+      case 'eos':
+        this.restart(handle, 'pipeline', 'end of stream from the hub or a source', true);
+        break;
+      case 'snapshot':
+        this.emit('snapshot', { side: m.side, path: m.path });
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onStats(stats: WorkerStats): void {
+    const patch: Partial<MediaStatus> = { stats };
+    if (this.st.attempt > 0 && this.clock.now() - this.sessionStartAt > this.o.stableMs && stats.send.idleMs !== null && stats.receive.idleMs !== null) {
+      patch.attempt = 0;
+    }
+    this.st = { ...this.st, ...patch };
+    this.emit('stats', stats);
+  }
+
+  private onExit(handle: WorkerHandle, code: number | null, signal: string | null): void {
+    if (handle !== this.current) return;
+    this.log.error({ evt: 'media.worker_exit', pid: handle.pid, code, signal }, 'media worker died');
+    this.restart(handle, 'crash', `worker exited (${signal ?? `code ${code}`})`, true);
+  }
+
+  private restart(handle: WorkerHandle, cause: MediaStatus['lastError'] extends infer E ? (E extends { cause: infer C } ? C : never) : never, message: string, retryable: boolean, direction?: 'send' | 'receive'): void {
+    if (handle !== this.current) return;
+    this.current = null;
+    void this.terminate(handle);
+    this.fail(cause, message, retryable, direction);
+  }
+
+  private fail(cause: NonNullable<MediaStatus['lastError']>['cause'], message: string, retryable: boolean, direction?: 'send' | 'receive'): void {
+    if (!this.desired) return;
+    const attempt = this.st.attempt + 1;
+    const lastError = { cause, message, at: this.clock.now() };
+    if (!retryable) {
+      this.update({ attempt, lastError, send: 'failed', receive: 'failed', workerPid: null });
+      this.log.error({ evt: 'media.failed', cause }, `media failed and will not be retried until the meeting changes: ${message}`);
+      return;
+    }
+    const delayMs = backoffDelay(attempt, this.o.backoffBaseMs, this.o.backoffCapMs, this.opts.random);
+    const dirState = (d: 'send' | 'receive'): DirectionState => (direction && direction !== d && this.st[d] === 'ok' ? 'retrying' : 'retrying');
+    this.update({ attempt, restarts: this.st.restarts + 1, lastError, send: dirState('send'), receive: dirState('receive'), workerPid: null });
+    this.log.warn({ evt: 'media.restart', cause, attempt, delayMs }, `restarting media in ${delayMs} ms`);
+    this.emit('restart', { reason: cause, attempt, delayMs });
+    if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = null;
+      void this.launch();
+    }, delayMs);
+  }
+
+  private terminate(h: WorkerHandle): Promise<void> {
+    if (h.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      let t: unknown = null;
+      h.onExit(() => {
+        if (t) this.clock.clearTimeout(t);
+        resolve();
+      });
+      h.send({ type: 'stop' });
+      t = this.clock.setTimeout(() => h.kill('SIGKILL'), this.o.stopTimeoutMs);
+    });
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
+    if (this.watchdog) this.clock.clearInterval(this.watchdog);
+    this.retryTimer = null;
+    this.watchdog = null;
+  }
+
+  private update(patch: Partial<MediaStatus>): void {
+    const next = { ...this.st, ...patch };
+    const changed = (Object.keys(patch) as Array<keyof MediaStatus>).some((k) => k !== 'stats' && next[k] !== this.st[k]);
+    this.st = next;
+    if (changed) this.emit('status', this.status());
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * How the supervisor starts a worker: the real spawner forks worker-main.js with an
+ * IPC channel. Behind an interface so supervisor tests can also drive a scripted fake.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isFromWorker, type FromWorker, type ToWorker } from './worker-protocol.js';
+
+export interface WorkerHandle {
+  readonly pid: number | undefined;
+  send(msg: ToWorker): void;
+  onMessage(cb: (msg: FromWorker) => void): void;
+  onExit(cb: (code: number | null, signal: string | null) => void): void;
+  kill(signal: NodeJS.Signals): void;
+  readonly exited: boolean;
+}
+
+export interface WorkerSpawner {
+  spawn(env: Record<string, string>): WorkerHandle;
+}
+
+/** dist/gst-pipelines/worker-main.js, also when this module runs from TypeScript sources (tests). */
+export function defaultWorkerPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js')) return path.join(path.dirname(here), 'worker-main.js');
+  const root = path.resolve(path.dirname(here), '..');
+  return path.join(root, 'dist', 'gst-pipelines', 'worker-main.js');
+}
+
+class ForkedWorker implements WorkerHandle {
+  private done = false;
+  constructor(private readonly child: ChildProcess) {
+    child.once('exit', () => {
+      this.done = true;
+    });
+    // A send racing the child's death must not throw into the agent.
+    child.on('error', () => undefined);
+  }
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+  get exited(): boolean {
+    return this.done;
+  }
+  send(msg: ToWorker): void {
+    if (!this.done && this.child.connected) this.child.send(msg);
+  }
+  onMessage(cb: (msg: FromWorker) => void): void {
+    this.child.on('message', (m: unknown) => {
+      if (isFromWorker(m)) cb(m);
+    });
+  }
+  onExit(cb: (code: number | null, signal: string | null) => void): void {
+    if (this.done) cb(this.child.exitCode, this.child.signalCode);
+    else this.child.once('exit', (code, signal) => cb(code, signal));
+  }
+  kill(signal: NodeJS.Signals): void {
+    if (!this.done) this.child.kill(signal);
+  }
+}
+
+export interface ForkSpawnerOptions {
+  workerPath?: string;
+  /** Where the worker's stderr goes (GStreamer warnings); default: inherited. */
+  stderr?: 'inherit' | 'ignore' | 'pipe';
+  threadpoolSize?: number;
+}
+
+export function forkSpawner(opts: ForkSpawnerOptions = {}): WorkerSpawner {
+  const workerPath = opts.workerPath ?? defaultWorkerPath();
+  return {
+    spawn(env) {
+      if (!existsSync(workerPath)) throw new Error(`media worker not built: ${workerPath} is missing (run npm run build)`);
+      const child = fork(workerPath, [], {
+        env: { ...process.env, ...env, UV_THREADPOOL_SIZE: String(opts.threadpoolSize ?? 16) },
+        stdio: ['ignore', 'ignore', opts.stderr ?? 'inherit', 'ipc'],
+        serialization: 'json',
+      });
+      return new ForkedWorker(child);
+    },
+  };
+}

@@ -1,0 +1,307 @@
+/**
+ * The media worker: runs ONE planned pipeline in its own process and reports over IPC.
+ * Started by the supervisor (supervisor.ts) through worker-main.ts; never imported by
+ * the agent. It exits when its parent goes away, so it can never outlive the agent.
+ *
+ * Send path: mpegtsmux (alignment=0) → appsink `tsout` → TsPacketizer (whole 1316-byte
+ * messages, flushed at every frame end) → appsrc `tsin` → srtsink.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
+import { ELEMENT_NAMES } from './plan.js';
+import { TsPacketizer } from './ts-packetizer.js';
+import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
+import { classifyBusError } from './worker-errors.js';
+import type { FromWorker, SrtLinkStats, StallDirection, ToWorker, WorkerStats } from './worker-protocol.js';
+import type { SessionPlan, StandbyPlan } from './types.js';
+
+export interface WorkerChannel {
+  send(msg: FromWorker): void;
+  onMessage(cb: (msg: ToWorker) => void): void;
+  exit(code: number): void;
+}
+
+interface Counter {
+  frames: number;
+  bytes: number;
+  lastAt: number | null;
+  firstAt: number | null;
+  mark: { frames: number; bytes: number; at: number };
+}
+
+const newCounter = (now: number): Counter => ({ frames: 0, bytes: 0, lastAt: null, firstAt: null, mark: { frames: 0, bytes: 0, at: now } });
+
+/** Parses a `level` element's `rms` field, e.g. "< -31.178265 >", into dBFS (null for silence). */
+export function parseLevelDb(value: unknown): number | null {
+  const nums = String(value ?? '')
+    .match(/-?\d+(\.\d+)?(e-?\d+)?|-?inf/gi)
+    ?.map((s) => (/inf/i.test(s) ? -Infinity : Number(s)));
+  if (!nums || nums.length === 0) return null;
+  const max = Math.max(...nums);
+  return Number.isFinite(max) ? Math.round(max * 10) / 10 : null;
+}
+
+export class MediaWorker {
+  private pipeline: GstPipeline | null = null;
+  private plan: SessionPlan | StandbyPlan | null = null;
+  private readonly startedAt = Date.now();
+  private playAt = 0;
+  private send = newCounter(Date.now());
+  private receive = newCounter(Date.now());
+  private packetizer: TsPacketizer | null = null;
+  private tsIn: GstElement | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stalled = new Set<StallDirection>();
+  private audio = { micDb: null as number | null, speakerDb: null as number | null, micBuffers: 0, speakerBuffers: 0 };
+  private lastSrt: { send: SrtStats | null; receive: SrtStats | null; at: number } = { send: null, receive: null, at: Date.now() };
+  private snapshots: { send: Buffer | null; receive: Buffer | null } = { send: null, receive: null };
+  private snapshotDir: string | undefined;
+  private stopping = false;
+
+  constructor(private readonly ch: WorkerChannel) {}
+
+  attach(): void {
+    this.ch.onMessage((m) => {
+      void this.handle(m).catch((e: unknown) => {
+        this.ch.send({ type: 'error', cause: 'pipeline', source: 'worker', message: (e as Error).message, retryable: true });
+      });
+    });
+    this.ch.send({ type: 'ready', pid: process.pid, gstreamer: null });
+  }
+
+  private async handle(m: ToWorker): Promise<void> {
+    switch (m.type) {
+      case 'start':
+        return this.start(m);
+      case 'stop':
+        return this.stop();
+      case 'set': {
+        const el = this.pipeline?.findChild(m.element);
+        if (el) el[m.property] = m.value;
+        return;
+      }
+      case 'snapshot':
+        return this.writeSnapshots();
+      case 'test:block-source': {
+        const valve = this.pipeline?.findChild(ELEMENT_NAMES.testVideoValve);
+        if (valve) valve.drop = m.blocked;
+        return;
+      }
+    }
+  }
+
+  private start(m: Extract<ToWorker, { type: 'start' }>): void {
+    if (this.pipeline) throw new Error('worker already runs a pipeline; recycle the worker instead');
+    const gst = loadGst();
+    this.plan = m.plan;
+    this.snapshotDir = m.snapshotDir;
+    const launch = m.plan.pipeline;
+    let p: GstPipeline;
+    try {
+      p = new gst.Pipeline(launch);
+    } catch (e) {
+      const c = classifyBusError('parse', (e as Error).message);
+      this.ch.send({ type: 'error', cause: c.cause, source: 'parse', message: `cannot build the pipeline: ${(e as Error).message}`, retryable: false });
+      return;
+    }
+    this.pipeline = p;
+    if (m.plan.kind === 'session') {
+      if (m.secrets.passphrase) {
+        const sink = p.findChild(m.plan.names.srtSink);
+        const src = p.findChild(m.plan.names.srtSrc);
+        if (sink) sink.passphrase = m.secrets.passphrase;
+        if (src) src.passphrase = m.secrets.passphrase;
+      }
+      this.wireSession(p, m.plan);
+    }
+    p.pollBus((msg) => this.onBus(msg));
+    this.playAt = Date.now();
+    this.send = newCounter(this.playAt);
+    this.receive = newCounter(this.playAt);
+    p.play();
+    this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
+    this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
+    if (m.plan.kind === 'session') this.timers.push(setInterval(() => this.checkStall(m.stallMs), 250));
+  }
+
+  private wireSession(p: GstPipeline, plan: SessionPlan): void {
+    const packetizer = new TsPacketizer({ holdMs: 40, now: () => Date.now() });
+    this.packetizer = packetizer;
+    this.tsIn = p.findChild(plan.names.tsIn);
+    const tsOut = p.findChild(plan.names.tsOut);
+    const emit = (chunks: Buffer[]): void => {
+      for (const c of chunks) this.tsIn?.push?.(c);
+    };
+    if (tsOut?.pull) {
+      const pull = tsOut.pull.bind(tsOut);
+      const onTs = (buf: Buffer | null): void => {
+        if (!buf || this.stopping) return;
+        const before = packetizer.stats().videoFrames;
+        const chunks = packetizer.push(buf);
+        emit(chunks);
+        const now = Date.now();
+        const frames = packetizer.stats().videoFrames - before;
+        if (chunks.length > 0) {
+          if (this.send.firstAt === null) {
+            this.send.firstAt = now;
+            this.ch.send({ type: 'first-bytes', direction: 'send', atMs: now - this.playAt });
+          }
+          for (const c of chunks) this.send.bytes += c.length;
+        }
+        if (frames > 0) {
+          this.send.frames += frames;
+          this.send.lastAt = now;
+        }
+        pull(onTs);
+      };
+      pull(onTs);
+      this.timers.push(setInterval(() => emit(packetizer.flushDue()), 20));
+    }
+    const tap = p.findChild(plan.names.rxVideoTap);
+    if (tap?.pull) {
+      const pull = tap.pull.bind(tap);
+      const onFrame = (buf: Buffer | null): void => {
+        if (!buf || this.stopping) return;
+        const now = Date.now();
+        if (this.receive.firstAt === null) {
+          this.receive.firstAt = now;
+          this.ch.send({ type: 'first-bytes', direction: 'receive', atMs: now - this.playAt });
+        }
+        this.receive.frames++;
+        this.receive.bytes += buf.length;
+        this.receive.lastAt = now;
+        pull(onFrame);
+      };
+      pull(onFrame);
+    }
+    for (const side of ['send', 'receive'] as const) {
+      const name = side === 'send' ? plan.names.snapshotSend : plan.names.snapshotReceive;
+      const sink = name ? p.findChild(name) : undefined;
+      if (!sink?.pull) continue;
+      const pull = sink.pull.bind(sink);
+      const onPng = (buf: Buffer | null): void => {
+        if (!buf || this.stopping) return;
+        this.snapshots[side] = Buffer.from(buf);
+        pull(onPng);
+      };
+      pull(onPng);
+    }
+  }
+
+  private onBus(msg: BusMessage): void {
+    const source = msg._src_element_name ?? 'pipeline';
+    if (msg.type === 'error') {
+      const c = classifyBusError(source, String(msg.message ?? ''), String(msg.debug ?? ''));
+      this.ch.send({ type: 'error', cause: c.cause, source, message: c.message, retryable: c.retryable });
+    } else if (msg.type === 'warning') {
+      this.ch.send({ type: 'warning', source, message: String(msg.message ?? msg.name ?? 'warning') });
+    } else if (msg.type === 'eos') {
+      this.ch.send({ type: 'eos' });
+    } else if (msg.type === 'element' && msg.name === 'level') {
+      const db = parseLevelDb(msg.rms);
+      if (source === ELEMENT_NAMES.micLevel) {
+        this.audio.micDb = db;
+        this.audio.micBuffers++;
+      } else if (source === ELEMENT_NAMES.speakerLevel) {
+        this.audio.speakerDb = db;
+        this.audio.speakerBuffers++;
+      }
+    }
+  }
+
+  private checkStall(stallMs: number): void {
+    const now = Date.now();
+    // Grace before the first frame: SRT handshake plus waiting for the hub's next keyframe.
+    const grace = Math.max(stallMs, 5000);
+    for (const [dir, c] of [['send', this.send], ['receive', this.receive]] as const) {
+      const idle = c.lastAt === null ? now - this.playAt - grace + stallMs : now - c.lastAt;
+      if (idle >= stallMs && !this.stalled.has(dir)) {
+        this.stalled.add(dir);
+        this.ch.send({ type: 'stall', direction: dir, idleMs: c.lastAt === null ? now - this.playAt : idle });
+      } else if (idle < stallMs) this.stalled.delete(dir);
+    }
+  }
+
+  private linkStats(side: 'send' | 'receive', cur: SrtStats | null, dtMs: number): SrtLinkStats | null {
+    if (!cur) return null;
+    const prev = this.lastSrt[side];
+    const rates = prev ? srtRatesBetween(prev, cur, dtMs) : null;
+    return {
+      rttMs: cur.rttMs,
+      lossPct: rates?.lossPct ?? null,
+      retransPct: rates?.retransPct ?? null,
+      bandwidthMbps: cur.bandwidthMbps,
+      sendRateMbps: cur.sendRateMbps,
+    };
+  }
+
+  private reportStats(): void {
+    const now = Date.now();
+    const p = this.pipeline;
+    const plan = this.plan;
+    if (!p || !plan) return;
+    const rate = (c: Counter): { fps: number | null; kbps: number | null } => {
+      const dt = (now - c.mark.at) / 1000;
+      const r = dt > 0 ? { fps: (c.frames - c.mark.frames) / dt, kbps: ((c.bytes - c.mark.bytes) * 8) / 1000 / dt } : { fps: null, kbps: null };
+      c.mark = { frames: c.frames, bytes: c.bytes, at: now };
+      return { fps: r.fps === null ? null : Math.round(r.fps * 10) / 10, kbps: r.kbps === null ? null : Math.round(r.kbps) };
+    };
+    let sendSrt: SrtStats | null = null;
+    let recvSrt: SrtStats | null = null;
+    if (plan.kind === 'session') {
+      sendSrt = srtStatsFromStructure(String(p.findChild(plan.names.srtSink)?.stats ?? ''), 'send');
+      recvSrt = srtStatsFromStructure(String(p.findChild(plan.names.srtSrc)?.stats ?? ''), 'receive');
+    }
+    const dtMs = now - this.lastSrt.at;
+    const pk = this.packetizer?.stats();
+    const stats: WorkerStats = {
+      ts: now,
+      uptimeMs: now - this.startedAt,
+      send: {
+        ...rate(this.send),
+        frames: this.send.frames,
+        bytes: this.send.bytes,
+        idleMs: this.send.lastAt === null ? null : now - this.send.lastAt,
+        srt: this.linkStats('send', sendSrt, dtMs),
+        paddingPct: pk && pk.bytesOut > 0 ? Math.round((pk.paddingBytes / pk.bytesOut) * 1000) / 10 : null,
+      },
+      receive: {
+        ...rate(this.receive),
+        frames: this.receive.frames,
+        bytes: this.receive.bytes,
+        idleMs: this.receive.lastAt === null ? null : now - this.receive.lastAt,
+        srt: this.linkStats('receive', recvSrt, dtMs),
+      },
+      audio: { ...this.audio },
+      rssMb: Math.round(process.memoryUsage.rss() / 1048576),
+    };
+    this.lastSrt = { send: sendSrt, receive: recvSrt, at: now };
+    this.ch.send({ type: 'stats', stats });
+  }
+
+  private async writeSnapshots(): Promise<void> {
+    if (!this.snapshotDir) return;
+    for (const side of ['send', 'receive'] as const) {
+      const png = this.snapshots[side];
+      if (!png) continue;
+      const file = path.join(this.snapshotDir, `${side === 'send' ? 'sent' : 'received'}.png`);
+      await writeFile(file, png);
+      this.ch.send({ type: 'snapshot', side, path: file, bytes: png.length });
+    }
+  }
+
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    try {
+      this.pipeline?.stop();
+    } finally {
+      this.ch.send({ type: 'stopped' });
+      // The binding never frees a pipeline: the process ends with the session.
+      this.ch.exit(0);
+    }
+  }
+}

@@ -140,7 +140,12 @@ function rawVideoCaps(v: { width: number; height: number; fps: number }): string
   return `video/x-raw,width=${v.width},height=${v.height},framerate=${v.fps}/1`;
 }
 
-/** Sources and sinks, best first: libcamerasrc → v4l2src → test card; kmssink → … → fakesink. */
+/**
+ * Sources and sinks, best first. Every sink is `async=false`: a branch that gets no
+ * data yet (the hub's program not started, SRT still connecting) must not hold the
+ * whole live pipeline in PAUSED waiting for its preroll (seen here: nothing flowed).
+ * Order: libcamerasrc → v4l2src → test card; kmssink → glimagesink → … → fakesink.
+ */
 export function pickEndpoints(caps: Capabilities, settings: MediaSettings, v: SessionPlan['video'], title: string): Endpoints {
   const scaleTo = chain('videoconvert', 'videoscale', 'videorate', rawVideoCaps(v));
   const testCard = (pattern: string, text: string): string =>
@@ -169,11 +174,11 @@ export function pickEndpoints(caps: Capabilities, settings: MediaSettings, v: Se
 
   let display: Endpoints['display'];
   const tv = caps.displays.find((d) => d.connected);
-  if (test) display = { sink: 'fakesink sync=false', label: 'fakesink' };
-  else if (tv && caps.headless && caps.elements.kmssink) display = { sink: 'kmssink sync=false', label: `kmssink ${tv.connector}` };
-  else if (tv && caps.elements.glimagesink) display = { sink: 'glimagesink sync=false', label: `glimagesink ${tv.connector}` };
-  else if (!caps.headless && caps.elements.autovideosink) display = { sink: 'autovideosink sync=false', label: 'autovideosink' };
-  else display = { sink: 'fakesink sync=false', label: 'no display: fakesink' };
+  if (test) display = { sink: 'fakesink sync=false async=false', label: 'fakesink' };
+  else if (tv && caps.headless && caps.elements.kmssink) display = { sink: 'kmssink sync=false async=false', label: `kmssink ${tv.connector}` };
+  else if (tv && caps.elements.glimagesink) display = { sink: 'glimagesink sync=false async=false', label: `glimagesink ${tv.connector}` };
+  else if (!caps.headless && caps.elements.autovideosink) display = { sink: 'autovideosink sync=false async=false', label: 'autovideosink' };
+  else display = { sink: 'fakesink sync=false async=false', label: 'no display: fakesink' };
 
   const micDev = caps.audio.capture[0];
   let mic: Endpoints['mic'];
@@ -183,10 +188,10 @@ export function pickEndpoints(caps: Capabilities, settings: MediaSettings, v: Se
 
   const spkDev = caps.audio.playback[0];
   let speaker: Endpoints['speaker'];
-  if (test) speaker = { sink: 'fakesink sync=false', label: 'fakesink' };
+  if (test) speaker = { sink: 'fakesink sync=false async=false', label: 'fakesink' };
   else if (spkDev && caps.elements.alsasink)
-    speaker = { sink: `alsasink device=${q(spkDev.alsa)} sync=false buffer-time=60000 latency-time=10000`, label: `alsasink ${spkDev.alsa} ${spkDev.name}` };
-  else speaker = { sink: 'fakesink sync=false', label: 'no speaker: fakesink' };
+    speaker = { sink: `alsasink device=${q(spkDev.alsa)} sync=false async=false buffer-time=60000 latency-time=10000`, label: `alsasink ${spkDev.alsa} ${spkDev.name}` };
+  else speaker = { sink: 'fakesink sync=false async=false', label: 'no speaker: fakesink' };
 
   return { camera, display, mic, speaker };
 }
@@ -204,7 +209,7 @@ function snapshotBranch(tee: string, name: string): string {
     'videoconvert',
     'video/x-raw,format=RGB',
     'pngenc compression-level=1',
-    `appsink name=${name} sync=false max-buffers=1 drop=true`,
+    `appsink name=${name} sync=false async=false max-buffers=1 drop=true`,
   );
 }
 
@@ -241,6 +246,8 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   const snap = settings.snapshotDir !== undefined;
   const pbkeylen = spec.srt?.passphrase ? ` pbkeylen=${spec.srt.pbkeylen ?? 16}` : '';
   const srtCommon = `latency=${latency}${pbkeylen}`;
+  // The mode goes in the URI: srtsink/srtsrc 1.22 re-derive it from the URI, and a
+  // separate `mode=listener` property after a plain URI did not listen (seen here).
   const mode = role.srtMode;
   const streamId = (id: string | undefined): string => (id ? ` streamid=${q(id)}` : '');
   const audioCaps = `audio/x-raw,format=S16LE,rate=${AUDIO_RATE},channels=1`;
@@ -270,7 +277,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     'mux.',
   );
   const receive = branches(
-    chain(`srtsrc name=${n.srtSrc} uri=${q(recvUri)} mode=${mode} ${srtCommon}${streamId(spec.receive.streamId)}`, 'tsdemux name=demux'),
+    chain(`srtsrc name=${n.srtSrc} uri=${q(`${recvUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.receive.streamId)}`, 'tsdemux name=demux'),
     chain(
       'demux.',
       'queue max-size-time=500000000',
@@ -284,7 +291,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
       'queue max-size-buffers=3 leaky=downstream',
       ends.display.sink,
     ),
-    chain('rxtee.', 'queue leaky=downstream max-size-buffers=60', `appsink name=${n.rxVideoTap} sync=false max-buffers=60 drop=true`),
+    chain('rxtee.', 'queue leaky=downstream max-size-buffers=60', `appsink name=${n.rxVideoTap} sync=false async=false max-buffers=60 drop=true`),
     chain(
       'demux.',
       'queue max-size-time=500000000',
@@ -301,11 +308,11 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     snap ? snapshotBranch('sendtee', n.snapshotSend) : null,
     snap ? snapshotBranch('displaytee', n.snapshotReceive) : null,
   );
-  const srtSink = `srtsink name=${n.srtSink} uri=${q(sendUri)} mode=${mode} ${srtCommon}${streamId(spec.send.streamId)} wait-for-connection=false sync=false`;
+  const srtSink = `srtsink name=${n.srtSink} uri=${q(`${sendUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.send.streamId)} wait-for-connection=false sync=false async=false`;
   const pipeline = branches(
     videoSend,
     audioSend,
-    chain('mpegtsmux name=mux alignment=0', `appsink name=${n.tsOut} sync=false max-buffers=200 drop=false`),
+    chain('mpegtsmux name=mux alignment=0', `appsink name=${n.tsOut} sync=false async=false max-buffers=200 drop=false`),
     chain(`appsrc name=${n.tsIn} is-live=true format=time do-timestamp=true caps=video/mpegts,systemstream=true,packetsize=188`, srtSink),
     receive,
   );

@@ -113,13 +113,14 @@ export class MediaWorker {
         if (sink) sink.passphrase = m.secrets.passphrase;
         if (src) src.passphrase = m.secrets.passphrase;
       }
-      this.wireSession(p, m.plan);
     }
     p.pollBus((msg) => this.onBus(msg));
     this.playAt = Date.now();
     this.send = newCounter(this.playAt);
     this.receive = newCounter(this.playAt);
     p.play();
+    // Pulls only after play(): an appsink below PAUSED answers a pull with null at once.
+    if (m.plan.kind === 'session') this.wireSession(p, m.plan);
     this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
     this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
     if (m.plan.kind === 'session') this.timers.push(setInterval(() => this.checkStall(m.stallMs), 250));
@@ -136,7 +137,8 @@ export class MediaWorker {
     if (tsOut?.pull) {
       const pull = tsOut.pull.bind(tsOut);
       const onTs = (buf: Buffer | null): void => {
-        if (!buf || this.stopping) return;
+        if (this.stopping) return;
+        if (!buf) return this.retryPull(() => pull(onTs));
         const before = packetizer.stats().videoFrames;
         const chunks = packetizer.push(buf);
         emit(chunks);
@@ -162,7 +164,8 @@ export class MediaWorker {
     if (tap?.pull) {
       const pull = tap.pull.bind(tap);
       const onFrame = (buf: Buffer | null): void => {
-        if (!buf || this.stopping) return;
+        if (this.stopping) return;
+        if (!buf) return this.retryPull(() => pull(onFrame));
         const now = Date.now();
         if (this.receive.firstAt === null) {
           this.receive.firstAt = now;
@@ -181,12 +184,22 @@ export class MediaWorker {
       if (!sink?.pull) continue;
       const pull = sink.pull.bind(sink);
       const onPng = (buf: Buffer | null): void => {
-        if (!buf || this.stopping) return;
+        if (this.stopping) return;
+        if (!buf) return this.retryPull(() => pull(onPng));
         this.snapshots[side] = Buffer.from(buf);
         pull(onPng);
       };
       pull(onPng);
     }
+  }
+
+  /** A pull answered null (not yet playing, or EOS): ask again shortly, never spin. */
+  private retryPull(again: () => void): void {
+    const t = setTimeout(() => {
+      this.timers = this.timers.filter((x) => x !== t);
+      if (!this.stopping) again();
+    }, 50);
+    this.timers.push(t);
   }
 
   private onBus(msg: BusMessage): void {
@@ -294,7 +307,7 @@ export class MediaWorker {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     try {
       this.pipeline?.stop();

@@ -115,7 +115,7 @@ describe('planSession: transport and audio', () => {
     expect(p.pipeline).toContain('pbkeylen=16');
     expect(p.pipeline).toContain('streamid="publish:camlo/cam-thanh"');
     expect(p.pipeline).toContain('streamid="read:camlo/program"');
-    expect(p.pipeline).toContain('mode=caller latency=200');
+    expect(p.pipeline).toContain('uri="srt://hub.example:8890?mode=caller" latency=200');
     expect(p.pipeline).not.toContain('correct horse');
     expect(JSON.stringify(p)).not.toContain('correct horse');
   });

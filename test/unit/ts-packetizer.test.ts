@@ -143,7 +143,7 @@ describe('TsPacketizer', () => {
     tp.push(Buffer.concat([b.pat(), b.pmt({ opusDescriptor: false })]));
     expect(tp.stats().pids.audio).toBeNull();
     const corrupt = b.pmt();
-    corrupt[20] = corrupt[20]! ^ 0xff;
+    corrupt[TS_PACKET_SIZE - 10] = corrupt[TS_PACKET_SIZE - 10]! ^ 0xff; // inside the section (payload sits at the end)
     const fresh = new TsPacketizer({ holdMs: 20, now: () => 0 });
     fresh.push(Buffer.concat([b.pat(), corrupt]));
     expect(fresh.stats().pids).toEqual({ pmt: PMT_PID, video: null, audio: null });

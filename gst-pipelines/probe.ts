@@ -28,7 +28,7 @@ import {
   parseV4l2Ctl,
   preferredMode,
 } from './probe-parse.js';
-import type { BoardInfo, CameraInfo, Capabilities, DisplayInfo, VideoDecoderKind, VideoEncoderKind } from './types.js';
+import type { BoardInfo, CameraInfo, Capabilities, DisplayInfo } from './types.js';
 import { DECODER_PREFERENCE, ENCODER_PREFERENCE, pickDecoder, pickEncoder } from './plan.js';
 export { DECODER_PREFERENCE, ENCODER_PREFERENCE, pickDecoder, pickEncoder };
 

@@ -166,9 +166,11 @@ describe('TsPacketizer → srtsink → ffmpeg (GStreamer 1.22, ffmpeg 5.1)', () 
     stopped = true;
     clearInterval(holdTimer);
     clearInterval(statsTimer);
-    expect(code, ffmpegErr).toBe(0);
-
     const { stdout } = await run('ffprobe', [
+      '-v', 'error', '-count_frames',
+      '-show_entries', 'stream=codec_type,codec_name,nb_read_frames', '-of', 'json', out,
+    ]).catch(() => ({ stdout: '{"streams":[]}' }));
+    void [
       '-v', 'error', '-count_frames',
       '-show_entries', 'stream=codec_type,codec_name,nb_read_frames', '-of', 'json', out,
     ]);
@@ -190,6 +192,7 @@ describe('TsPacketizer → srtsink → ffmpeg (GStreamer 1.22, ffmpeg 5.1)', () 
     });
 
     // Interop: ffmpeg got both streams and decodes them.
+    expect(code, ffmpegErr).toBe(0);
     expect(frames('h264')).toBeGreaterThanOrEqual(60);
     expect(frames('opus')).toBeGreaterThanOrEqual(100);
 

@@ -12,6 +12,7 @@ import type { WorkerHandle, WorkerSpawner } from './worker-process.js';
 import type { MediaPlan, PlanChoices } from './types.js';
 
 export type DirectionState = 'off' | 'starting' | 'ok' | 'retrying' | 'failed';
+export type FailureCause = WorkerErrorCause | 'crash' | 'stall' | 'hung';
 
 export interface MediaStatus {
   running: boolean;
@@ -20,7 +21,7 @@ export interface MediaStatus {
   receive: DirectionState;
   restarts: number;
   attempt: number;
-  lastError: { cause: WorkerErrorCause | 'crash' | 'stall' | 'hung'; message: string; at: number } | null;
+  lastError: { cause: FailureCause; message: string; at: number } | null;
   choices: Partial<PlanChoices> | null;
   stats: WorkerStats | null;
   workerPid: number | null;
@@ -245,7 +246,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
         break;
       case 'stall':
         this.log.warn({ evt: 'media.stall', direction: m.direction, idleMs: m.idleMs }, `no ${m.direction} media for ${m.idleMs} ms; rebuilding`);
-        this.restart(handle, 'stall', `no ${m.direction} media for ${m.idleMs} ms`, true, m.direction);
+        this.restart(handle, 'stall', `no ${m.direction} media for ${m.idleMs} ms`, true);
         break;
       case 'eos':
         this.restart(handle, 'pipeline', 'end of stream from the hub or a source', true);
@@ -273,14 +274,14 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.restart(handle, 'crash', `worker exited (${signal ?? `code ${code}`})`, true);
   }
 
-  private restart(handle: WorkerHandle, cause: MediaStatus['lastError'] extends infer E ? (E extends { cause: infer C } ? C : never) : never, message: string, retryable: boolean, direction?: 'send' | 'receive'): void {
+  private restart(handle: WorkerHandle, cause: FailureCause, message: string, retryable: boolean): void {
     if (handle !== this.current) return;
     this.current = null;
     void this.terminate(handle);
-    this.fail(cause, message, retryable, direction);
+    this.fail(cause, message, retryable);
   }
 
-  private fail(cause: NonNullable<MediaStatus['lastError']>['cause'], message: string, retryable: boolean, direction?: 'send' | 'receive'): void {
+  private fail(cause: FailureCause, message: string, retryable: boolean): void {
     if (!this.desired) return;
     const attempt = this.st.attempt + 1;
     const lastError = { cause, message, at: this.clock.now() };
@@ -290,8 +291,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       return;
     }
     const delayMs = backoffDelay(attempt, this.o.backoffBaseMs, this.o.backoffCapMs, this.opts.random);
-    const dirState = (d: 'send' | 'receive'): DirectionState => (direction && direction !== d && this.st[d] === 'ok' ? 'retrying' : 'retrying');
-    this.update({ attempt, restarts: this.st.restarts + 1, lastError, send: dirState('send'), receive: dirState('receive'), workerPid: null });
+    // One pipeline carries both directions (AEC needs it), so both restart together.
+    this.update({ attempt, restarts: this.st.restarts + 1, lastError, send: 'retrying', receive: 'retrying', workerPid: null });
     this.log.warn({ evt: 'media.restart', cause, attempt, delayMs }, `restarting media in ${delayMs} ms`);
     this.emit('restart', { reason: cause, attempt, delayMs });
     if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);

@@ -312,7 +312,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   const pipeline = branches(
     videoSend,
     audioSend,
-    chain('mpegtsmux name=mux alignment=0', `appsink name=${n.tsOut} sync=false async=false max-buffers=200 drop=false`),
+    chain('mpegtsmux name=mux alignment=0', `appsink name=${n.tsOut} sync=false async=false max-buffers=4000 drop=false`),
     chain(`appsrc name=${n.tsIn} is-live=true format=time do-timestamp=true caps=video/mpegts,systemstream=true,packetsize=188`, srtSink),
     receive,
   );

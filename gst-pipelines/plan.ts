@@ -43,6 +43,8 @@ export const ELEMENT_NAMES = {
   micVolume: 'micvol',
   speakerVolume: 'spkvol',
   testVideoValve: 'testvalve',
+  /** On-screen text over the TV picture (identify shows the box's name here). */
+  osd: 'osd',
 } as const;
 
 export function pickEncoder(caps: Capabilities): VideoEncoderKind | null {
@@ -201,6 +203,10 @@ export function sinkEnv(displaySink: string): Record<string, string> {
   return displaySink.startsWith('glimagesink') ? { GST_GL_WINDOW: 'gbm', GST_GL_PLATFORM: 'egl' } : {};
 }
 
+function osdOverlay(): string {
+  return `textoverlay name=${ELEMENT_NAMES.osd} silent=true text=" " valignment=center halignment=center font-desc="Sans 48"`;
+}
+
 function snapshotBranch(tee: string, name: string): string {
   return chain(
     `${tee}.`,
@@ -287,6 +293,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
       'tee name=rxtee',
       'queue max-size-time=500000000',
       decoderChain(decoder),
+      caps.elements.textoverlay ? osdOverlay() : null,
       snap ? 'tee name=displaytee' : null,
       'queue max-size-buffers=3 leaky=downstream',
       ends.display.sink,
@@ -357,6 +364,7 @@ export function planStandby(caps: Capabilities, settings: MediaSettings, size = 
     rawVideoCaps({ ...size, fps: 5 }),
     caps.elements.textoverlay ? `textoverlay text=${q(`${title}\nWaiting for the next meeting`)} valignment=center halignment=center font-desc="Sans 36"` : null,
     caps.elements.textoverlay ? 'timeoverlay valignment=bottom halignment=right font-desc="Sans 20" time-mode=wall-time' : null,
+    caps.elements.textoverlay ? osdOverlay() : null,
     'videoconvert',
     ends.display.sink,
   );

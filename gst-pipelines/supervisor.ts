@@ -120,11 +120,14 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
 
   /** Stops the session cleanly (≤ stopTimeoutMs, then SIGKILL) and keeps a warm worker ready. */
   async stop(): Promise<void> {
+    // The standby screen has nothing to flush: end it at once so the next session
+    // (which may need the same DRM display) starts without waiting.
+    const immediate = this.desired?.plan.kind === 'standby';
     this.desired = null;
     this.clearTimers();
     const h = this.current;
     this.current = null;
-    if (h) await this.terminate(h);
+    if (h) await this.terminate(h, immediate);
     if (this.st.running || this.st.send !== 'off') this.update({ running: false, plan: null, send: 'off', receive: 'off', workerPid: null });
   }
 
@@ -302,7 +305,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     }, delayMs);
   }
 
-  private terminate(h: WorkerHandle): Promise<void> {
+  private terminate(h: WorkerHandle, immediate = false): Promise<void> {
     if (h.exited) return Promise.resolve();
     return new Promise((resolve) => {
       let t: unknown = null;
@@ -310,6 +313,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
         if (t) this.clock.clearTimeout(t);
         resolve();
       });
+      if (immediate) return h.kill('SIGKILL');
       h.send({ type: 'stop' });
       t = this.clock.setTimeout(() => h.kill('SIGKILL'), this.o.stopTimeoutMs);
     });

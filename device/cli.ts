@@ -7,10 +7,17 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { probeCommand } from '../gst-pipelines/probe-command.js';
 import { runLoopback } from '../gst-pipelines/loopback.js';
+import { runAgentCommand } from './run.js';
+import { runDemo } from './demo.js';
+import { schemasCommand } from './schemas-command.js';
 
 const USAGE = `usage: ep <command> [options]
 
 commands:
+  run --config FILE                   the long-running agent (systemd starts this on the box)
+  demo [--seconds N] [--out DIR]      a district hub and a commune box on this machine: the box
+                                      joins the hub's meeting by itself; writes PNGs
+  schemas [--out DIR] [--check]       write the contract's JSON Schemas (docs/schemas)
   probe [--json]                      what this box has: codecs, cameras, displays, audio
   media loopback [--seconds N] [--out DIR] [--passphrase P]
                                       a box and a local SRT hub exchange media; writes PNGs
@@ -47,12 +54,35 @@ async function mediaCommand(argv: string[], out: Out, err: Out): Promise<number>
   return 1;
 }
 
+async function demoCommand(argv: string[], out: Out, err: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { seconds: { type: 'string', default: '8' }, out: { type: 'string', default: 'out/demo' } }, strict: true });
+  const seconds = Number(values.seconds);
+  if (!Number.isFinite(seconds) || seconds < 2 || seconds > 600) {
+    err('ep demo: --seconds must be a number from 2 to 600');
+    return 2;
+  }
+  const r = await runDemo({ outDir: path.resolve(values.out ?? 'out/demo'), seconds, out });
+  for (const f of r.files) out(`wrote ${f}`);
+  if (r.ok) {
+    out('OK: the box joined the meeting by itself, media flowed both ways, and it left when the meeting ended');
+    return 0;
+  }
+  for (const p of r.problems) err(`FAILED: ${p}`);
+  return 1;
+}
+
 export async function main(argv: string[], out: Out = (s) => process.stdout.write(`${s}\n`), err: Out = (s) => process.stderr.write(`${s}\n`)): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'probe':
         return await probeCommand(rest, out);
+      case 'run':
+        return await runAgentCommand(rest, out, err);
+      case 'demo':
+        return await demoCommand(rest, out, err);
+      case 'schemas':
+        return await schemasCommand(rest, out, err);
       case 'media':
         return await mediaCommand(rest, out, err);
       case undefined:

@@ -363,7 +363,8 @@ export function planStandby(caps: Capabilities, settings: MediaSettings, size = 
     'videotestsrc is-live=true pattern=solid-color foreground-color=0xff1a3c5a',
     rawVideoCaps({ ...size, fps: 5 }),
     caps.elements.textoverlay ? `textoverlay text=${q(`${title}\nWaiting for the next meeting`)} valignment=center halignment=center font-desc="Sans 36"` : null,
-    caps.elements.textoverlay ? 'timeoverlay valignment=bottom halignment=right font-desc="Sans 20" time-mode=wall-time' : null,
+    // clockoverlay ships in the same pango plugin as textoverlay: the wall clock, so a clerk sees the box is alive.
+    caps.elements.textoverlay ? 'clockoverlay valignment=bottom halignment=right font-desc="Sans 20" time-format="%H:%M"' : null,
     caps.elements.textoverlay ? osdOverlay() : null,
     'videoconvert',
     ends.display.sink,

@@ -27,6 +27,8 @@ export interface HostPaths {
   asoundCards: string;
   asoundPcm: string;
   video4linuxClass: string;
+  /** systemd-timesyncd touches this file once the clock is synchronized (tmpfs: gone at boot). */
+  timesyncSynchronized: string;
 }
 
 export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
@@ -50,5 +52,6 @@ export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
     asoundCards: proc('asound', 'cards'),
     asoundPcm: proc('asound', 'pcm'),
     video4linuxClass: sys('class', 'video4linux'),
+    timesyncSynchronized: at('run', 'systemd', 'timesync', 'synchronized'),
   };
 }

@@ -1,0 +1,88 @@
+/**
+ * What each command does, knowing nothing of MQTT: the router hands over validated
+ * args and publishes whatever this returns (or the error it throws) as the reply.
+ */
+import { ActionFailedError, BusyError } from './errors.js';
+import { ELEMENT_NAMES } from '../gst-pipelines/plan.js';
+import type { CommandName } from './contract/schemas.js';
+import type { CommandArgs } from './contract/types.js';
+import type { MeetingController } from './meeting.js';
+import type { MediaSupervisor } from '../gst-pipelines/supervisor.js';
+import type { SystemActions } from './host/system.js';
+import type { Leds } from './host/leds.js';
+import type { LogRing } from './log-ring.js';
+import type { Logger } from './log.js';
+import type { MediaJoinSpec } from '../gst-pipelines/types.js';
+import type { SelftestReport } from './selftest.js';
+
+export interface RuntimeSettings {
+  healthPeriodS: number;
+  logLevel: string;
+  volume: number;
+  micMuted: boolean;
+}
+
+export interface ActionDeps {
+  name: string;
+  meeting: MeetingController;
+  media: MediaSupervisor;
+  system: SystemActions;
+  leds: Leds;
+  logRing: LogRing;
+  logger: Logger;
+  settings: () => RuntimeSettings;
+  applySettings: (patch: Partial<RuntimeSettings>) => Promise<RuntimeSettings>;
+  selftest: () => Promise<SelftestReport>;
+  /** Defers a system action until the box is idle (no meeting). */
+  whenIdle: (fn: () => Promise<void>) => void;
+  setTimer: (fn: () => void, ms: number) => unknown;
+}
+
+export function createActions(d: ActionDeps): (command: CommandName, args: unknown) => Promise<Record<string, unknown>> {
+  const handlers: { [K in CommandName]: (a: CommandArgs[K]) => Promise<Record<string, unknown>> } = {
+    async join(spec) {
+      const r = await d.meeting.join(spec as MediaJoinSpec);
+      const s = d.media.status();
+      return { meetingId: r.meetingId, state: r.already ? 'already_in_meeting' : 'joining', encoder: s.choices?.encoder ?? null };
+    },
+    async leave() {
+      const r = await d.meeting.leave();
+      return { left: r.left };
+    },
+    async ota() {
+      throw new ActionFailedError('updates are not enabled in this build (OTA arrives with a later release)');
+    },
+    async reboot(a) {
+      const when = a.when ?? 'idle';
+      if (when === 'now' || d.meeting.meeting === null) {
+        d.setTimer(() => void d.system.reboot().catch((e: unknown) => d.logger.error({ evt: 'system.reboot_failed', err: (e as Error).message }, 'reboot failed')), 500);
+        return { rebooting: true, when: 'now' };
+      }
+      d.whenIdle(() => d.system.reboot());
+      return { rebooting: false, when: 'idle', scheduled: true };
+    },
+    async selftest() {
+      const report = await d.selftest();
+      if (!report.ok) return { ...report };
+      return { ...report };
+    },
+    async identify(a) {
+      const seconds = a.seconds ?? 10;
+      const leds = await d.leds.blink(seconds * 1000);
+      d.media.set(ELEMENT_NAMES.osd, 'text', d.name);
+      d.media.set(ELEMENT_NAMES.osd, 'silent', false);
+      d.setTimer(() => d.media.set(ELEMENT_NAMES.osd, 'silent', true), seconds * 1000);
+      return { seconds, leds: leds.leds, tv: d.media.status().running };
+    },
+    async config(a) {
+      if (d.meeting.phase === 'leaving') throw new BusyError('leaving a meeting; try again in a moment', 2);
+      const next = await d.applySettings(a);
+      return { settings: { ...next } };
+    },
+    async logs(a) {
+      const lines = d.logRing.tail(a.lines ?? 200);
+      return { lines, count: lines.length };
+    },
+  };
+  return (command, args) => (handlers[command] as (a: unknown) => Promise<Record<string, unknown>>)(args);
+}

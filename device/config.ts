@@ -1,0 +1,129 @@
+/**
+ * The agent's configuration: one JSON file (written by provisioning, read by
+ * `ep run --config FILE`). A bad file stops the agent with every problem by path.
+ */
+import { access, constants, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { FromSchema } from 'json-schema-to-ts';
+import { DecodeError, type Contract } from './contract/validate.js';
+import { LOG_LEVELS } from './contract/schemas.js';
+
+const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
+
+export const configSchema = {
+  $id: 'agent-config',
+  title: 'Agent configuration file',
+  type: 'object',
+  additionalProperties: false,
+  required: ['deviceId', 'groupId', 'name', 'mqtt', 'dataDir'],
+  properties: {
+    deviceId: ID,
+    groupId: ID,
+    name: { type: 'string', minLength: 1, maxLength: 128, description: "the commune's display name (Unicode)" },
+    mqtt: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: { type: 'string', pattern: '^mqtts?://', maxLength: 512 },
+        username: { type: 'string', maxLength: 256 },
+        password: { type: 'string', maxLength: 1024, writeOnly: true },
+        caFile: { type: 'string' },
+        certFile: { type: 'string' },
+        keyFile: { type: 'string' },
+        keepaliveS: { type: 'integer', minimum: 5, maximum: 600, default: 30 },
+        /** Capped, jittered reconnect backoff (MQTT.js alone retries every 1 s in lockstep). */
+        reconnectBaseMs: { type: 'integer', minimum: 100, maximum: 60000, default: 1000 },
+        reconnectCapMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 60000 },
+      },
+    },
+    dataDir: { type: 'string', minLength: 1 },
+    media: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        source: { enum: ['auto', 'test'], default: 'auto' },
+        volume: { type: 'number', minimum: 0, maximum: 1.5, default: 1 },
+        micMuted: { type: 'boolean', default: false },
+        aec: { type: 'boolean', default: true },
+      },
+    },
+    health: { type: 'object', additionalProperties: false, properties: { periodS: { type: 'integer', minimum: 5, maximum: 3600, default: 30 } } },
+    log: { type: 'object', additionalProperties: false, properties: { level: { enum: LOG_LEVELS, default: 'info' } } },
+  },
+} as const;
+
+type RawConfig = FromSchema<typeof configSchema>;
+
+export interface AgentConfig {
+  deviceId: string;
+  groupId: string;
+  name: string;
+  mqtt: {
+    url: string;
+    username?: string;
+    password?: string;
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    keepaliveS: number;
+    reconnectBaseMs: number;
+    reconnectCapMs: number;
+  };
+  dataDir: string;
+  media: { source: 'auto' | 'test'; volume: number; micMuted: boolean; aec: boolean };
+  health: { periodS: number };
+  log: { level: (typeof LOG_LEVELS)[number] };
+}
+
+/** Validates a parsed config object; relative paths are resolved against `baseDir`. */
+export async function decodeConfig(contract: Contract, raw: unknown, baseDir: string): Promise<AgentConfig> {
+  const c = contract.check<RawConfig>(contract.compile(configSchema), raw);
+  const problems: string[] = [];
+  const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : path.resolve(baseDir, p));
+  const m = c.mqtt;
+  const files = { caFile: abs(m.caFile), certFile: abs(m.certFile), keyFile: abs(m.keyFile) };
+  for (const [k, f] of Object.entries(files)) {
+    if (f === undefined) continue;
+    try {
+      await access(f, constants.R_OK);
+    } catch (e) {
+      problems.push(`mqtt.${k}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if ((files.certFile === undefined) !== (files.keyFile === undefined)) problems.push('mqtt.certFile/mqtt.keyFile: a client certificate needs both');
+  if ((m.username === undefined) !== (m.password === undefined) && m.password !== undefined) problems.push('mqtt.username: a password needs a username');
+  if (m.reconnectBaseMs !== undefined && m.reconnectCapMs !== undefined && m.reconnectCapMs < m.reconnectBaseMs) problems.push('mqtt.reconnectCapMs: must be ≥ mqtt.reconnectBaseMs');
+  if (problems.length) throw new DecodeError(problems);
+  return {
+    deviceId: c.deviceId,
+    groupId: c.groupId,
+    name: c.name,
+    mqtt: {
+      url: m.url,
+      ...(m.username !== undefined ? { username: m.username } : {}),
+      ...(m.password !== undefined ? { password: m.password } : {}),
+      ...(files.caFile ? { caFile: files.caFile } : {}),
+      ...(files.certFile ? { certFile: files.certFile } : {}),
+      ...(files.keyFile ? { keyFile: files.keyFile } : {}),
+      keepaliveS: m.keepaliveS ?? 30,
+      reconnectBaseMs: m.reconnectBaseMs ?? 1000,
+      reconnectCapMs: m.reconnectCapMs ?? 60000,
+    },
+    dataDir: path.resolve(baseDir, c.dataDir),
+    media: { source: c.media?.source ?? 'auto', volume: c.media?.volume ?? 1, micMuted: c.media?.micMuted ?? false, aec: c.media?.aec ?? true },
+    health: { periodS: c.health?.periodS ?? 30 },
+    log: { level: c.log?.level ?? 'info' },
+  };
+}
+
+export async function loadConfig(contract: Contract, file: string): Promise<AgentConfig> {
+  let text: Buffer;
+  try {
+    text = await readFile(file);
+  } catch (e) {
+    throw new DecodeError([`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]);
+  }
+  const raw = contract.parseJson(text, file);
+  return decodeConfig(contract, raw, path.dirname(path.resolve(file)));
+}

@@ -1,0 +1,4 @@
+export * from './schemas.js';
+export * from './topics.js';
+export * from './validate.js';
+export type * from './types.js';

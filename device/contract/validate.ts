@@ -1,0 +1,123 @@
+/**
+ * Decoding untrusted input at the edge: size cap before JSON.parse, then JSON Schema
+ * validation (ajv) with every problem reported by path, e.g.
+ * `args.send.url: must be an srt:// URL`, `args.foo: unknown field`.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { commandArgsSchemas, commandEnvelopeSchema, type CommandName } from './schemas.js';
+
+// ajv-formats is CommonJS with a default export.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+export class DecodeError extends Error {
+  constructor(
+    readonly problems: string[],
+    /** The command id when it could be read, so even a bad command gets its reply. */
+    readonly id: string | null = null,
+  ) {
+    super(problems.join('; '));
+    this.name = 'DecodeError';
+  }
+}
+
+export function isDecodeError(e: unknown): e is DecodeError {
+  return e instanceof DecodeError;
+}
+
+function joinPath(prefix: string, instancePath: string): string {
+  const parts = instancePath.split('/').filter(Boolean).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return [prefix, ...parts].filter(Boolean).join('.') || '(root)';
+}
+
+/** Turns ajv errors into `path: problem` lines a person can act on. */
+export function describeErrors(errors: ErrorObject[] | null | undefined, prefix = ''): string[] {
+  const out = new Set<string>();
+  for (const e of errors ?? []) {
+    const at = joinPath(prefix, e.instancePath);
+    const p = e.params as Record<string, unknown>;
+    switch (e.keyword) {
+      case 'additionalProperties':
+        out.add(`${joinPath(prefix, `${e.instancePath}/${String(p.additionalProperty)}`)}: unknown field`);
+        break;
+      case 'required':
+        out.add(`${joinPath(prefix, `${e.instancePath}/${String(p.missingProperty)}`)}: is required`);
+        break;
+      case 'pattern':
+        out.add(p.pattern === '^srt://' ? `${at}: must be an srt:// URL` : `${at}: must match ${String(p.pattern)}`);
+        break;
+      case 'enum':
+        out.add(`${at}: must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`);
+        break;
+      default:
+        out.add(`${at}: ${e.message ?? e.keyword}`);
+    }
+  }
+  return [...out];
+}
+
+export interface Decoded<T> {
+  id: string;
+  ts?: string;
+  expiresAt?: string;
+  args: T;
+}
+
+export interface Contract {
+  /** Validates a value against a compiled schema; throws DecodeError with paths. */
+  check<T>(validate: ValidateFunction, value: unknown, prefix?: string): T;
+  compile(schema: object): ValidateFunction;
+  /** Decodes a command payload (bytes from MQTT) for a known command. */
+  decodeCommand(command: CommandName, payload: Buffer | string): Decoded<unknown>;
+  /** Parses JSON with the size cap; DecodeError on failure. */
+  parseJson(payload: Buffer | string, what: string, maxBytes?: number): unknown;
+}
+
+export function createContract(): Contract {
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  addFormats(ajv);
+  const cache = new Map<object, ValidateFunction>();
+  const compile = (schema: object): ValidateFunction => {
+    let v = cache.get(schema);
+    if (!v) {
+      const { $id: _drop, ...rest } = schema as { $id?: string };
+      v = ajv.compile(rest);
+      cache.set(schema, v);
+    }
+    return v;
+  };
+  const parseJson = (payload: Buffer | string, what: string, maxBytes = MAX_PAYLOAD_BYTES): unknown => {
+    const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+    if (size > maxBytes) throw new DecodeError([`${what}: ${size} bytes is over the ${maxBytes}-byte limit`]);
+    try {
+      return JSON.parse(payload.toString()) as unknown;
+    } catch (e) {
+      throw new DecodeError([`${what}: not JSON (${(e as Error).message})`]);
+    }
+  };
+  const check = <T>(validate: ValidateFunction, value: unknown, prefix = ''): T => {
+    if (!validate(value)) throw new DecodeError(describeErrors(validate.errors, prefix));
+    return value as T;
+  };
+  const envelope = compile(commandEnvelopeSchema);
+  return {
+    compile,
+    check,
+    parseJson,
+    decodeCommand(command, payload) {
+      const raw = parseJson(payload, 'payload');
+      const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' && (raw as { id: string }).id.length <= 64 ? (raw as { id: string }).id : null;
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new DecodeError(['(root): must be a JSON object'], id);
+      const problems: string[] = [];
+      if (!envelope(raw)) problems.push(...describeErrors(envelope.errors));
+      const args = (raw as { args?: unknown }).args ?? {};
+      const argsValidate = compile(commandArgsSchemas[command]);
+      if (typeof args === 'object' && args !== null && !argsValidate(args)) problems.push(...describeErrors(argsValidate.errors, 'args'));
+      if (problems.length) throw new DecodeError(problems, id);
+      const env = raw as { id: string; ts?: string; expiresAt?: string };
+      return { id: env.id, ...(env.ts ? { ts: env.ts } : {}), ...(env.expiresAt ? { expiresAt: env.expiresAt } : {}), args };
+    },
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * `ep run --config FILE`: the long-running agent. A bad config stops it with every
+ * problem listed by path (exit 78, EX_CONFIG, so systemd does not restart-loop on it).
+ * SIGTERM/SIGINT stop it cleanly: offline status published, media stopped.
+ */
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { Agent, readVersion } from './agent.js';
+import { loadConfig } from './config.js';
+import { createContract, isDecodeError } from './contract/validate.js';
+import { createLogger } from './log.js';
+import { LogRing } from './log-ring.js';
+
+type Out = (s: string) => void;
+
+export const EX_CONFIG = 78;
+
+export async function runAgentCommand(argv: string[], _out: Out, err: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } }, strict: true });
+  if (!values.config) {
+    err('usage: ep run --config FILE');
+    return 2;
+  }
+  let config;
+  try {
+    config = await loadConfig(createContract(), values.config);
+  } catch (e) {
+    if (!isDecodeError(e)) throw e;
+    err(`ep run: the configuration ${values.config} is not valid:`);
+    for (const p of e.problems) err(`  - ${p}`);
+    return EX_CONFIG;
+  }
+  const ring = new LogRing();
+  const logger = createLogger({ level: config.log.level, destination: pino.multistream([{ stream: process.stdout, level: 'trace' }, { stream: ring, level: 'trace' }]) });
+  const agent = new Agent({ config, version: await readVersion(), logger, logRing: ring });
+  await agent.start();
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      agent.log.info({ evt: 'agent.signal', sig }, `received ${sig}, stopping`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await agent.stop();
+  return 0;
+}

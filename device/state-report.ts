@@ -1,0 +1,57 @@
+/**
+ * Pure builders of what the box reports: the retained state and the fault list.
+ */
+import type { Capabilities } from '../gst-pipelines/types.js';
+import type { MediaStatus } from '../gst-pipelines/supervisor.js';
+import type { ReportedState } from './contract/types.js';
+import type { MeetingInfo, Phase } from './meeting.js';
+
+export interface StateInputs {
+  phase: Phase;
+  meeting: MeetingInfo | null;
+  media: MediaStatus;
+  faults: string[];
+  version: string;
+  now: number;
+}
+
+const mediaState = (s: MediaStatus['send']): 'off' | 'ok' | 'starting' | 'retrying' | 'failed' => s;
+
+export function buildReportedState(i: StateInputs): ReportedState {
+  const inSession = i.media.plan === 'session';
+  return {
+    state: i.phase === 'fault' || (i.phase === 'idle' && i.faults.includes('media_failing')) ? 'fault' : i.phase,
+    meeting: i.meeting ? { id: i.meeting.id, ...(i.meeting.title ? { title: i.meeting.title } : {}), since: i.meeting.since } : null,
+    media: {
+      send: inSession ? mediaState(i.media.send) : 'off',
+      receive: inSession ? mediaState(i.media.receive) : 'off',
+      encoder: i.media.choices?.encoder ?? null,
+      restarts: i.media.restarts,
+      lastError: i.media.lastError?.message ?? null,
+    },
+    ota: null,
+    faults: i.faults,
+    version: i.version,
+    ts: new Date(i.now).toISOString(),
+  };
+}
+
+/** Faults the box can see without a health sample: devices from the probe, media. */
+export function deviceFaults(caps: Capabilities | null, testSources: boolean, media: MediaStatus): string[] {
+  const f: string[] = [];
+  if (caps && !testSources) {
+    if (caps.cameras.length === 0) f.push('no_camera');
+    if (!caps.displays.some((d) => d.connected)) f.push('no_display');
+    if (caps.audio.capture.length === 0) f.push('no_mic');
+    if (caps.audio.playback.length === 0) f.push('no_speaker');
+  }
+  if (media.plan === 'session' && (media.send === 'failed' || media.receive === 'failed' || media.attempt >= 3)) f.push('media_failing');
+  return f;
+}
+
+/** Devices as the health sample reports them (null when not probed yet). */
+export function deviceHealth(caps: Capabilities | null, testSources: boolean): { camera: boolean | null; display: boolean | null; mic: boolean | null; speaker: boolean | null } {
+  if (testSources) return { camera: true, display: true, mic: true, speaker: true };
+  if (!caps) return { camera: null, display: null, mic: null, speaker: null };
+  return { camera: caps.cameras.length > 0, display: caps.displays.some((d) => d.connected), mic: caps.audio.capture.length > 0, speaker: caps.audio.playback.length > 0 };
+}

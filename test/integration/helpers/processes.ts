@@ -1,0 +1,153 @@
+/**
+ * Foreign peers for the media integration tests: ffmpeg, ffprobe, srt-live-transmit and
+ * gst-launch-1.0 as real child processes on 127.0.0.1. Every process started here is
+ * tracked by a `Processes` owner and killed (by its own pid, SIGKILL) when the test ends,
+ * whatever happened; nothing is left behind on failure.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface Proc {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far (for assertion messages). */
+  output(): string;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<Exit>;
+  running(): boolean;
+}
+
+/** Owns child processes for one test; `killAll()` in afterEach. */
+export class Processes {
+  private readonly procs: Proc[] = [];
+
+  spawn(name: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Proc {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    let out = '';
+    const keep = (d: Buffer): void => {
+      out += d.toString();
+      if (out.length > 200_000) out = out.slice(-100_000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    const exited = new Promise<Exit>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', (e) => {
+        out += `\nspawn error: ${e.message}`;
+        resolve({ code: null, signal: null });
+      });
+    });
+    let done = false;
+    void exited.then(() => (done = true));
+    const proc: Proc = { name, child, exited, output: () => out, running: () => !done };
+    this.procs.push(proc);
+    return proc;
+  }
+
+  /** SIGKILLs every process still running (each by its own pid) and waits for it to go. */
+  async killAll(): Promise<void> {
+    const left = this.procs.splice(0);
+    await Promise.all(
+      left.map(async (p) => {
+        if (!p.running()) return;
+        p.child.kill('SIGKILL');
+        await withTimeout(p.exited, 5000, `${p.name} to die after SIGKILL`).catch(() => undefined);
+      }),
+    );
+  }
+}
+
+/** Rejects with `timed out waiting for WHAT` unless `p` settles within `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/**
+ * Polls a condition that has no event (a foreign process binding its UDP port).
+ * `abort` ends the wait early with a reason (e.g. the process died).
+ */
+export async function pollUntil(cond: () => Promise<boolean> | boolean, ms: number, what: string, abort?: () => string | null): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    const why = abort?.();
+    if (why) throw new Error(`gave up waiting for ${what}: ${why}`);
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** True when someone has bound this UDP port on 127.0.0.1 (an SRT listener is up). */
+export async function udpPortBound(port: number, host = '127.0.0.1'): Promise<boolean> {
+  const s = dgram.createSocket('udp4');
+  const taken = await new Promise<boolean>((resolve) => {
+    s.once('error', () => resolve(true));
+    s.bind(port, host, () => resolve(false));
+  });
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return taken;
+}
+
+/** Waits until `proc` listens on UDP `port`; fails at once if it exits first. */
+export async function waitListening(proc: Proc, port: number, ms = 5000): Promise<void> {
+  await pollUntil(() => udpPortBound(port), ms, `${proc.name} to listen on udp ${port}`, () => (proc.running() ? null : `${proc.name} exited: ${proc.output().slice(-2000)}`));
+}
+
+export interface ProbedStream {
+  codec_type: string;
+  codec_name: string;
+  nb_read_frames?: string;
+  width?: number;
+  height?: number;
+}
+
+/** `ffprobe -count_frames` on a file: every stream with its decoded frame count. */
+export async function ffprobeStreams(file: string): Promise<ProbedStream[]> {
+  const { stdout } = await run(
+    'ffprobe',
+    ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,codec_name,nb_read_frames,width,height', '-of', 'json', file],
+    { timeout: 30_000 },
+  );
+  return (JSON.parse(stdout) as { streams?: ProbedStream[] }).streams ?? [];
+}
+
+export const framesOf = (streams: ProbedStream[], codec: string): number => Number(streams.find((s) => s.codec_name === codec)?.nb_read_frames ?? 0);
+
+/** ffmpeg receiving SRT for `seconds` and copying it into an MPEG-TS file. */
+export function ffmpegRecord(procs: Processes, name: string, url: string, seconds: number, out: string): Proc {
+  return procs.spawn(name, 'ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'warning', '-y', '-i', url, '-t', String(seconds), '-c', 'copy', '-f', 'mpegts', out]);
+}
+
+/**
+ * ffmpeg as an SRT listener serving a program like a foreign hub: test picture 25 fps
+ * (x264, zerolatency, keyframe every 2 s) + 440 Hz tone (Opus) in MPEG-TS, 1316-byte messages.
+ */
+export function ffmpegProgram(procs: Processes, port: number, opts: { width?: number; height?: number; fps?: number } = {}): Proc {
+  const { width = 640, height = 360, fps = 25 } = opts;
+  return procs.spawn('ffmpeg program listener', 'ffmpeg', [
+    '-nostdin', '-hide_banner', '-loglevel', 'warning',
+    '-re', '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`,
+    '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-c:v', 'libx264', '-tune', 'zerolatency', '-preset', 'ultrafast', '-g', String(fps * 2), '-pix_fmt', 'yuv420p',
+    '-c:a', 'libopus', '-b:a', '32k',
+    '-f', 'mpegts', `srt://127.0.0.1:${port}?mode=listener&pkt_size=1316`,
+  ]);
+}
+
+/** Does this ffmpeg build have the encoders the foreign-peer tests need? */
+export async function ffmpegHasEncoders(...names: string[]): Promise<string[]> {
+  const { stdout } = await run('ffmpeg', ['-hide_banner', '-encoders'], { timeout: 10_000 });
+  return names.filter((n) => !new RegExp(`\\s${n}\\s`).test(stdout));
+}

@@ -1,0 +1,154 @@
+/**
+ * Faults in the middle of a session and how the box's media supervisor gets out of them
+ * on its own: the hub goes away and comes back on the same ports, the worker process is
+ * SIGKILLed, the camera stops producing without any error. Real workers, real SRT.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalHub } from '../../gst-pipelines/local-hub.js';
+import { MediaLog, Resources, SMALL, boxPlan, capabilities, hubSpec, newBox, nextEvent, startHub, type Sample } from './helpers/media.js';
+
+const res = new Resources();
+afterEach(() => res.release());
+
+/** When the last frame counted in a direction arrived, by the worker's clock (same host). */
+const lastFrameAt = (s: Sample, side: 'send' | 'receive'): number | null => (s.stats[side].idleMs === null ? null : s.stats.ts - s.stats[side].idleMs!);
+
+/** Both directions decoding: the hub receives the box, the box receives the hub. */
+async function bothFlowing(hubLog: MediaLog, boxLog: MediaLog, ms: number): Promise<void> {
+  await Promise.all([
+    hubLog.nextSample((s) => s.stats.receive.frames >= SMALL.fps, ms, 'the hub to receive the box'),
+    boxLog.nextSample((s) => s.stats.receive.frames >= SMALL.fps, ms, 'the box to receive the program'),
+  ]);
+}
+
+/**
+ * The hub's first frame after `since` from its 1 s stats: the first sample whose last
+ * frame came after `since + drainMs` (so not a leftover of the old stream). When the
+ * previous sample was already past that point, every frame in the interval is new and
+ * the first one is back-dated by (Δframes − 1) frame intervals; otherwise the last
+ * frame's time is used (an upper bound).
+ */
+async function hubResumedAt(hubLog: MediaLog, since: number, ms: number, drainMs = 400): Promise<{ at: number; exact: boolean }> {
+  const s = await hubLog.nextSample((x) => (lastFrameAt(x, 'receive') ?? 0) > since + drainMs, ms, 'the hub to receive the box again');
+  const last = lastFrameAt(s, 'receive')!;
+  const i = hubLog.samples.indexOf(s);
+  const prev = hubLog.samples[i - 1];
+  if (prev && prev.pid === s.pid && prev.stats.ts >= since + drainMs) {
+    const delta = s.stats.receive.frames - prev.stats.receive.frames;
+    return { at: Math.max(prev.stats.ts, last - ((delta - 1) * 1000) / SMALL.fps), exact: true };
+  }
+  return { at: last, exact: false };
+}
+
+describe('media recovery without outside help', () => {
+  it('resumes both directions after the hub is away for 10 s and comes back on the same ports', async () => {
+    const caps = await capabilities();
+    const hub = await startHub(res);
+    const box = newBox(res); // default backoff (250 ms base, 30 s cap): see the report on why no override is needed
+    const boxLog = new MediaLog(box);
+    await box.start(await boxPlan(hubSpec(hub, SMALL)));
+    await bothFlowing(new MediaLog(hub.supervisor), boxLog, 15_000);
+
+    const awayAt = Date.now();
+    await hub.stop();
+    // The outage itself is the scenario: 10 s. The box must notice it meanwhile.
+    const noticed = await nextEvent(box, 'restart', () => true, 10_000, 'the box to notice the hub is gone');
+    const noticedMs = Date.now() - awayAt;
+    await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - awayAt))));
+
+    const hub2 = await LocalHub.create({ caps, video: SMALL, ingestPort: hub.ingestPort, programPort: hub.programPort });
+    res.add('hub (second)', () => hub2.stop());
+    const hub2Log = new MediaLog(hub2.supervisor);
+    await hub2.start();
+    const backAt = Date.now();
+    const [hubRx, boxRx] = await Promise.all([
+      hub2Log.nextSample((s) => s.stats.receive.frames >= SMALL.fps, 30_000, 'the new hub to receive ≥ 1 s of the box'),
+      boxLog.nextSample((s) => (lastFrameAt(s, 'receive') ?? 0) > backAt && s.stats.receive.fps !== null && s.stats.receive.fps >= 0.9 * SMALL.fps, 30_000, 'the box to receive the new hub at ≥ 90 % fps'),
+    ]);
+    const result = {
+      noticed: { reason: noticed.reason, afterMs: noticedMs },
+      hubReceivingAfterMs: hubRx.at - backAt,
+      boxReceivingAfterMs: boxRx.at - backAt,
+      boxRestarts: boxLog.restarts.map((r) => `${r.reason}#${r.attempt}+${r.delayMs}ms`),
+    };
+    console.info('hub away 10 s', result);
+    expect(['stall', 'srt_lost', 'srt_connect', 'pipeline', 'crash']).toContain(noticed.reason);
+    expect(noticedMs).toBeLessThan(10_000);
+    // Back within 20 s of the hub's return, with no one touching the box.
+    expect(hubRx.at - backAt).toBeLessThan(20_000);
+    expect(boxRx.at - backAt).toBeLessThan(20_000);
+    expect(box.status()).toMatchObject({ running: true, send: 'ok', receive: 'ok' });
+  }, 75_000);
+
+  it('restarts a SIGKILLed worker and media flows again both ways within 3 s', async () => {
+    const hub = await startHub(res);
+    const hubLog = new MediaLog(hub.supervisor);
+    const box = newBox(res);
+    const boxLog = new MediaLog(box);
+    await box.start(await boxPlan(hubSpec(hub, SMALL)));
+    await bothFlowing(hubLog, boxLog, 15_000);
+    await box.prewarm(); // the steady state of a box: a warm worker is ready
+
+    const pid = box.status().workerPid;
+    expect(pid).toBeGreaterThan(0);
+    const killAt = Date.now();
+    process.kill(pid!, 'SIGKILL');
+    const restart = nextEvent(box, 'restart', (r) => r.reason === 'crash', 3000, 'a crash restart');
+    const boxBack = nextEvent(box, 'first-bytes', (f) => f.direction === 'receive', 10_000, 'the new worker to receive the program');
+    // Waits past 3 s on purpose, to measure how late the hub direction comes back if it does.
+    const hubBack = hubResumedAt(hubLog, killAt, 12_000).catch((e: unknown) => e as Error);
+    await restart;
+    await boxBack;
+    const boxResumeMs = Date.now() - killAt;
+    const newPid = box.status().workerPid;
+    const sending = await boxLog.nextSample((s) => s.pid === newPid && s.stats.send.frames > 0, 5000, 'the new worker to send');
+    const hub0 = await hubBack;
+    const hubResumeMs = hub0 instanceof Error ? null : Math.round(hub0.at - killAt);
+    console.info('SIGKILL recovery', {
+      boxReceiveResumedMs: boxResumeMs,
+      boxSendingAgainMs: lastFrameAt(sending, 'send')! - killAt,
+      hubReceiveResumedMs: hubResumeMs ?? `not within 12 s (${(hub0 as Error).message})`,
+      hubTimeExact: hub0 instanceof Error ? null : hub0.exact,
+      oldPid: pid,
+      newPid,
+    });
+
+    expect(newPid).not.toBe(pid);
+    expect.soft(boxResumeMs, 'hub → box resumed (ms after the kill)').toBeLessThanOrEqual(3000);
+    expect.soft(hubResumeMs, `box → hub never resumed within 12 s of the kill; ${boxLog.describe()}`).not.toBeNull();
+    if (hubResumeMs !== null) expect.soft(hubResumeMs, 'box → hub resumed (ms after the kill)').toBeLessThanOrEqual(3000);
+  }, 45_000);
+
+  it('detects a source that stops without an error within 3 s and rebuilds the session', async () => {
+    const hub = await startHub(res);
+    const hubLog = new MediaLog(hub.supervisor);
+    const box = newBox(res);
+    const boxLog = new MediaLog(box);
+    await box.start(await boxPlan(hubSpec(hub, SMALL)));
+    await bothFlowing(hubLog, boxLog, 15_000);
+
+    const pid = box.status().workerPid;
+    const blockAt = Date.now();
+    box.blockTestSource(true);
+    const r = await nextEvent(box, 'restart', (x) => x.reason === 'stall', 3000, "a 'stall' restart within 3 s of the camera stopping");
+    const detectedMs = Date.now() - blockAt;
+    expect(box.status().lastError?.message).toMatch(/send/);
+
+    // Rebuilt: a new worker that sends and receives again, and whose frames reach the hub.
+    const sent = await boxLog.nextSample((s) => s.pid !== pid && s.stats.send.frames >= SMALL.fps, 15_000, 'the rebuilt session to send ≥ 1 s of frames');
+    const got = await boxLog.nextSample((s) => s.pid === sent.pid && s.stats.receive.frames > 0, 10_000, 'the rebuilt session to receive the program');
+    const hub0 = await hubResumedAt(hubLog, blockAt + detectedMs, 10_000).catch((e: unknown) => e as Error);
+    const hubResumeMs = hub0 instanceof Error ? null : Math.round(hub0.at - blockAt);
+    console.info('stall recovery', {
+      detectedMs,
+      restart: r,
+      oldPid: pid,
+      newPid: sent.pid,
+      boxReceivingAgainAfterBlockMs: lastFrameAt(got, 'receive')! - blockAt,
+      hubReceiveResumedAfterBlockMs: hubResumeMs ?? `not within 10 s of the restart (${(hub0 as Error).message})`,
+    });
+    expect(detectedMs).toBeLessThanOrEqual(3000);
+    expect(sent.pid).not.toBe(pid);
+    expect.soft(hubResumeMs, 'the hub never received the rebuilt session').not.toBeNull();
+  }, 45_000);
+});

@@ -100,10 +100,11 @@ export class Agent {
         save: (v) => writeFileAtomic(meetingFile, JSON.stringify(v), { mode: 0o600 }),
       },
     });
-    this.ledger = new CommandLedger({ file: path.join(c.dataDir, 'commands.json'), now: () => this.clock.now() });
+    this.ledger = new CommandLedger({ file: path.join(c.dataDir, 'commands.json'), now: () => this.clock.now(), log: this.log.child({ module: 'ledger' }) });
     this.outbox = new EventOutbox({
       file: path.join(c.dataDir, 'outbox.json'),
       now: () => this.clock.now(),
+      log: this.log.child({ module: 'outbox' }),
       publish: (ev) => this.mqtt.publish(topics.event(c.deviceId), JSON.stringify(ev), { qos: 1 }),
     });
     this.sampler = new HealthSampler({
@@ -210,7 +211,8 @@ export class Agent {
     this.healthTimer = null;
     await this.meeting.stop();
     await this.router.idle();
-    this.outbox.stop();
+    await this.outbox.stop();
+    await this.ledger.stop();
     await this.mqtt.stop(JSON.stringify({ online: false, ts: this.iso() }));
     await this.media.close();
     this.media.removeAllListeners();

@@ -56,6 +56,7 @@ export interface MqttSessionEvents {
 export type MessageHandler = (m: IncomingMessage) => Promise<void>;
 
 const SESSION_EXPIRY_S = 7 * 24 * 3600;
+const PUBLISH_TIMEOUT_MS = 30_000;
 
 export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private client: MqttClient | null = null;
@@ -125,7 +126,17 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     const c = this.client;
     if (!c || !c.connected) throw new Error('mqtt: not connected');
     const properties = opts.correlationData && this.protocolVersion === 5 ? { correlationData: opts.correlationData } : undefined;
-    await c.publishAsync(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false, ...(properties ? { properties } : {}) });
+    // A PUBACK that never comes (connection died mid-flight, client latched) must not
+    // hold the caller forever: the outbox retries the event after a reconnect.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('mqtt: no PUBACK within 30 s')), PUBLISH_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([c.publishAsync(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false, ...(properties ? { properties } : {}) }), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private build(): void {

@@ -7,7 +7,7 @@
  *   if (b.kind === 'running') return publish(await b.done);   // same id in flight: same reply
  *   await b.started;                                          // the start mark is on disk
  *   const reply = await run(cmd);                              // errors turned into a reply too
- *   await ledger.complete(cmd.id, reply).catch(logIt);         // then publish it
+ *   await ledger.complete(cmd.id, reply);                      // then publish it
  *
  * `begin` decides synchronously, so two arrivals of one id in the same tick cannot both
  * run. `complete` must be called for every `new`, with the error reply if the action
@@ -36,6 +36,7 @@ import { cleanupTemp, readJsonFile } from '../host/atomic-file.js';
 import type { Logger } from '../log.js';
 import { CoalescedWriter } from './json-store.js';
 
+/** The reply a command got: any JSON object (the agent passes its reply envelope type as R). */
 export type Reply = Record<string, unknown>;
 
 export type LedgerDecision<R extends object = Reply> =
@@ -160,8 +161,8 @@ export class CommandLedger<R extends object = Reply> {
   /**
    * Records the reply of `id` and resolves once it is on disk; whoever waits on the same
    * id gets it at once. The first reply wins: completing an answered id changes nothing.
-   * Rejects when the save failed (the reply still holds in memory): log it and publish
-   * the reply anyway.
+   * Never rejects: when the save fails (logged), the reply still holds in memory for this
+   * run, and the caller must publish it all the same (every command gets its reply).
    */
   async complete(id: string, reply: R): Promise<void> {
     if (!this.loaded) throw new Error('CommandLedger: load() before complete()');
@@ -172,7 +173,7 @@ export class CommandLedger<R extends object = Reply> {
     this.entries.set(id, { state: 'done', at: e?.at ?? this.now(), reply: copy, keep: Buffer.byteLength(json) <= this.maxReplyBytes });
     if (!e) this.evict();
     e?.done.resolve(copy);
-    await this.writer.write();
+    await this.writer.write().catch((err: unknown) => this.saveFailed(err));
   }
 
   /** Ids remembered (running and answered). */

@@ -8,9 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../gst-pipelines/local-hub.js';
 import type { MediaJoinSpec } from '../../gst-pipelines/types.js';
-import { MediaLog, Resources, SMALL, boxPlan, capabilities, newBox } from './helpers/media.js';
+import { MediaLog, Resources, SMALL, boxPlan, capabilities, freePorts, newBox } from './helpers/media.js';
 import { Processes, ffmpegHasEncoders, ffmpegProgram, ffmpegRecord, ffprobeStreams, framesOf, waitListening, withTimeout } from './helpers/processes.js';
 
 const res = new Resources();
@@ -39,19 +38,9 @@ function foreignSpec(sendPort: number, receivePort: number): MediaJoinSpec {
   };
 }
 
-/** Two distinct free ports. */
-async function ports(n: number): Promise<number[]> {
-  const out: number[] = [];
-  while (out.length < n) {
-    const p = await freePort();
-    if (!out.includes(p)) out.push(p);
-  }
-  return out;
-}
-
 describe('box ⇄ foreign SRT peers', () => {
   it('sends a stream that ffmpeg (SRT listener) records and ffprobe decodes: H.264 frames and Opus', async () => {
-    const [sendPort, programPort] = await ports(2);
+    const [sendPort, programPort] = await freePorts(2);
     const out = path.join(dir, 'from-box.ts');
     const program = ffmpegProgram(procs, programPort!);
     const recorder = ffmpegRecord(procs, 'ffmpeg recorder (listener)', `srt://127.0.0.1:${sendPort}?mode=listener`, 4, out);
@@ -76,7 +65,7 @@ describe('box ⇄ foreign SRT peers', () => {
   }, 40_000);
 
   it('decodes a program that ffmpeg serves as SRT listener: ≈ 25 fps and a sound level', async () => {
-    const [sendPort, programPort] = await ports(2);
+    const [sendPort, programPort] = await freePorts(2);
     const program = ffmpegProgram(procs, programPort!, { fps: 25 });
     // The box's own stream goes to an ffmpeg that discards it (a hub that only serves).
     const sink = procs.spawn('ffmpeg null sink (listener)', 'ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'warning', '-i', `srt://127.0.0.1:${sendPort}?mode=listener`, '-f', 'null', '-']);
@@ -100,7 +89,7 @@ describe('box ⇄ foreign SRT peers', () => {
   }, 40_000);
 
   it('goes through srt-live-transmit as a relay (listener → listener) to a second receiver that decodes it', async () => {
-    const [relayIn, relayOut, programPort] = await ports(3);
+    const [relayIn, relayOut, programPort] = await freePorts(3);
     const out = path.join(dir, 'via-relay.ts');
     const program = ffmpegProgram(procs, programPort!);
     const relay = procs.spawn('srt-live-transmit', 'srt-live-transmit', [`srt://:${relayIn}?mode=listener`, `srt://:${relayOut}?mode=listener`]);

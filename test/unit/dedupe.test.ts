@@ -191,6 +191,19 @@ describe('CommandLedger', () => {
     });
   });
 
+  it('still completes when the disk fails: the reply holds for this run and the failure is logged', async () => {
+    const warn = vi.fn();
+    const l = await ledger({ log: { warn } });
+    const running = expectKind(l.begin('c-1'), 'new');
+    await running.started;
+    await rm(dir, { recursive: true }); // the data directory vanishes: saves fail
+    await expect(l.complete('c-1', okReply('c-1'))).resolves.toBeUndefined();
+    expect(warn).toHaveBeenCalledWith(expect.objectContaining({ evt: 'ledger_save_failed' }), expect.any(String));
+    expect(expectKind(l.begin('c-1'), 'done').reply).toEqual(okReply('c-1'));
+    // begin() of a new id does not throw either; its start mark just is not saved.
+    await expect(expectKind(l.begin('c-2'), 'new').started).resolves.toBeUndefined();
+  });
+
   it('moves a corrupt ledger aside and starts empty', async () => {
     await writeFile(file, '{"v":1,"entries":[{"id":"c-1","st');
     const warn = vi.fn();

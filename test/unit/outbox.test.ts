@@ -135,6 +135,7 @@ describe('EventOutbox', () => {
     expect(pub.seqs()).toEqual([1, 2, 3, 4]);
     expect(pub.maxInFlight).toBe(1);
     expect(pub.onDiskAtPublish).toEqual([true, true, true, true]);
+    await o.stop(); // waits for the save of the last removal
     expect((await onDisk()).events).toEqual([]);
   });
 

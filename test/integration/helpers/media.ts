@@ -6,7 +6,7 @@
  * Everything here runs the real worker (dist/gst-pipelines/worker-main.js): build first.
  */
 import { readFile } from 'node:fs/promises';
-import { LocalHub, type LocalHubOptions } from '../../../gst-pipelines/local-hub.js';
+import { LocalHub, freePort, type LocalHubOptions } from '../../../gst-pipelines/local-hub.js';
 import { planSession } from '../../../gst-pipelines/plan.js';
 import { probe } from '../../../gst-pipelines/probe.js';
 import { MediaSupervisor, type MediaStatus, type SupervisorEvents, type SupervisorOptions } from '../../../gst-pipelines/supervisor.js';
@@ -183,6 +183,16 @@ export class MediaLog {
     const rs = this.restarts.map((r) => `${r.reason}#${r.attempt}`);
     return `statuses: ${st.join(' → ')}; restarts: ${rs.join(', ') || 'none'}`;
   }
+}
+
+/** `n` distinct ports free for both TCP and UDP on 127.0.0.1. */
+export async function freePorts(n: number): Promise<number[]> {
+  const out: number[] = [];
+  while (out.length < n) {
+    const p = await freePort();
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
 }
 
 /** Width and height from a PNG's IHDR chunk (proves a decoded picture was written). */

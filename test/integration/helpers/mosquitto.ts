@@ -249,7 +249,7 @@ function configText(dir: string, port: number, passwordPort: number | null, mess
     // Save after every change: a SIGKILLed broker comes back with what it had.
     'autosave_on_changes true',
     'autosave_interval 1',
-    'log_dest stdout',
+    'log_dest stderr',
     'log_type error',
     'log_type warning',
     'log_type notice',
@@ -262,11 +262,13 @@ function configText(dir: string, port: number, passwordPort: number | null, mess
     ...tls,
     'require_certificate true',
     'use_identity_as_username true',
+    // The client id is the certificate's CN too: a box cannot take over another box's session.
+    'use_username_as_clientid true',
     'allow_anonymous false',
     `acl_file ${path.join(dir, 'acl')}`,
   ];
   if (passwordPort !== null) {
-    lines.push('', `listener ${passwordPort} 127.0.0.1`, ...tls, 'require_certificate false', `password_file ${path.join(dir, 'passwords')}`, 'allow_anonymous false', `acl_file ${path.join(dir, 'acl')}`);
+    lines.push('', `listener ${passwordPort} 127.0.0.1`, ...tls, 'require_certificate false', 'use_username_as_clientid true', `password_file ${path.join(dir, 'passwords')}`, 'allow_anonymous false', `acl_file ${path.join(dir, 'acl')}`);
   }
   return `${lines.join('\n')}\n`;
 }

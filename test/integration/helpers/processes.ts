@@ -151,3 +151,32 @@ export async function ffmpegHasEncoders(...names: string[]): Promise<string[]> {
   const { stdout } = await run('ffmpeg', ['-hide_banner', '-encoders'], { timeout: 10_000 });
   return names.filter((n) => !new RegExp(`\\s${n}\\s`).test(stdout));
 }
+
+/**
+ * A launch description as gst-launch-1.0 argv. gst-launch 1.22 does NOT take the whole
+ * description as one argument: gst_parse_launchv() backslash-escapes every space outside
+ * double quotes in each argument (so a shell-quoted `text="a b"` survives), which turns a
+ * single-argument description into one bogus token ("erroneous pipeline: syntax error",
+ * measured here). So split where a shell would: at whitespace outside double quotes,
+ * keeping the quotes, which the launch parser itself understands.
+ */
+export function gstLaunchArgs(description: string): string[] {
+  const args: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < description.length; i++) {
+    const c = description[i]!;
+    if (c === '\\' && quoted && i + 1 < description.length) {
+      cur += c + description[++i]!;
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (!quoted && /\s/.test(c)) {
+      if (cur) args.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (quoted) throw new Error(`unbalanced double quote in launch description: ${description}`);
+  if (cur) args.push(cur);
+  return args;
+}

@@ -93,7 +93,7 @@ export class Agent {
       media: this.media,
       clock: this.clock,
       logger: this.log,
-      planSession: (spec) => planSession(spec, this.capsOrThrow(), this.mediaSettings()),
+      planSession: (spec) => planSession(withDeviceId(spec, c.deviceId), this.capsOrThrow(), this.mediaSettings()),
       planStandby: () => (this.caps ? planStandby(this.caps, this.mediaSettings()) : null),
       store: {
         load: () => readJsonFile<{ spec: MediaJoinSpec; source: MeetingSource }>(meetingFile, { maxBytes: 65536, quarantine: true }),
@@ -265,7 +265,12 @@ export class Agent {
   private async publishReply(reply: Reply, to: { responseTopic?: string; correlationData?: Buffer }): Promise<void> {
     const body = JSON.stringify(reply);
     await this.mqtt.publish(topics.reply(this.d.config.deviceId), body, { qos: 1 });
-    if (to.responseTopic) await this.mqtt.publish(to.responseTopic, body, { qos: 1, ...(to.correlationData ? { correlationData: to.correlationData } : {}) });
+    // The response topic is best effort: the reply topic already has the answer, and a
+    // response topic the broker refuses must not turn into a second reply on reconnect.
+    if (to.responseTopic)
+      await this.mqtt
+        .publish(to.responseTopic, body, { qos: 1, ...(to.correlationData ? { correlationData: to.correlationData } : {}) })
+        .catch((e: unknown) => this.log.warn({ evt: 'command.response_topic_failed', id: reply.id, err: (e as Error).message }, 'could not publish to the response topic'));
     if (!reply.ok) void this.event('command_failed', 'warn', { id: reply.id, command: reply.command, code: reply.error?.code, message: reply.error?.message });
   }
 
@@ -349,6 +354,16 @@ export class Agent {
     this.idleWaiters = [];
     for (const fn of w) await fn().catch((e: unknown) => this.log.error({ evt: 'system.idle_action_failed', err: (e as Error).message }, 'deferred action failed'));
   }
+}
+
+/**
+ * A group meeting has one spec for every box, but each box must publish its own
+ * stream: `{deviceId}` in `send.streamId` (and `send.url`) becomes this box's id, e.g.
+ * `publish:camlo/{deviceId}`. An extension of contract v1: a spec without it is unchanged.
+ */
+export function withDeviceId(spec: MediaJoinSpec, deviceId: string): MediaJoinSpec {
+  const sub = (s: string): string => s.split('{deviceId}').join(deviceId);
+  return { ...spec, send: { ...spec.send, url: sub(spec.send.url), ...(spec.send.streamId ? { streamId: sub(spec.send.streamId) } : {}) } };
 }
 
 function pickSettings(v: Partial<RuntimeSettings>): Partial<RuntimeSettings> {

@@ -33,7 +33,9 @@ export interface SelftestDeps {
 export function runGstLaunch(description: string, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
     const started = Date.now();
-    execFile('gst-launch-1.0', ['-q', description], { timeout: timeoutMs }, (err, _out, stderr) => {
+    // One argv word per token: gst-launch escapes the spaces inside a single argument,
+    // so the whole description as one argument is a syntax error.
+    execFile('gst-launch-1.0', ['-q', ...description.trim().split(/\s+/)], { timeout: timeoutMs }, (err, _out, stderr) => {
       if (err) resolve({ ok: false, detail: (stderr || err.message).trim().split('\n').slice(-2).join(' ') });
       else resolve({ ok: true, detail: `ran in ${Date.now() - started} ms` });
     });

@@ -283,7 +283,9 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     'mux.',
   );
   const receive = branches(
-    chain(`srtsrc name=${n.srtSrc} uri=${q(`${recvUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.receive.streamId)}`, 'tsdemux name=demux'),
+    // keep-listening: a listener (the local hub) takes the next caller when one leaves; without it
+    // srtsrc 1.22 serves one caller, then EOSes this branch for good (seen here).
+    chain(`srtsrc name=${n.srtSrc} uri=${q(`${recvUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.receive.streamId)}${mode === 'listener' ? ' keep-listening=true' : ''}`, 'tsdemux name=demux'),
     chain(
       'demux.',
       'queue max-size-time=500000000',

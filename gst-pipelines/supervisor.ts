@@ -289,8 +289,12 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     const attempt = this.st.attempt + 1;
     const lastError = { cause, message, at: this.clock.now() };
     if (!retryable) {
-      this.update({ attempt, lastError, send: 'failed', receive: 'failed', workerPid: null });
-      this.log.error({ evt: 'media.failed', cause }, `media failed and will not be retried until the meeting changes: ${message}`);
+      // Retrying fast cannot fix it (the hub refuses our passphrase or stream id): report
+      // `failed` and try again only at the slowest pace, in case the hub side is fixed.
+      this.update({ attempt, restarts: this.st.restarts + 1, lastError, send: 'failed', receive: 'failed', workerPid: null });
+      this.log.error({ evt: 'media.failed', cause }, `media failed; next try in ${this.o.backoffCapMs} ms: ${message}`);
+      this.emit('restart', { reason: cause, attempt, delayMs: this.o.backoffCapMs });
+      this.scheduleRelaunch(this.o.backoffCapMs);
       return;
     }
     const delayMs = backoffDelay(attempt, this.o.backoffBaseMs, this.o.backoffCapMs, this.opts.random);
@@ -298,6 +302,10 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.update({ attempt, restarts: this.st.restarts + 1, lastError, send: 'retrying', receive: 'retrying', workerPid: null });
     this.log.warn({ evt: 'media.restart', cause, attempt, delayMs }, `restarting media in ${delayMs} ms`);
     this.emit('restart', { reason: cause, attempt, delayMs });
+    this.scheduleRelaunch(delayMs);
+  }
+
+  private scheduleRelaunch(delayMs: number): void {
     if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = null;

@@ -4,6 +4,7 @@
  * the pool must be larger than the default 4 before anything uses it; the supervisor
  * sets UV_THREADPOOL_SIZE in our environment, and we make sure here too.
  */
+import { Worker } from 'node:worker_threads';
 import { MediaWorker } from './worker.js';
 import { isToWorker } from './worker-protocol.js';
 
@@ -29,5 +30,15 @@ const worker = new MediaWorker({
   },
 });
 process.on('disconnect', () => process.exit(0));
+
+// Orphan guard on its own thread: a GStreamer call can block the main thread (a state
+// change waiting on a stuck element), and then 'disconnect' never runs. If the agent
+// dies (SIGKILL, OOM), this thread still sees the parent change and ends the process,
+// so no worker ever outlives its agent holding the camera or the display (seen here).
+new Worker(
+  `const { workerData } = require('node:worker_threads');
+   setInterval(() => { if (process.ppid !== workerData.ppid) process.kill(process.pid, 'SIGKILL'); }, 500);`,
+  { eval: true, workerData: { ppid: process.ppid } },
+).unref();
 process.on('SIGTERM', () => worker.stop());
 worker.attach();

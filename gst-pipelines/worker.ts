@@ -30,6 +30,9 @@ interface Counter {
   mark: { frames: number; bytes: number; at: number };
 }
 
+/** How long the SRT send side may take to connect before it counts as stalled. */
+const SEND_CONNECT_GRACE_MS = 10_000;
+
 const newCounter = (now: number): Counter => ({ frames: 0, bytes: 0, lastAt: null, firstAt: null, mark: { frames: 0, bytes: 0, at: now } });
 
 /** Parses a `level` element's `rms` field, e.g. "< -31.178265 >", into dBFS (null for silence). */
@@ -58,6 +61,12 @@ export class MediaWorker {
   private snapshots: { send: Buffer | null; receive: Buffer | null } = { send: null, receive: null };
   private snapshotDir: string | undefined;
   private stopping = false;
+  private srtWarnings = new Map<string, number[]>();
+  /** Last time srtsink's packet counter moved (null until SRT confirmed a connection). */
+  private srtSendProgress: { packets: number; at: number } | null = null;
+  private stallMs = 2500;
+  private authReported = false;
+  private callerMode = false;
 
   constructor(private readonly ch: WorkerChannel) {}
 
@@ -95,6 +104,7 @@ export class MediaWorker {
     if (this.pipeline) throw new Error('worker already runs a pipeline; recycle the worker instead');
     const gst = loadGst();
     this.plan = m.plan;
+    this.callerMode = m.plan.kind === 'session' && m.plan.pipeline.includes('mode=caller');
     this.snapshotDir = m.snapshotDir;
     const launch = m.plan.pipeline;
     let p: GstPipeline;
@@ -120,9 +130,13 @@ export class MediaWorker {
     this.receive = newCounter(this.playAt);
     p.play();
     // Pulls only after play(): an appsink below PAUSED answers a pull with null at once.
-    if (m.plan.kind === 'session') this.wireSession(p, m.plan);
+    if (m.plan.kind === 'session') {
+      this.wireSession(p, m.plan);
+      this.confirmDelivery(p, m.plan);
+    }
     this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
     this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
+    this.stallMs = m.stallMs;
     if (m.plan.kind === 'session') this.timers.push(setInterval(() => this.checkStall(m.stallMs), 250));
   }
 
@@ -145,10 +159,7 @@ export class MediaWorker {
         const now = Date.now();
         const frames = packetizer.stats().videoFrames - before;
         if (chunks.length > 0) {
-          if (this.send.firstAt === null) {
-            this.send.firstAt = now;
-            this.ch.send({ type: 'first-bytes', direction: 'send', atMs: now - this.playAt });
-          }
+          if (this.send.firstAt === null) this.send.firstAt = now;
           for (const c of chunks) this.send.bytes += c.length;
         }
         if (frames > 0) {
@@ -193,6 +204,32 @@ export class MediaWorker {
     }
   }
 
+  /**
+   * "Sending" is reported only once SRT itself has sent packets on a connection: the
+   * packetiser producing data proves nothing when the hub refuses the handshake (seen:
+   * a wrong passphrase showed send ok while the hub decoded nothing). Polled fast until
+   * confirmed; property reads leak in the binding, so this stops once it has its answer.
+   */
+  private confirmDelivery(p: GstPipeline, plan: SessionPlan): void {
+    const sink = p.findChild(plan.names.srtSink);
+    const t = setInterval(() => {
+      if (this.stopping || !sink) return clearInterval(t);
+      const st = srtStatsFromStructure(String(sink.stats ?? ''), 'send');
+      if ((st.packetsSent ?? 0) > 0) {
+        clearInterval(t);
+        this.srtSendProgress = { packets: st.packetsSent ?? 0, at: Date.now() };
+        this.ch.send({ type: 'first-bytes', direction: 'send', atMs: Date.now() - this.playAt });
+      } else if (Date.now() - this.playAt > SEND_CONNECT_GRACE_MS) {
+        // Never connected (hub ingest unreachable, or refusing us): a send stall, so the
+        // supervisor rebuilds with backoff and the box reports media_failing after a few.
+        clearInterval(t);
+        this.stalled.add('send');
+        this.ch.send({ type: 'stall', direction: 'send', idleMs: Date.now() - this.playAt });
+      }
+    }, 50);
+    this.timers.push(t);
+  }
+
   /** A pull answered null (not yet playing, or EOS): ask again shortly, never spin. */
   private retryPull(again: () => void): void {
     const t = setTimeout(() => {
@@ -208,7 +245,11 @@ export class MediaWorker {
       const c = classifyBusError(source, String(msg.message ?? ''), String(msg.debug ?? ''));
       this.ch.send({ type: 'error', cause: c.cause, source, message: c.message, retryable: c.retryable });
     } else if (msg.type === 'warning') {
-      this.ch.send({ type: 'warning', source, message: String(msg.message ?? msg.name ?? 'warning') });
+      // gstreamer-superficial 1.7.4 parses the GError text of errors only: a warning arrives
+      // with no `message`, just `debug` (file:line, function, element path).
+      const text = typeof msg.message === 'string' ? msg.message : '';
+      this.ch.send({ type: 'warning', source, message: text || String(msg.debug ?? msg.name ?? 'warning') });
+      this.onSrtWarning(source, text);
     } else if (msg.type === 'eos') {
       this.ch.send({ type: 'eos' });
     } else if (msg.type === 'element' && msg.name === 'level') {
@@ -220,6 +261,45 @@ export class MediaWorker {
         this.audio.speakerDb = db;
         this.audio.speakerBuffers++;
       }
+    }
+  }
+
+  /**
+   * A caller whose handshake the hub refuses (wrong, missing or unexpected passphrase)
+   * retries at once: srtsrc/srtsink 1.22 post "Failed to authenticate: … Trying to
+   * reconnect" warnings about 100 times a second, and never an error. An unreachable hub
+   * warns once per connect timeout (~3 s). So a burst of SRT warnings = refused handshake.
+   */
+  private onSrtWarning(source: string, text: string): void {
+    if (this.authReported || !this.callerMode) return;
+    if (source !== ELEMENT_NAMES.srtSink && source !== ELEMENT_NAMES.srtSrc) return;
+    const c = text ? classifyBusError(source, text) : null;
+    const now = Date.now();
+    const recent = (this.srtWarnings.get(source) ?? []).filter((t) => now - t < 2000);
+    recent.push(now);
+    this.srtWarnings.set(source, recent);
+    if (c?.cause !== 'srt_auth' && recent.length < 20) return;
+    this.authReported = true;
+    const dir = source === ELEMENT_NAMES.srtSrc ? 'receive' : 'send';
+    this.ch.send({
+      type: 'error',
+      cause: 'srt_auth',
+      source,
+      message: c?.message ?? `SRT ${dir}: the hub refuses the connection at the handshake (${recent.length} attempts in 2 s): wrong or missing passphrase/pbkeylen, or a refused stream id`,
+      retryable: false,
+    });
+  }
+
+  /** Data keeps leaving the packetiser but SRT sends nothing: the link is dead (send stall). */
+  private checkSrtSendProgress(st: SrtStats | null, now: number): void {
+    const prog = this.srtSendProgress;
+    if (!prog || !st || st.packetsSent === null) return;
+    if (st.packetsSent > prog.packets) {
+      this.srtSendProgress = { packets: st.packetsSent, at: now };
+      this.stalled.delete('send');
+    } else if (now - prog.at >= this.stallMs && !this.stalled.has('send')) {
+      this.stalled.add('send');
+      this.ch.send({ type: 'stall', direction: 'send', idleMs: now - prog.at });
     }
   }
 
@@ -290,6 +370,7 @@ export class MediaWorker {
       rssMb: Math.round(process.memoryUsage.rss() / 1048576),
     };
     this.lastSrt = { send: sendSrt, receive: recvSrt, at: now };
+    this.checkSrtSendProgress(sendSrt, now);
     this.ch.send({ type: 'stats', stats });
   }
 

@@ -26,7 +26,7 @@ export const joinSpecSchema = {
       required: ['url'],
       properties: {
         url: srtUrl,
-        streamId: { type: 'string', maxLength: 512 },
+        streamId: { type: 'string', maxLength: 512, description: '`{deviceId}` is replaced by each box with its own id (one group spec, one stream per box), e.g. publish:camlo/{deviceId}' },
         video: {
           type: 'object',
           additionalProperties: false,

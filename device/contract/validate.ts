@@ -94,7 +94,10 @@ export function createContract(): Contract {
     try {
       return JSON.parse(payload.toString()) as unknown;
     } catch (e) {
-      throw new DecodeError([`${what}: not JSON (${(e as Error).message})`]);
+      // Never echo the input: V8's message quotes ~10 characters around the error, which
+      // can be part of a passphrase. Keep only the position when there is one.
+      const at = /at position (\d+)/.exec((e as Error).message)?.[1];
+      throw new DecodeError([`${what}: not JSON${at ? ` (error at position ${at})` : ''}`]);
     }
   };
   const check = <T>(validate: ValidateFunction, value: unknown, prefix = ''): T => {

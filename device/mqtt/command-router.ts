@@ -69,7 +69,9 @@ export class CommandRouter {
     }
     const to = { ...(m.responseTopic ? { responseTopic: m.responseTopic } : {}), ...(m.correlationData ? { correlationData: m.correlationData } : {}) };
     const command = incoming.command;
-    const fail = (id: string, e: unknown): Promise<void> => this.send({ reply: this.errorReply(id, command, e), to });
+    // Replies are never awaited here: handle() runs inside MQTT.js's handleMessage, which
+    // holds every later incoming packet (the reply's own PUBACK too) until it resolves.
+    const fail = (id: string, e: unknown): void => this.track(this.send({ reply: this.errorReply(id, command, e), to }));
     if (!incoming.known) return fail(looseId(m.payload), new UnknownCommandError(command));
     let decoded;
     try {
@@ -85,7 +87,7 @@ export class CommandRouter {
     const envelope = (r: Record<string, unknown>): Reply => ({ ...(r as unknown as Reply), id, deviceId: this.d.deviceId, command });
     if (seen.kind === 'done') {
       this.log.info({ evt: 'command.duplicate', command, id }, 'duplicate command id: sending the first reply again');
-      return this.send({ reply: envelope(seen.reply), to });
+      return this.track(this.send({ reply: envelope(seen.reply), to }));
     }
     if (seen.kind === 'running') {
       this.track(seen.done.then((reply) => this.send({ reply: envelope(reply), to })));
@@ -97,7 +99,7 @@ export class CommandRouter {
     if (decoded.expiresAt && Date.parse(decoded.expiresAt) <= this.clock.now()) {
       const reply = this.errorReply(id, command, new ExpiredError(decoded.expiresAt));
       await this.d.ledger.complete(id, reply);
-      return this.send({ reply, to });
+      return this.track(this.send({ reply, to }));
     }
     this.log.info({ evt: 'command.run', command, id, scope: incoming.scope }, `running ${command}`);
     this.track(this.execute(id, incoming.command as CommandName, decoded.args, to));

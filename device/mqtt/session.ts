@@ -66,6 +66,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private watchdog: unknown = null;
   private lastProgress = 0;
   private stopped = true;
+  /** Subscribed since start(): a new process must subscribe once even to a present session, or it never gets the retained meeting. */
+  private subscribedSinceStart = false;
   private tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
   private handler: MessageHandler = async () => undefined;
   private readonly clock: Clock;
@@ -92,6 +94,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
+    this.subscribedSinceStart = false;
     const read = async (f: string | undefined): Promise<Buffer | undefined> => (f ? readFile(f) : undefined);
     const [ca, cert, key] = await Promise.all([read(this.o.caFile), read(this.o.certFile), read(this.o.keyFile)]);
     this.tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
@@ -204,9 +207,13 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   private async afterConnect(c: MqttClient, sessionPresent: boolean): Promise<void> {
     try {
-      if (!sessionPresent) {
+      // A present session keeps the subscriptions but the broker sends retained messages
+      // only on SUBSCRIBE: after a restart, subscribe again to get the group meeting.
+      if (!sessionPresent || !this.subscribedSinceStart) {
         const granted = await c.subscribeAsync(Object.fromEntries(this.o.subscriptions.map((t) => [t, { qos: 1 as const }])));
-        const refused = granted.filter((g) => g.qos === 128);
+        this.subscribedSinceStart = true;
+        // 0x80 (3.1.1) and every MQTT 5 reason code from 0x80 up mean refused.
+        const refused = granted.filter((g) => g.qos >= 128);
         if (refused.length) this.log.error({ evt: 'mqtt.subscribe_refused', topics: refused.map((g) => g.topic) }, 'the broker refused a subscription (ACL?)');
       }
       await c.publishAsync(this.o.onlineStatus.topic, this.o.onlineStatus.payload(), { qos: 1, retain: true });

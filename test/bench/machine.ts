@@ -222,11 +222,14 @@ export function killTracked(): void {
 
 /** Ends a child we started: `signal`, then SIGKILL after `graceMs`. Resolves on exit. */
 export function endChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 2000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  // A child that never started (ENOENT) has no pid and will never emit 'exit'.
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
+    const giveUp = setTimeout(resolve, graceMs + 2000);
     const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
     child.once('exit', () => {
       clearTimeout(t);
+      clearTimeout(giveUp);
       resolve();
     });
     child.kill(signal);

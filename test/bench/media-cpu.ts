@@ -68,6 +68,7 @@ export class HubProcess {
           } else if (m.type === 'error') reject(new MeasurementError(`hub: ${m.message}`));
         });
         proc.once('exit', (code, signal) => reject(new MeasurementError(`hub process exited (${signal ?? `code ${code}`})`)));
+        proc.on('error', (e) => reject(new MeasurementError(`hub process: ${e.message}`)));
         proc.send({ type: 'config', caps, latencyMs } satisfies ToHub);
       });
       await waitFor('the hub to listen', () => udpPortBound(ready.ingestPort) && udpPortBound(ready.programPort), 10_000);
@@ -219,6 +220,9 @@ async function runOnce(variant: CpuVariant, order: number, o: CpuOptions, launch
       let err = '';
       gst.stderr?.on('data', (d: Buffer) => {
         err = (err + d.toString()).slice(-1000);
+      });
+      gst.on('error', (e) => {
+        gstExit = `gst-launch-1.0 cannot run: ${e.message} (package gstreamer1.0-tools)`;
       });
       gst.once('exit', (code, signal) => {
         gstExit = `gst-launch-1.0 exited (${signal ?? `code ${code}`}) ${err.trim()}`;

@@ -16,12 +16,18 @@
  * plan changes shape so that the cut no longer applies, the bench says so and fails.
  *
  * Variants (same frames, same encoder settings, same receiver unless stated):
- * - ours:   the plan's `pipeline` (alignment=0 + TsPacketizer), SRT latency 40 ms.
- * - direct: the plan's `direct` string (`mpegtsmux alignment=7 ! srtsink`).
- * - before: `direct`, and a receiver without the `video/x-h264,alignment=au` caps
- *           (bare gst-launch as it was before this work).
- * - rtp:    the plan's encoder → rtph264pay → UDP, no jitter buffer: the floor of
- *           encode + packetise + decode on this machine (no SRT receive buffer).
+ * - ours:            the plan's `pipeline` (alignment=0 + TsPacketizer), SRT latency 40 ms.
+ * - ours-video-only: the same without the audio branch (what interleaving audio costs).
+ * - ours-opus10:     the same with 10 ms audio buffers and Opus frames (a proposal;
+ *                    not run by default).
+ * - direct:          the plan's `direct` string (`mpegtsmux alignment=7 ! srtsink`).
+ * - before:          `direct`, and a receiver without the `video/x-h264,alignment=au`
+ *                    caps (bare gst-launch as it was before this work).
+ * - rtp:             the plan's encoder → rtph264pay → UDP, no jitter buffer: the floor of
+ *                    encode + packetise + decode on this machine (no SRT receive buffer).
+ *
+ * The sender drives the real MediaWorker through its IPC message handler and reaches
+ * into its (TypeScript-)private `pipeline` for the appsrc that stands in for the camera.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -254,7 +260,7 @@ export interface LatencyVariantResult {
   description: string;
   seconds: number;
   framesSent: number;
-  framesReceived: number;
+  framesReceivedValid: number;
   framesDecoded: number;
   invalidCounters: number;
   lost: number;
@@ -325,6 +331,7 @@ class Child {
         w.resolve(m);
       }
     });
+    this.proc.on('error', (e) => this.fail(`${role} process: ${e.message}`));
     this.proc.on('exit', (code, signal) => {
       if (this.waiters.length > 0 || code !== 0) this.fail(`${role} process exited (${signal ?? `code ${code}`})${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
     });
@@ -420,7 +427,7 @@ function summarize(
     description: LATENCY_VARIANTS[id],
     seconds,
     framesSent: sent,
-    framesReceived: lat.length,
+    framesReceivedValid: lat.length,
     framesDecoded: got.decoded,
     invalidCounters: invalid,
     lost: sent - lat.length,
@@ -441,10 +448,10 @@ export async function measureLatency(o: LatencyOptions): Promise<LatencyResult> 
   for (const id of o.variants) {
     o.log(`latency: ${id} (${o.seconds} s + ${o.warmupSeconds} s warm-up) …`);
     const v = await measureVariant(id, o);
-    if (v.framesReceived < v.framesSent * 0.5) {
-      throw new MeasurementError(`latency ${id}: only ${v.framesReceived} of ${v.framesSent} frames came back with a valid counter (${v.framesDecoded} decoded, ${v.invalidCounters} invalid)`);
+    if (v.framesReceivedValid < v.framesSent * 0.5) {
+      throw new MeasurementError(`latency ${id}: only ${v.framesReceivedValid} of ${v.framesSent} frames came back with a valid counter (${v.framesDecoded} decoded, ${v.invalidCounters} invalid)`);
     }
-    o.log(`latency: ${id} p50 ${v.p50Ms} ms, p90 ${v.p90Ms} ms, p99 ${v.p99Ms} ms (${v.framesReceived}/${v.framesSent} frames)`);
+    o.log(`latency: ${id} p50 ${v.p50Ms} ms, p90 ${v.p90Ms} ms, p99 ${v.p99Ms} ms (${v.framesReceivedValid}/${v.framesSent} frames)`);
     variants.push(v);
   }
   return { srtLatencyMs: SRT_LATENCY_MS, width: WIDTH, height: HEIGHT, fps: FPS, bitrateKbps: BITRATE_KBPS, warmupSeconds: o.warmupSeconds, variants };

@@ -103,13 +103,14 @@ async function once(box: MediaSupervisor, caps: Capabilities): Promise<StartupRu
       if (f.direction === 'send') playToSend = f.atMs;
     };
     box.on('first-bytes', onFirst);
+    let noBytes: NodeJS.Timeout | undefined;
     const gotBytes = new Promise<void>((resolve, reject) => {
       arrived = resolve;
-      setTimeout(() => reject(new MeasurementError('startup: no bytes at the listener within 10 s of supervisor.start()')), 10_000);
+      noBytes = setTimeout(() => reject(new MeasurementError('startup: no bytes at the listener within 10 s of supervisor.start()')), 10_000);
     });
     const t0 = monoMs();
     const started = box.start(plan).then(() => monoMs() - t0);
-    await gotBytes;
+    await gotBytes.finally(() => clearTimeout(noBytes));
     const startResolvedMs = await started;
     await sleep(100);
     box.off('first-bytes', onFirst);

@@ -215,7 +215,7 @@ export const mediaSection: BenchSection = {
     if (latency) {
       t.push('', `  latency by variant (ms)       ${'p50'.padStart(7)} ${'p90'.padStart(7)} ${'p99'.padStart(7)}  frames back/sent  seconds`);
       for (const v of latency.variants) {
-        t.push(`  ${v.id.padEnd(30)}${fmt(v.p50Ms).padStart(7)} ${fmt(v.p90Ms).padStart(7)} ${fmt(v.p99Ms).padStart(7)}  ${`${v.framesReceived}/${v.framesSent}`.padEnd(16)}  ${v.seconds}`);
+        t.push(`  ${v.id.padEnd(30)}${fmt(v.p50Ms).padStart(7)} ${fmt(v.p90Ms).padStart(7)} ${fmt(v.p99Ms).padStart(7)}  ${`${v.framesReceivedValid}/${v.framesSent}`.padEnd(16)}  ${v.seconds}`);
       }
     }
     if (cpu) {
@@ -280,6 +280,12 @@ export async function main(argv: string[]): Promise<number> {
   const machine: MachineInfo = await machineInfo();
   log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryMb} MB, ${machine.os}, node ${machine.node}, GStreamer ${machine.gstreamer}; load ${machine.loadAverageAtStart.join(' ')}`);
 
+  // Other work on the machine inflates tails and start-up times: sample the load throughout.
+  let maxLoad = loadavg()[0] ?? 0;
+  const loadTimer = setInterval(() => {
+    maxLoad = Math.max(maxLoad, loadavg()[0] ?? 0);
+  }, 2000);
+  loadTimer.unref();
   const out: Record<string, unknown> = { date, command: `node dist/test/bench/run.js ${argv.join(' ')}`.trim(), machine };
   const problems: string[] = [];
   const tables: string[] = [];
@@ -295,7 +301,17 @@ export async function main(argv: string[]): Promise<number> {
     for (const [f, why] of Object.entries(report.unmeasured)) problems.push(`${section.name}.${f}: ${why}`);
     tables.push(...report.table, '');
   }
+  clearInterval(loadTimer);
   out.loadAverageAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+  maxLoad = Math.max(maxLoad, loadavg()[0] ?? 0);
+  out.loadAverage1mMax = Math.round(maxLoad * 100) / 100;
+  const warnings: string[] = [];
+  if (maxLoad > machine.cores) {
+    warnings.push(
+      `the 1-minute load average reached ${out.loadAverage1mMax} on ${machine.cores} cores during the run: other processes competed for the CPU, so latency tails, start-up times and CPU percentages are inflated; compare runs on a quiet machine`,
+    );
+  }
+  out.warnings = warnings;
   out.durationSeconds = round1((monoMs() - t0) / 1000);
   out.ok = problems.length === 0;
   out.problems = problems;
@@ -306,7 +322,8 @@ export async function main(argv: string[]): Promise<number> {
     const m = machine;
     console.log(`Benchmark ${date}  (${out.durationSeconds} s)`);
     console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryMb} MB RAM, ${m.os} (kernel ${m.kernel}, ${m.arch}${m.virtualization ? `, ${m.virtualization}` : ''}), node ${m.node}, GStreamer ${m.gstreamer}, ${m.binding}`);
-    console.log(`load average at start ${m.loadAverageAtStart.join(' ')}, at end ${(out.loadAverageAtEnd as number[]).join(' ')}`);
+    console.log(`load average at start ${m.loadAverageAtStart.join(' ')}, at end ${(out.loadAverageAtEnd as number[]).join(' ')}, 1-minute max ${String(out.loadAverage1mMax)}`);
+    for (const w of warnings) console.log(`WARNING: ${w}`);
     console.log('');
     for (const line of tables) console.log(line);
   }

@@ -101,12 +101,14 @@ describe('MediaSupervisor', () => {
     expect(spawner.running).toHaveLength(2);
   });
 
-  it('does not retry an error that retrying cannot fix (wrong passphrase) and says why', async () => {
+  it('reports an error that retrying fast cannot fix (wrong passphrase) as failed and retries only at the cap', async () => {
     await startSession();
     spawner.running[0]!.emit({ type: 'error', cause: 'srt_auth', source: 'srtout', message: 'SRT send: the hub rejected the encryption passphrase', retryable: false });
-    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sup.status()).toMatchObject({ send: 'failed', receive: 'failed', lastError: { cause: 'srt_auth', message: expect.stringContaining('passphrase') } });
+    await vi.advanceTimersByTimeAsync(3999);
     expect(spawner.running).toHaveLength(1);
-    expect(sup.status()).toMatchObject({ send: 'failed', receive: 'failed', lastError: { cause: 'srt_auth' } });
+    await vi.advanceTimersByTimeAsync(2);
+    expect(spawner.running).toHaveLength(2);
   });
 
   it('kills and replaces a worker that stops reporting (hung process)', async () => {

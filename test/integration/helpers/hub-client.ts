@@ -127,7 +127,6 @@ export class HubClient {
     const v = o.protocolVersion ?? 5;
     const client = mqtt.connect(o.url, {
       clientId,
-      username: undefined,
       protocolVersion: v,
       clean: false,
       ...(v === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),

@@ -79,7 +79,7 @@ async function openssl(cwd: string, args: string[]): Promise<void> {
   try {
     await run('openssl', args, { cwd, timeout: 30_000 });
   } catch (e) {
-    throw new Error(`openssl ${args.join(' ')}: ${(e as Error & { stderr?: string }).stderr ?? (e as Error).message}`);
+    throw new Error(`openssl ${args.join(' ')}: ${(e as Error & { stderr?: string }).stderr ?? (e as Error).message}`, { cause: e });
   }
 }
 

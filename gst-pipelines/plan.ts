@@ -321,7 +321,8 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   const pipeline = branches(
     videoSend,
     audioSend,
-    chain('mpegtsmux name=mux alignment=0', `appsink name=${n.tsOut} sync=false async=false max-buffers=4000 drop=false`),
+    // fdsink: the worker points its fd at a pipe it reads (worker.ts openTsPipe).
+    chain('mpegtsmux name=mux alignment=0', `fdsink name=${n.tsOut} sync=false async=false`),
     chain(`appsrc name=${n.tsIn} is-live=true format=time do-timestamp=true caps=video/mpegts,systemstream=true,packetsize=188`, srtSink),
     receive,
   );

@@ -6,7 +6,12 @@
  * Send path: mpegtsmux (alignment=0) → appsink `tsout` → TsPacketizer (whole 1316-byte
  * messages, flushed at every frame end) → appsrc `tsin` → srtsink.
  */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, openSync, unlinkSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
 import { ELEMENT_NAMES } from './plan.js';
@@ -54,6 +59,7 @@ export class MediaWorker {
   private receive = newCounter(Date.now());
   private packetizer: TsPacketizer | null = null;
   private tsIn: GstElement | undefined;
+  private tsPipe: Socket | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stalled = new Set<StallDirection>();
   private audio = { micDb: null as number | null, speakerDb: null as number | null, micBuffers: 0, speakerBuffers: 0 };
@@ -124,6 +130,7 @@ export class MediaWorker {
         if (src) src.passphrase = m.secrets.passphrase;
       }
     }
+    if (m.plan.kind === 'session') this.openTsPipe(p, m.plan);
     p.pollBus((msg) => this.onBus(msg));
     this.playAt = Date.now();
     this.send = newCounter(this.playAt);
@@ -140,37 +147,73 @@ export class MediaWorker {
     if (m.plan.kind === 'session') this.timers.push(setInterval(() => this.checkStall(m.stallMs), 250));
   }
 
+  /**
+   * mpegtsmux (alignment=0) → fdsink writes each muxed frame with one writev into a FIFO
+   * that this process reads as a stream. An appsink would hand every 188-byte TS packet
+   * over as its own sample — a threadpool round trip and a JS callback per packet, ~1000
+   * a second, which cost a third more CPU than gst-launch (measured, docs/benchmarks.md).
+   * Both ends are opened here and the name unlinked at once; the write end is blocking,
+   * so a slow reader back-pressures the muxer instead of losing data.
+   */
+  private openTsPipe(p: GstPipeline, plan: SessionPlan): void {
+    const sink = p.findChild(plan.names.tsOut);
+    if (!sink) return; // a `direct` description: mpegtsmux feeds srtsink itself
+    const fifo = path.join(os.tmpdir(), `ep-ts-${process.pid}-${randomBytes(4).toString('hex')}`);
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    try {
+      const wfd = openSync(fifo, fsConstants.O_RDWR);
+      const rfd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      sink.fd = wfd;
+      this.tsPipe = new Socket({ fd: rfd, readable: true, writable: false });
+    } finally {
+      unlinkSync(fifo);
+    }
+  }
+
   private wireSession(p: GstPipeline, plan: SessionPlan): void {
     const packetizer = new TsPacketizer({ holdMs: 40, now: () => Date.now() });
     this.packetizer = packetizer;
     this.tsIn = p.findChild(plan.names.tsIn);
-    const tsOut = p.findChild(plan.names.tsOut);
     const emit = (chunks: Buffer[]): void => {
       for (const c of chunks) this.tsIn?.push?.(c);
     };
-    if (tsOut?.pull) {
-      const pull = tsOut.pull.bind(tsOut);
-      const onTs = (buf: Buffer | null): void => {
-        if (this.stopping) return;
-        if (!buf) return this.retryPull(() => pull(onTs));
-        const before = packetizer.stats().videoFrames;
-        const chunks = packetizer.push(buf);
-        emit(chunks);
-        const now = Date.now();
-        const frames = packetizer.stats().videoFrames - before;
-        if (chunks.length > 0) {
-          if (this.send.firstAt === null) this.send.firstAt = now;
-          for (const c of chunks) this.send.bytes += c.length;
-        }
-        if (frames > 0) {
-          this.send.frames += frames;
-          this.send.lastAt = now;
-        }
-        pull(onTs);
-      };
-      pull(onTs);
-      this.timers.push(setInterval(() => emit(packetizer.flushDue()), 20));
-    }
+    const onTs = (buf: Buffer): void => {
+      if (this.stopping) return;
+      const before = packetizer.stats().videoFrames;
+      const chunks = packetizer.push(buf);
+      emit(chunks);
+      const now = Date.now();
+      const frames = packetizer.stats().videoFrames - before;
+      if (chunks.length > 0) {
+        if (this.send.firstAt === null) this.send.firstAt = now;
+        for (const c of chunks) this.send.bytes += c.length;
+      }
+      if (frames > 0) {
+        this.send.frames += frames;
+        this.send.lastAt = now;
+      }
+    };
+    // The muxer's output arrives through a pipe (see openTsPipe): one read per muxed
+    // frame or audio packet, however the kernel splits it; the packetiser finds frame
+    // ends in the stream itself.
+    // A held audio remainder is flushed by a timer armed only while one is held: no
+    // 50-a-second wakeups when every frame end flushes anyway.
+    let holdTimer: NodeJS.Timeout | null = null;
+    const armHold = (): void => {
+      const due = packetizer.msUntilDue();
+      if (due === null || holdTimer || this.stopping) return;
+      holdTimer = setTimeout(() => {
+        holdTimer = null;
+        emit(packetizer.flushDue());
+        armHold();
+      }, due);
+      this.timers.push(holdTimer);
+    };
+    this.tsPipe?.on('data', (b: Buffer) => {
+      onTs(b);
+      armHold();
+    });
+    this.tsPipe?.on('error', (e: Error) => this.ch.send({ type: 'error', cause: 'pipeline', source: 'tsout', message: `TS pipe: ${e.message}`, retryable: true }));
     const tap = p.findChild(plan.names.rxVideoTap);
     if (tap?.pull) {
       const pull = tap.pull.bind(tap);
@@ -391,6 +434,7 @@ export class MediaWorker {
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     try {
+      this.tsPipe?.destroy();
       this.pipeline?.stop();
     } finally {
       this.ch.send({ type: 'stopped' });

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 
 export interface MachineInfo {
   cpuModel: string | null;
@@ -70,6 +71,28 @@ export async function machineInfo(): Promise<MachineInfo> {
     gstreamer: gst?.match(/GStreamer\s+(\d+\.\d+\.\d+)/)?.[1] ?? null,
     binding,
     loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}
+
+export interface SourceState {
+  commit: string | null;
+  /** Files of the media/agent sources changed against that commit when the bench ran. */
+  changed: string[];
+}
+
+/** The git commit the bench ran on, and what was changed against it (null outside a checkout). */
+export async function sourceState(): Promise<SourceState | null> {
+  // dist/test/bench/machine.js → the repository root is three levels up.
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const head = await run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
+  if (head === null) return null;
+  const status = (await run('git', ['-C', root, 'status', '--porcelain', '--', 'gst-pipelines', 'device', 'test/bench'])) ?? '';
+  return {
+    commit: head.trim() || null,
+    changed: status
+      .split('\n')
+      .map((l) => l.slice(3).trim())
+      .filter(Boolean),
   };
 }
 

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { pickDecoder, pickEncoder } from '../../gst-pipelines/plan.js';
 import { probe } from '../../gst-pipelines/probe.js';
 import type { Capabilities } from '../../gst-pipelines/types.js';
-import { machineInfo, killTracked, MeasurementError, monoMs, round1, type MachineInfo } from './machine.js';
+import { machineInfo, killTracked, MeasurementError, monoMs, round1, sourceState, type MachineInfo } from './machine.js';
 import { measureCpu, type CpuResult, type CpuVariant } from './media-cpu.js';
 import { LATENCY_VARIANTS, measureLatency, SRT_LATENCY_MS, type LatencyResult, type LatencyVariantId } from './media-latency.js';
 import { measureStartup, type StartupResult } from './media-startup.js';
@@ -286,7 +286,9 @@ export async function main(argv: string[]): Promise<number> {
     maxLoad = Math.max(maxLoad, loadavg()[0] ?? 0);
   }, 2000);
   loadTimer.unref();
-  const out: Record<string, unknown> = { date, command: `node dist/test/bench/run.js ${argv.join(' ')}`.trim(), machine };
+  // The sources change under a running bench when someone rebuilds dist/: say what ran.
+  const source = await sourceState();
+  const out: Record<string, unknown> = { date, command: `node dist/test/bench/run.js ${argv.join(' ')}`.trim(), machine, source };
   const problems: string[] = [];
   const tables: string[] = [];
   for (const [section, parts] of chosen) {
@@ -322,6 +324,7 @@ export async function main(argv: string[]): Promise<number> {
     const m = machine;
     console.log(`Benchmark ${date}  (${out.durationSeconds} s)`);
     console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryMb} MB RAM, ${m.os} (kernel ${m.kernel}, ${m.arch}${m.virtualization ? `, ${m.virtualization}` : ''}), node ${m.node}, GStreamer ${m.gstreamer}, ${m.binding}`);
+    if (source) console.log(`source: commit ${source.commit ?? '?'}${source.changed.length ? `, changed: ${source.changed.join(' ')}` : ', no local changes'}`);
     console.log(`load average at start ${m.loadAverageAtStart.join(' ')}, at end ${(out.loadAverageAtEnd as number[]).join(' ')}, 1-minute max ${String(out.loadAverage1mMax)}`);
     for (const w of warnings) console.log(`WARNING: ${w}`);
     console.log('');

@@ -105,7 +105,7 @@ describe('planSession: transport and audio', () => {
   const p = planSession(spec, caps(), settings);
 
   it('sends whole-frame TS through the packetiser and keeps the interop direct form for gst-launch', () => {
-    expect(p.pipeline).toContain('mpegtsmux name=mux alignment=0 ! appsink name=tsout');
+    expect(p.pipeline).toContain('mpegtsmux name=mux alignment=0 ! fdsink name=tsout');
     expect(p.pipeline).toContain('appsrc name=tsin');
     expect(p.direct).toContain('mpegtsmux name=mux alignment=7 ! srtsink');
     expect(p.direct).not.toContain('appsrc');

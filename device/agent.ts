@@ -200,8 +200,11 @@ export class Agent {
       void this.publishHealth();
     });
     void this.media.prewarm().catch((e: unknown) => this.log.error({ evt: 'media.prewarm_failed', err: (e as Error).message }, 'cannot start a media worker'));
-    await this.meeting.start();
+    // Online first: the standby screen (a worker starting GStreamer) must not delay the
+    // box's retained online status; the meeting queue orders what arrives meanwhile.
+    const meetingReady = this.meeting.start().catch((e: unknown) => this.log.error({ evt: 'meeting.start_failed', err: (e as Error).message }, 'standby/restore failed'));
     await this.mqtt.start();
+    await meetingReady;
     this.scheduleHealth();
     this.log.info({ evt: 'agent.started', version: this.d.version, groupId: c.groupId }, `agent ${c.deviceId} started`);
   }

@@ -5,11 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { probeCommand } from '../gst-pipelines/probe-command.js';
-import { runLoopback } from '../gst-pipelines/loopback.js';
-import { runAgentCommand } from './run.js';
-import { runDemo } from './demo.js';
-import { schemasCommand } from './schemas-command.js';
+// Subcommands are imported when used: `ep run` on the box must not carry the demo's
+// broker, the local hub or the benchmark helpers in its memory.
 
 const USAGE = `usage: ep <command> [options]
 
@@ -44,6 +41,7 @@ async function mediaCommand(argv: string[], out: Out, err: Out): Promise<number>
   }
   const outDir = path.resolve(values.out ?? 'out/loopback');
   out(`loopback: ${seconds} s, pictures in ${outDir}`);
+  const { runLoopback } = await import('../gst-pipelines/loopback.js');
   const r = await runLoopback({ seconds, outDir, out, ...(values.passphrase ? { passphrase: values.passphrase } : {}) });
   for (const f of r.files) out(`wrote ${f}`);
   if (r.ok) {
@@ -61,6 +59,7 @@ async function demoCommand(argv: string[], out: Out, err: Out): Promise<number> 
     err('ep demo: --seconds must be a number from 2 to 600');
     return 2;
   }
+  const { runDemo } = await import('./demo.js');
   const r = await runDemo({ outDir: path.resolve(values.out ?? 'out/demo'), seconds, out });
   for (const f of r.files) out(`wrote ${f}`);
   if (r.ok) {
@@ -76,13 +75,13 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
   try {
     switch (cmd) {
       case 'probe':
-        return await probeCommand(rest, out);
+        return await (await import('../gst-pipelines/probe-command.js')).probeCommand(rest, out);
       case 'run':
-        return await runAgentCommand(rest, out, err);
+        return await (await import('./run.js')).runAgentCommand(rest, out, err);
       case 'demo':
         return await demoCommand(rest, out, err);
       case 'schemas':
-        return await schemasCommand(rest, out, err);
+        return await (await import('./schemas-command.js')).schemasCommand(rest, out, err);
       case 'media':
         return await mediaCommand(rest, out, err);
       case undefined:

@@ -75,13 +75,17 @@ export class MeetingController extends EventEmitter<MeetingEvents> {
   }
 
   /** Shows the standby screen, or rejoins a meeting this box was in before a restart. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
     this.d.media.on('status', this.onMediaStatus);
-    const saved = await this.d.store.load().catch(() => null);
-    if (saved && !isOver(saved.spec, this.clock.now())) {
-      this.log.info({ evt: 'meeting.restore', meetingId: saved.spec.meetingId }, 'rejoining the meeting that was on before the restart');
-      await this.enqueue(() => this.doJoin(saved.spec, 'restored'));
-    } else await this.enqueue(() => this.showStandby());
+    // Queued at once, so a retained group meeting that arrives while this still runs
+    // is handled after it, never overwritten by the standby screen.
+    return this.enqueue(async () => {
+      const saved = await this.d.store.load().catch(() => null);
+      if (saved && !isOver(saved.spec, this.clock.now())) {
+        this.log.info({ evt: 'meeting.restore', meetingId: saved.spec.meetingId }, 'rejoining the meeting that was on before the restart');
+        await this.doJoin(saved.spec, 'restored');
+      } else await this.showStandby();
+    });
   }
 
   async stop(): Promise<void> {

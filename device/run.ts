@@ -15,6 +15,14 @@ type Out = (s: string) => void;
 
 export const EX_CONFIG = 78;
 
+/**
+ * Node flags the box runs the agent with (device/systemd/commune-endpoint.service, and
+ * the benchmark). The agent idles most of its life and does little JS work (media runs
+ * in worker processes): a 1 MB young generation and no optimising compiler keep its
+ * resident memory near 65 MB instead of ~90 MB (measured, docs/benchmarks.md).
+ */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--lite-mode'] as const;
+
 export async function runAgentCommand(argv: string[], _out: Out, err: Out): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } }, strict: true });
   if (!values.config) {

@@ -35,6 +35,26 @@ interface Counter {
   mark: { frames: number; bytes: number; at: number };
 }
 
+/** Elements whose plugins a warm worker loads in advance (missing ones are skipped). */
+const PRELOAD_ELEMENTS = [
+  'videotestsrc', 'videoconvert', 'videoscale', 'videorate', 'textoverlay', 'timeoverlay', 'clockoverlay', 'valve', 'queue', 'tee',
+  'x264enc', 'h264parse', 'mpegtsmux', 'fdsink', 'appsrc', 'srtsink', 'srtsrc', 'tsdemux', 'avdec_h264', 'appsink', 'fakesink', 'pngenc',
+  'audiotestsrc', 'audioconvert', 'audioresample', 'webrtcdsp', 'webrtcechoprobe', 'level', 'volume', 'opusenc', 'opusdec',
+];
+
+/** Both ends of a FIFO, opened; the name is unlinked at once. Write end blocking. */
+function makeTsFifo(): { wfd: number; rfd: number } {
+  const fifo = path.join(os.tmpdir(), `ep-ts-${process.pid}-${randomBytes(4).toString('hex')}`);
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  try {
+    const wfd = openSync(fifo, fsConstants.O_RDWR);
+    const rfd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    return { wfd, rfd };
+  } finally {
+    unlinkSync(fifo);
+  }
+}
+
 /** How long the SRT send side may take to connect before it counts as stalled. */
 const SEND_CONNECT_GRACE_MS = 10_000;
 
@@ -60,6 +80,7 @@ export class MediaWorker {
   private packetizer: TsPacketizer | null = null;
   private tsIn: GstElement | undefined;
   private tsPipe: Socket | null = null;
+  private fifo: { wfd: number; rfd: number } | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stalled = new Set<StallDirection>();
   private audio = { micDb: null as number | null, speakerDb: null as number | null, micBuffers: 0, speakerBuffers: 0 };
@@ -82,7 +103,35 @@ export class MediaWorker {
         this.ch.send({ type: 'error', cause: 'pipeline', source: 'worker', message: (e as Error).message, retryable: true });
       });
     });
+    this.prepare();
     this.ch.send({ type: 'ready', pid: process.pid, gstreamer: null });
+  }
+
+  /**
+   * Work a warm worker does before it is needed, so a join pays only for its own
+   * pipeline: load the binding and the plugins (the first pipeline naming x264, libav,
+   * srt, webrtcdsp… took 61–172 ms to build, the next 7–15 ms; measured) and make the
+   * FIFO for the muxer's output. The preload pipeline is built, never played, and dies
+   * with the process like every pipeline here.
+   */
+  private prepare(): void {
+    try {
+      const gst = loadGst();
+      try {
+        new gst.Pipeline(PRELOAD_ELEMENTS.join(' '));
+      } catch {
+        for (const e of PRELOAD_ELEMENTS) {
+          try {
+            new gst.Pipeline(e);
+          } catch {
+            // not on this box: the plan will not use it either
+          }
+        }
+      }
+      this.fifo = makeTsFifo();
+    } catch {
+      // start() reports whatever is really wrong
+    }
   }
 
   private async handle(m: ToWorker): Promise<void> {
@@ -158,16 +207,10 @@ export class MediaWorker {
   private openTsPipe(p: GstPipeline, plan: SessionPlan): void {
     const sink = p.findChild(plan.names.tsOut);
     if (!sink) return; // a `direct` description: mpegtsmux feeds srtsink itself
-    const fifo = path.join(os.tmpdir(), `ep-ts-${process.pid}-${randomBytes(4).toString('hex')}`);
-    execFileSync('mkfifo', ['-m', '600', fifo]);
-    try {
-      const wfd = openSync(fifo, fsConstants.O_RDWR);
-      const rfd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-      sink.fd = wfd;
-      this.tsPipe = new Socket({ fd: rfd, readable: true, writable: false });
-    } finally {
-      unlinkSync(fifo);
-    }
+    const { wfd, rfd } = this.fifo ?? makeTsFifo();
+    this.fifo = null;
+    sink.fd = wfd;
+    this.tsPipe = new Socket({ fd: rfd, readable: true, writable: false });
   }
 
   private wireSession(p: GstPipeline, plan: SessionPlan): void {

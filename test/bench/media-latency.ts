@@ -117,8 +117,12 @@ export class FrameMaker {
     this.texture = tex;
   }
 
+  /** One buffer, reused: appsrc push() copies it, so it is free again when push returns. */
+  private readonly out = Buffer.alloc(FRAME_BYTES);
+
+  /** The frame for `counter`; valid until the next call. */
   frame(counter: number): Buffer {
-    const f = Buffer.allocUnsafe(FRAME_BYTES);
+    const f = this.out;
     const scroll = (counter * 4) % HEIGHT;
     this.texture.copy(f, 0, scroll * WIDTH, (scroll + HEIGHT) * WIDTH);
     const bandRows = 64;

@@ -45,7 +45,7 @@ export interface StartupOptions {
   log: (line: string) => void;
 }
 
-function srtLiveTransmit(input: string, output: string): { proc: ChildProcess; exited: () => string | null } {
+export function srtLiveTransmit(input: string, output: string): { proc: ChildProcess; exited: () => string | null } {
   const proc = track(spawn('srt-live-transmit', ['-q', input, output], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let exit: string | null = null;
   let err = '';

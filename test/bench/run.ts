@@ -28,6 +28,7 @@ import { machineInfo, killTracked, MeasurementError, monoMs, round1, sourceState
 import { measureCpu, type CpuResult, type CpuVariant } from './media-cpu.js';
 import { LATENCY_VARIANTS, measureLatency, SRT_LATENCY_MS, type LatencyResult, type LatencyVariantId } from './media-latency.js';
 import { measureStartup, type StartupResult } from './media-startup.js';
+import { measureAgent, type AgentResult } from './agent.js';
 
 // ---- options ------------------------------------------------------------------------------
 
@@ -40,6 +41,7 @@ export interface BenchOptions {
   cpuSeconds: number;
   cpuRounds: number;
   startupRuns: number;
+  agentRuns: number;
 }
 
 class UsageError extends Error {}
@@ -54,6 +56,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     cpuSeconds: 20,
     cpuRounds: 2,
     startupRuns: 7,
+    agentRuns: 5,
   };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
@@ -93,9 +96,12 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--startup-runs':
         o.startupRuns = Math.round(num(flag, value(), 1));
         break;
+      case '--agent-runs':
+        o.agentRuns = Math.round(num(flag, value(), 1));
+        break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup]] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup],agent] [--agent-runs N] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }
@@ -231,8 +237,44 @@ export const mediaSection: BenchSection = {
   },
 };
 
-/** Every section the bench knows, in run order. Add `agent`, `adapt`… here. */
-export const SECTIONS: readonly BenchSection[] = [mediaSection];
+export const agentSection: BenchSection = {
+  name: 'agent',
+  parts: ['all'],
+  async run(ctx) {
+    const unmeasured: Record<string, string> = {};
+    const fields = ['startToOnlineMs', 'joinCommandToFirstMediaMs', 'rssIdleMb', 'healthSampleMs'];
+    const r = await part('all', new Set(['all']), unmeasured, fields, (): Promise<AgentResult> => measureAgent({ repetitions: ctx.options.agentRuns, log: ctx.log }));
+    const data = {
+      startToOnlineMs: r?.startToOnlineMs ?? null,
+      joinCommandToFirstMediaMs: r?.joinCommandToFirstMediaMs ?? null,
+      rssIdleMb: r?.rssIdleMb ?? null,
+      healthSampleMs: r?.healthSampleMs ?? null,
+      healthSampleP95Ms: r?.healthSampleP95Ms ?? null,
+      runs: r?.runs ?? [],
+    };
+    const goals = [
+      goal('joinCommandToFirstMediaMs', '≤ 300 ms', data.joinCommandToFirstMediaMs, (v) => v <= 300),
+      goal('startToOnlineMs', '≤ 1500 ms', data.startToOnlineMs, (v) => v <= 1500),
+      goal('rssIdleMb', '≤ 70 MB', data.rssIdleMb, (v) => v <= 70),
+    ];
+    const met = (f: string): string => {
+      const g = goals.find((x) => x.field === f);
+      return g ? `${g.target} ${g.met === null ? '' : g.met ? '✓ met' : '✗ not met'}` : '';
+    };
+    const t = ['agent (ep run against Mosquitto, media in test-source mode)', `  ${'metric'.padEnd(36)} ${'measured'.padEnd(12)} goal`];
+    const row = (name: string, v: string, g = ''): void => void t.push(`  ${name.padEnd(36)} ${v.padEnd(12)} ${g}`);
+    row('process start → online (median)', fmt(data.startToOnlineMs, ' ms'), met('startToOnlineMs'));
+    row('join command → first media (median)', fmt(data.joinCommandToFirstMediaMs, ' ms'), met('joinCommandToFirstMediaMs'));
+    row('RSS idle (max of runs)', fmt(data.rssIdleMb, ' MB'), met('rssIdleMb'));
+    row('health sample (mean / p95)', `${fmt(data.healthSampleMs)} / ${fmt(data.healthSampleP95Ms, ' ms')}`);
+    if (r) t.push(`  runs: ${r.runs.map((x) => `${x.startToOnlineMs}/${x.joinCommandToFirstMediaMs}/${x.rssIdleMb}`).join(', ')} (online ms / join ms / MB)`);
+    for (const [f, why] of Object.entries(unmeasured)) t.push(`  NOT MEASURED ${f}: ${why}`);
+    return { data, unmeasured, skipped: [], goals, table: t };
+  },
+};
+
+/** Every section the bench knows, in run order. Add `adapt`… here. */
+export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection];
 
 // ---- main -----------------------------------------------------------------------------------
 

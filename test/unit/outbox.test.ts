@@ -293,7 +293,7 @@ describe('EventOutbox', () => {
     await o.load();
     await o.add(ev('a'));
     await until(() => o.pending() === 0, 'a delivered');
-    await rm(dir, { recursive: true }); // the data directory vanishes: saves fail
+    await rm(dir, { recursive: true, maxRetries: 10, retryDelay: 10 }); // the data directory vanishes: saves fail (retries: a removal save may still be writing its temp file)
     await expect(o.add(ev('b'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(clock.pending()).toBe(1);
     expect(pub.attempts).toEqual([1]); // not sent while not on disk
@@ -310,7 +310,7 @@ describe('EventOutbox', () => {
     const o = outbox(pub);
     await o.load();
     await o.add(ev('a'));
-    await rm(dir, { recursive: true });
+    await rm(dir, { recursive: true, maxRetries: 10, retryDelay: 10 });
     await expect(o.add(ev('b'))).rejects.toThrow();
     expect(clock.pending()).toBe(1);
     await o.stop();

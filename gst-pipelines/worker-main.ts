@@ -24,12 +24,15 @@ const worker = new MediaWorker({
       if (isToWorker(m)) cb(m);
     });
   },
-  exit: (code) => {
-    // Let the IPC channel flush the last message before leaving.
-    setImmediate(() => process.exit(code));
+  exit: () => {
+    // Let the IPC channel flush the last message, then leave without running exit-time
+    // destructors: libsrt's global state can hang process.exit() for good while its
+    // threads wind down (seen here: workers that outlived their agent). The pipeline is
+    // already in NULL, so the SRT peers were told the connection closed.
+    setImmediate(() => process.kill(process.pid, 'SIGKILL'));
   },
 });
-process.on('disconnect', () => process.exit(0));
+process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
 
 // Orphan guard on its own thread: a GStreamer call can block the main thread (a state
 // change waiting on a stuck element), and then 'disconnect' never runs. If the agent

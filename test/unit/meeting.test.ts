@@ -64,7 +64,9 @@ describe('MeetingController: meetings as desired state', () => {
   });
   afterEach(() => vi.useRealTimers());
 
-  const settle = (): Promise<void> => vi.advanceTimersByTimeAsync(20);
+  const settle = async (): Promise<void> => {
+    await vi.advanceTimersByTimeAsync(20);
+  };
 
   it('shows the standby screen at start, joins the group meeting, and is in_meeting once media flows', async () => {
     expect(media.calls).toEqual(['start standby']);

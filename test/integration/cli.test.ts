@@ -33,6 +33,9 @@ describe('ep CLI', () => {
     expect(await isPng(path.join(out, 'hub-received.png'))).toBe(true);
     expect(await isPng(path.join(out, 'box-displayed.png'))).toBe(true);
     const log = await readFile(path.join(out, 'agent.log'), 'utf8');
+    // aedes speaks MQTT 3.1.1 only: the box's MQTT 5 connect is refused and it falls back.
+    expect(log).toContain('"evt":"mqtt.fallback_311"');
+    expect(log).toMatch(/"evt":"mqtt.connected","sessionPresent":false,"protocolVersion":4/);
     expect(log.split('\n').filter(Boolean).every((l) => typeof JSON.parse(l).evt === 'string' || JSON.parse(l).msg !== undefined)).toBe(true);
   }, 120_000);
 

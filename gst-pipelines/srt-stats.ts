@@ -204,6 +204,8 @@ export interface SrtStats {
   packetsRetransmitted: number | null;
   /** send: packets-sent-dropped; receive: packets-received-dropped (absent in 1.22). */
   packetsDropped: number | null;
+  /** ACKs received from the peer (send side): proof the other end takes our packets. */
+  acksReceived: number | null;
   /** libsrt byte counters, headers included. */
   bytesSent: number | null;
   bytesReceived: number | null;
@@ -257,6 +259,7 @@ export function srtStatsFromStructure(s: string, side: SrtSide): SrtStats {
     packetsLost: f(send ? 'packets-sent-lost' : 'packets-received-lost'),
     packetsRetransmitted: f(send ? 'packets-retransmitted' : 'packets-received-retransmitted'),
     packetsDropped: f(send ? 'packets-sent-dropped' : 'packets-received-dropped'),
+    acksReceived: f('packet-ack-received'),
     bytesSent: f('bytes-sent'),
     bytesReceived: f('bytes-received'),
     elementBytes: num(top[send ? 'bytes-sent-total' : 'bytes-received-total']),

@@ -89,8 +89,8 @@ export class MediaWorker {
   private snapshotDir: string | undefined;
   private stopping = false;
   private srtWarnings = new Map<string, number[]>();
-  /** Last time srtsink's packet counter moved (null until SRT confirmed a connection). */
-  private srtSendProgress: { packets: number; at: number } | null = null;
+  /** Last time the hub's ACK count moved (null until SRT confirmed a connection). */
+  private srtSendProgress: { acks: number; at: number } | null = null;
   private stallMs = 2500;
   private authReported = false;
   private callerMode = false;
@@ -291,7 +291,7 @@ export class MediaWorker {
   }
 
   /**
-   * "Sending" is reported only once SRT itself has sent packets on a connection: the
+   * "Sending" is reported only once the hub has acknowledged SRT packets: the
    * packetiser producing data proves nothing when the hub refuses the handshake (seen:
    * a wrong passphrase showed send ok while the hub decoded nothing). Polled fast until
    * confirmed; property reads leak in the binding, so this stops once it has its answer.
@@ -301,9 +301,9 @@ export class MediaWorker {
     const t = setInterval(() => {
       if (this.stopping || !sink) return clearInterval(t);
       const st = srtStatsFromStructure(String(sink.stats ?? ''), 'send');
-      if ((st.packetsSent ?? 0) > 0) {
+      if ((st.acksReceived ?? 0) > 0) {
         clearInterval(t);
-        this.srtSendProgress = { packets: st.packetsSent ?? 0, at: Date.now() };
+        this.srtSendProgress = { acks: st.acksReceived ?? 0, at: Date.now() };
         this.ch.send({ type: 'first-bytes', direction: 'send', atMs: Date.now() - this.playAt });
       } else if (Date.now() - this.playAt > SEND_CONNECT_GRACE_MS) {
         // Never connected (hub ingest unreachable, or refusing us): a send stall, so the
@@ -376,12 +376,12 @@ export class MediaWorker {
     });
   }
 
-  /** Data keeps leaving the packetiser but SRT sends nothing: the link is dead (send stall). */
+  /** The hub stopped acknowledging what we send: the link or the hub is gone (send stall). */
   private checkSrtSendProgress(st: SrtStats | null, now: number): void {
     const prog = this.srtSendProgress;
-    if (!prog || !st || st.packetsSent === null) return;
-    if (st.packetsSent > prog.packets) {
-      this.srtSendProgress = { packets: st.packetsSent, at: now };
+    if (!prog || !st || st.acksReceived === null) return;
+    if (st.acksReceived > prog.acks) {
+      this.srtSendProgress = { acks: st.acksReceived, at: now };
       this.stalled.delete('send');
     } else if (now - prog.at >= this.stallMs && !this.stalled.has('send')) {
       this.stalled.add('send');

@@ -99,6 +99,7 @@ describe('srtStatsFromStructure', () => {
       packetsLost: 25,
       packetsRetransmitted: 25,
       packetsDropped: 0,
+      acksReceived: 166,
       bytesSent: 1115664,
       bytesReceived: 0,
       elementBytes: 1046596,

@@ -98,11 +98,12 @@ export interface PlanChoices {
 }
 
 /**
- * One media session as launch strings. `pipeline` is what the worker runs; the TS
- * stream leaves through the appsink named `tsout` and is re-packetised into whole
- * 1316-byte SRT messages flushed at each frame end (see ts-packetizer.ts), then enters
- * `tsin` → srtsink. `direct` is the same session with mpegtsmux feeding srtsink itself
- * (alignment=7), runnable by bare gst-launch-1.0 — the benchmark's reference.
+ * One media session as launch strings. `pipeline` is what the worker runs: the muxer's
+ * output leaves through the fdsink named `tsout` into a FIFO the worker reads, is
+ * re-packetised into whole 1316-byte SRT messages flushed at each frame end (see
+ * ts-packetizer.ts), then enters the appsrc `tsin` → srtsink. `direct` is the same
+ * session with mpegtsmux feeding srtsink itself (alignment=7), runnable by bare
+ * gst-launch-1.0 — the benchmark's reference.
  */
 export interface SessionPlan {
   kind: 'session';

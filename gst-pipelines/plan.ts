@@ -30,6 +30,8 @@ export const DEFAULT_SRT_LATENCY_MS = 200;
 
 export const ELEMENT_NAMES = {
   tsOut: 'tsout',
+  tsAudioOut: 'tsaout',
+  audioMux: 'amux',
   tsIn: 'tsin',
   srtSink: 'srtout',
   srtSrc: 'srtin',
@@ -265,7 +267,8 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     encoderChain(encoder, v),
     'h264parse config-interval=-1',
     'queue max-size-time=500000000',
-    'mux.',
+    // Fixed PIDs (video 65, audio 66): the two muxers of a session must never collide.
+    'mux.sink_65',
   );
   const audioSend = chain(
     ends.mic.chain,
@@ -280,7 +283,6 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     'audioconvert',
     `opusenc audio-type=voice bitrate=${audioKbps * 1000} inband-fec=true frame-size=20`,
     'queue max-size-time=500000000',
-    'mux.',
   );
   const receive = branches(
     // keep-listening: a listener (the local hub) takes the next caller when one leaves; without it
@@ -320,13 +322,16 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   const srtSink = `srtsink name=${n.srtSink} uri=${q(`${sendUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.send.streamId)} wait-for-connection=false sync=false async=false`;
   const pipeline = branches(
     videoSend,
-    audioSend,
-    // fdsink: the worker points its fd at a pipe it reads (worker.ts openTsPipe).
+    // Audio in its own muxer (PID 66): in one muxer every video frame waited for the Opus
+    // packet covering its timestamp (~20 ms); ts-merge.ts joins the two outputs.
+    chain(audioSend, `${n.audioMux}.sink_66`),
+    // fdsinks: the worker points their fds at pipes it reads (worker.ts openTsPipe).
     chain('mpegtsmux name=mux alignment=0', `fdsink name=${n.tsOut} sync=false async=false`),
+    chain(`mpegtsmux name=${n.audioMux} alignment=0`, `fdsink name=${n.tsAudioOut} sync=false async=false`),
     chain(`appsrc name=${n.tsIn} is-live=true format=time do-timestamp=true caps=video/mpegts,systemstream=true,packetsize=188`, srtSink),
     receive,
   );
-  const direct = branches(videoSend, audioSend, chain('mpegtsmux name=mux alignment=7', srtSink), receive);
+  const direct = branches(videoSend, chain(audioSend, 'mux.sink_66'), chain('mpegtsmux name=mux alignment=7', srtSink), receive);
 
   const choices: PlanChoices = {
     encoder,
@@ -345,6 +350,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     env: sinkEnv(ends.display.sink),
     names: {
       tsOut: n.tsOut,
+      tsAudioOut: n.tsAudioOut,
       tsIn: n.tsIn,
       srtSink: n.srtSink,
       srtSrc: n.srtSrc,

@@ -113,6 +113,8 @@ export interface SessionPlan {
   /** Names of elements the worker reads at run time. */
   names: {
     tsOut: string;
+    /** The audio muxer's fdsink (audio is muxed apart so video never waits for it). */
+    tsAudioOut?: string;
     tsIn: string;
     srtSink: string;
     srtSrc: string;

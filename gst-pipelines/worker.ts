@@ -16,6 +16,7 @@ import path from 'node:path';
 import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
 import { ELEMENT_NAMES } from './plan.js';
 import { TsPacketizer } from './ts-packetizer.js';
+import { TsMerger } from './ts-merge.js';
 import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { classifyBusError } from './worker-errors.js';
 import type { FromWorker, SrtLinkStats, StallDirection, ToWorker, WorkerStats } from './worker-protocol.js';
@@ -80,7 +81,8 @@ export class MediaWorker {
   private packetizer: TsPacketizer | null = null;
   private tsIn: GstElement | undefined;
   private tsPipe: Socket | null = null;
-  private fifo: { wfd: number; rfd: number } | null = null;
+  private tsAudioPipe: Socket | null = null;
+  private fifos: Array<{ wfd: number; rfd: number }> = [];
   private timers: NodeJS.Timeout[] = [];
   private stalled = new Set<StallDirection>();
   private audio = { micDb: null as number | null, speakerDb: null as number | null, micBuffers: 0, speakerBuffers: 0 };
@@ -128,7 +130,7 @@ export class MediaWorker {
           }
         }
       }
-      this.fifo = makeTsFifo();
+      this.fifos = [makeTsFifo(), makeTsFifo()];
     } catch {
       // start() reports whatever is really wrong
     }
@@ -205,12 +207,15 @@ export class MediaWorker {
    * so a slow reader back-pressures the muxer instead of losing data.
    */
   private openTsPipe(p: GstPipeline, plan: SessionPlan): void {
-    const sink = p.findChild(plan.names.tsOut);
-    if (!sink) return; // a `direct` description: mpegtsmux feeds srtsink itself
-    const { wfd, rfd } = this.fifo ?? makeTsFifo();
-    this.fifo = null;
-    sink.fd = wfd;
-    this.tsPipe = new Socket({ fd: rfd, readable: true, writable: false });
+    const open = (name: string | undefined): Socket | null => {
+      const sink = name ? p.findChild(name) : undefined;
+      if (!sink) return null; // a `direct` description: mpegtsmux feeds srtsink itself
+      const { wfd, rfd } = this.fifos.shift() ?? makeTsFifo();
+      sink.fd = wfd;
+      return new Socket({ fd: rfd, readable: true, writable: false });
+    };
+    this.tsPipe = open(plan.names.tsOut);
+    this.tsAudioPipe = open(plan.names.tsAudioOut);
   }
 
   private wireSession(p: GstPipeline, plan: SessionPlan): void {
@@ -252,11 +257,19 @@ export class MediaWorker {
       }, due);
       this.timers.push(holdTimer);
     };
+    // Video and audio come from two muxers (plan.ts); the merger makes one stream of them.
+    const merger = this.tsAudioPipe ? new TsMerger() : null;
     this.tsPipe?.on('data', (b: Buffer) => {
-      onTs(b);
+      onTs(merger ? merger.pushVideo(b) : b);
       armHold();
     });
-    this.tsPipe?.on('error', (e: Error) => this.ch.send({ type: 'error', cause: 'pipeline', source: 'tsout', message: `TS pipe: ${e.message}`, retryable: true }));
+    this.tsAudioPipe?.on('data', (b: Buffer) => {
+      const audio = merger?.pushAudio(b);
+      if (audio?.length) onTs(audio);
+      armHold();
+    });
+    for (const pipe of [this.tsPipe, this.tsAudioPipe])
+      pipe?.on('error', (e: Error) => this.ch.send({ type: 'error', cause: 'pipeline', source: 'tsout', message: `TS pipe: ${e.message}`, retryable: true }));
     const tap = p.findChild(plan.names.rxVideoTap);
     if (tap?.pull) {
       const pull = tap.pull.bind(tap);
@@ -478,6 +491,7 @@ export class MediaWorker {
     this.timers = [];
     try {
       this.tsPipe?.destroy();
+      this.tsAudioPipe?.destroy();
       this.pipeline?.stop();
     } finally {
       this.ch.send({ type: 'stopped' });

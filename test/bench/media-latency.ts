@@ -17,7 +17,8 @@
  *
  * Variants (same frames, same encoder settings, same receiver unless stated):
  * - ours:            the plan's `pipeline` (alignment=0 + TsPacketizer), SRT latency 40 ms.
- * - ours-video-only: the same without the audio branch (what interleaving audio costs).
+ * - ours-video-only: the same without the audio branch (what audio costs the video; since
+ *                    audio has its own muxer, nothing).
  * - ours-opus10:     the same with 10 ms audio buffers and Opus frames (a proposal;
  *                    not run by default).
  * - direct:          the plan's `direct` string (`mpegtsmux alignment=7 ! srtsink`).
@@ -141,7 +142,7 @@ export type LatencyVariantId = 'ours' | 'ours-video-only' | 'ours-opus10' | 'dir
 
 export const LATENCY_VARIANTS: Record<LatencyVariantId, string> = {
   ours: 'our path: mpegtsmux alignment=0 → TsPacketizer (1316-byte messages flushed at each frame end) → srtsink',
-  'ours-video-only': 'our path without the audio branch: what the muxer costs while it waits for audio to interleave',
+  'ours-video-only': 'our path without the audio branch (audio is muxed apart: it should cost the video nothing)',
   'ours-opus10': 'our path with 10 ms audio (audiotestsrc samplesperbuffer=480, opusenc frame-size=10): a proposed change, not the plan',
   direct: 'the plan’s direct string: mpegtsmux alignment=7 → srtsink (what bare gst-launch can run)',
   before: 'direct, and a receiver without video/x-h264,alignment=au after tsdemux (bare gst-launch before this work)',
@@ -247,8 +248,9 @@ export function latencyPipelines(variant: LatencyVariantId, caps: Capabilities, 
       const video = senderFrom(sendPlan.direct)
         .split('  ')
         .find((p) => p.startsWith(appsrcCamera));
-      if (!video || !video.endsWith(' ! mux.')) throw cutError('the send video branch');
-      sender = `${video.slice(0, -'mux.'.length)}rtph264pay config-interval=-1 pt=96 aggregate-mode=zero-latency mtu=1400 ! udpsink host=127.0.0.1 port=${port} sync=false async=false`;
+      const muxPad = video ? / ! mux\.(sink_\d+)?$/.exec(video) : null;
+      if (!video || !muxPad) throw cutError('the send video branch');
+      sender = `${video.slice(0, muxPad.index)} ! rtph264pay config-interval=-1 pt=96 aggregate-mode=zero-latency mtu=1400 ! udpsink host=127.0.0.1 port=${port} sync=false async=false`;
       const rx = vPiece.slice(vPiece.indexOf('video/x-h264,alignment=au'), -display.length);
       receiver = `udpsrc address=127.0.0.1 port=${port} caps="application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)H264,payload=(int)96" ! rtph264depay ! ${rx}${appsink}`;
       break;

@@ -6,7 +6,7 @@
  * they arrive, end the meeting, save a picture each side received, and exit 0.
  */
 import { createServer, type AddressInfo } from 'node:net';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { RecordingSystemActions } from './host/system.js';
 import { createLogger } from './log.js';
 import { topics } from './contract/topics.js';
 import { LocalHub } from '../gst-pipelines/local-hub.js';
+import { savePictures } from '../gst-pipelines/loopback.js';
 import { probe } from '../gst-pipelines/probe.js';
 import type { AgentConfig } from './config.js';
 
@@ -121,14 +122,9 @@ export async function runDemo(o: DemoOptions): Promise<{ ok: boolean; problems: 
     await ops.publishAsync(topics.meeting('camlo'), JSON.stringify(spec), { qos: 1, retain: true });
     if (!(await waitState('in_meeting', 15_000))) problems.push('the box did not reach in_meeting within 15 s');
     await new Promise((r) => setTimeout(r, o.seconds * 1000));
-    const hubShots = await hub.supervisor.snapshot();
-    const boxShots = await agent.media.snapshot();
-    const hubPng = hubShots.find((f) => f.endsWith('received.png'));
-    const boxPng = boxShots.find((f) => f.endsWith('received.png'));
-    if (hubPng) files.push(await place(hubPng, path.join(o.outDir, 'hub-received.png')));
-    else problems.push('the hub received no picture from the box');
-    if (boxPng) files.push(await place(boxPng, path.join(o.outDir, 'box-displayed.png')));
-    else problems.push('the box displayed no picture from the hub');
+    const saved = await savePictures(hub.supervisor, agent.media, o.outDir);
+    files.push(...saved.files);
+    problems.push(...saved.problems);
     const hubStats = hub.supervisor.status().stats;
     if (!hubStats || (hubStats.receive.fps ?? 0) < 25) problems.push(`the hub receives ${hubStats?.receive.fps ?? 0} fps from the box`);
     say('hub: ending the meeting (empty retained payload)');
@@ -147,7 +143,3 @@ export async function runDemo(o: DemoOptions): Promise<{ ok: boolean; problems: 
   return { ok: problems.length === 0, problems, files };
 }
 
-async function place(from: string, to: string): Promise<string> {
-  await copyFile(from, to);
-  return to;
-}

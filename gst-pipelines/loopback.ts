@@ -72,14 +72,9 @@ export async function runLoopback(o: LoopbackOptions): Promise<LoopbackResult> {
     await box.start(plan, o.passphrase ? { passphrase: o.passphrase } : {});
     box.once('first-bytes', (f) => o.out(`box:  first ${f.direction} media after ${Date.now() - t0} ms`));
     await new Promise((r) => setTimeout(r, o.seconds * 1000));
-    const hubShots = await hub.supervisor.snapshot();
-    const boxShots = await box.snapshot();
-    const hubPng = hubShots.find((f) => f.endsWith('received.png'));
-    const boxPng = boxShots.find((f) => f.endsWith('received.png'));
-    if (hubPng) files.push(await place(hubPng, path.join(o.outDir, 'hub-received.png')));
-    else problems.push('the hub has no received frame to save');
-    if (boxPng) files.push(await place(boxPng, path.join(o.outDir, 'box-displayed.png')));
-    else problems.push('the box has no displayed frame to save');
+    const saved = await savePictures(hub.supervisor, box, o.outDir);
+    files.push(...saved.files);
+    problems.push(...saved.problems);
   } finally {
     await box.close();
     await hub.stop();
@@ -98,7 +93,23 @@ export async function runLoopback(o: LoopbackOptions): Promise<LoopbackResult> {
   return { ok: problems.length === 0, problems, hubReceivedFps: hubFps, boxDisplayedFps: boxFps, files };
 }
 
-async function place(from: string, to: string): Promise<string> {
-  await copyFile(from, to);
-  return to;
+/**
+ * The demos' proof: a frame the hub received (`hub-received.png`) and a frame the box
+ * decoded for its TV (`box-displayed.png`), copied from the workers' latest snapshots.
+ */
+export async function savePictures(hub: MediaSupervisor, box: MediaSupervisor, outDir: string): Promise<{ files: string[]; problems: string[] }> {
+  const files: string[] = [];
+  const problems: string[] = [];
+  for (const [sup, name, missing] of [
+    [hub, 'hub-received.png', 'the hub has no received frame to save'],
+    [box, 'box-displayed.png', 'the box has no displayed frame to save'],
+  ] as const) {
+    const png = (await sup.snapshot()).find((f) => f.endsWith('received.png'));
+    if (!png) problems.push(missing);
+    else {
+      await copyFile(png, path.join(outDir, name));
+      files.push(path.join(outDir, name));
+    }
+  }
+  return { files, problems };
 }

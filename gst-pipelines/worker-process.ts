@@ -65,6 +65,8 @@ export interface ForkSpawnerOptions {
   workerPath?: string;
   /** Where the worker's stderr goes (GStreamer warnings); default: inherited. */
   stderr?: 'inherit' | 'ignore' | 'pipe';
+  /** With `stderr: 'pipe'`: receives what the worker writes there (tests capture it). */
+  onStderr?: (chunk: Buffer) => void;
   threadpoolSize?: number;
 }
 
@@ -78,6 +80,7 @@ export function forkSpawner(opts: ForkSpawnerOptions = {}): WorkerSpawner {
         stdio: ['ignore', 'ignore', opts.stderr ?? 'inherit', 'ipc'],
         serialization: 'json',
       });
+      if (opts.onStderr) child.stderr?.on('data', opts.onStderr);
       return new ForkedWorker(child);
     },
   };

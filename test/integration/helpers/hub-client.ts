@@ -10,7 +10,6 @@
  * media sources, recording system/LED fakes, every log line and every media worker's
  * stderr captured), because every agent test needs both sides.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -25,8 +24,7 @@ import { RecordingLeds } from '../../../device/host/leds.js';
 import { RecordingSystemActions } from '../../../device/host/system.js';
 import { LogRing } from '../../../device/log-ring.js';
 import { createLogger } from '../../../device/log.js';
-import { defaultWorkerPath, type WorkerHandle, type WorkerSpawner } from '../../../gst-pipelines/worker-process.js';
-import { isFromWorker, type FromWorker } from '../../../gst-pipelines/worker-protocol.js';
+import { forkSpawner, type WorkerSpawner } from '../../../gst-pipelines/worker-process.js';
 import type { AgentConfig } from '../../../device/config.js';
 import type { Capabilities } from '../../../gst-pipelines/types.js';
 import type { ClientTls, Mosquitto } from './mosquitto.js';
@@ -298,50 +296,11 @@ export class LineCapture extends Writable {
 }
 
 /**
- * The real media worker (dist/gst-pipelines/worker-main.js), forked as forkSpawner()
- * does, but with its stderr captured: on a box it goes to journald like any log line.
+ * The real media worker, forked by forkSpawner() with its stderr captured: on a box it
+ * goes to journald like any log line.
  */
 export function capturingSpawner(stderr: LineCapture): WorkerSpawner {
-  return {
-    spawn(env) {
-      const child = fork(defaultWorkerPath(), [], {
-        env: { ...process.env, ...env, UV_THREADPOOL_SIZE: '16' },
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-        serialization: 'json',
-      });
-      child.stderr?.on('data', (d: Buffer) => stderr.write(d));
-      return new CapturedWorker(child);
-    },
-  };
-}
-
-class CapturedWorker implements WorkerHandle {
-  private done = false;
-  constructor(private readonly child: ChildProcess) {
-    child.once('exit', () => (this.done = true));
-    child.on('error', () => undefined);
-  }
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-  get exited(): boolean {
-    return this.done;
-  }
-  send(msg: Parameters<WorkerHandle['send']>[0]): void {
-    if (!this.done && this.child.connected) this.child.send(msg);
-  }
-  onMessage(cb: (msg: FromWorker) => void): void {
-    this.child.on('message', (m: unknown) => {
-      if (isFromWorker(m)) cb(m);
-    });
-  }
-  onExit(cb: (code: number | null, signal: string | null) => void): void {
-    if (this.done) cb(this.child.exitCode, this.child.signalCode);
-    else this.child.once('exit', (code, signal) => cb(code, signal));
-  }
-  kill(signal: NodeJS.Signals): void {
-    if (!this.done) this.child.kill(signal);
-  }
+  return forkSpawner({ stderr: 'pipe', onStderr: (d) => stderr.write(d) });
 }
 
 export interface BoxOptions {

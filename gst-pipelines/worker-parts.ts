@@ -1,0 +1,53 @@
+/**
+ * The media worker's small pieces that need no pipeline: per-direction counters, the
+ * plugin preload list, the FIFO the muxers write into, the `level` message parser.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, openSync, unlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Counter {
+  frames: number;
+  bytes: number;
+  lastAt: number | null;
+  firstAt: number | null;
+  mark: { frames: number; bytes: number; at: number };
+}
+
+/** Elements whose plugins a warm worker loads in advance (missing ones are skipped). */
+export const PRELOAD_ELEMENTS = [
+  'videotestsrc', 'videoconvert', 'videoscale', 'videorate', 'textoverlay', 'timeoverlay', 'clockoverlay', 'valve', 'queue', 'tee',
+  'x264enc', 'h264parse', 'mpegtsmux', 'fdsink', 'appsrc', 'srtsink', 'srtsrc', 'tsdemux', 'avdec_h264', 'appsink', 'fakesink', 'pngenc',
+  'audiotestsrc', 'audioconvert', 'audioresample', 'webrtcdsp', 'webrtcechoprobe', 'level', 'volume', 'opusenc', 'opusdec',
+];
+
+/** Both ends of a FIFO, opened; the name is unlinked at once. Write end blocking. */
+export function makeTsFifo(): { wfd: number; rfd: number } {
+  const fifo = path.join(os.tmpdir(), `ep-ts-${process.pid}-${randomBytes(4).toString('hex')}`);
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  try {
+    const wfd = openSync(fifo, fsConstants.O_RDWR);
+    const rfd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    return { wfd, rfd };
+  } finally {
+    unlinkSync(fifo);
+  }
+}
+
+/** How long the SRT send side may take to connect before it counts as stalled. */
+export const SEND_CONNECT_GRACE_MS = 10_000;
+
+export const newCounter = (now: number): Counter => ({ frames: 0, bytes: 0, lastAt: null, firstAt: null, mark: { frames: 0, bytes: 0, at: now } });
+
+/** Parses a `level` element's `rms` field, e.g. "< -31.178265 >", into dBFS (null for silence). */
+export function parseLevelDb(value: unknown): number | null {
+  const nums = String(value ?? '')
+    .match(/-?\d+(\.\d+)?(e-?\d+)?|-?inf/gi)
+    ?.map((s) => (/inf/i.test(s) ? -Infinity : Number(s)));
+  if (!nums || nums.length === 0) return null;
+  const max = Math.max(...nums);
+  return Number.isFinite(max) ? Math.round(max * 10) / 10 : null;
+}
+

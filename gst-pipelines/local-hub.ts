@@ -105,6 +105,8 @@ export class LocalHub {
         micMuted: false,
         aec: false,
         statsPeriodS: 1,
+        // Not the boxes' 440 Hz: their echo cancellers must not take their mic for our echo.
+        testToneHz: 1000,
         standbyTitle: this.opts.title ?? 'District hub — program',
         ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
       },

@@ -186,7 +186,7 @@ export function pickEndpoints(caps: Capabilities, settings: MediaSettings, v: Se
 
   const micDev = caps.audio.capture[0];
   let mic: Endpoints['mic'];
-  if (test) mic = { chain: 'audiotestsrc is-live=true wave=ticks volume=0.4', label: 'audiotestsrc' };
+  if (test) mic = { chain: `audiotestsrc is-live=true wave=ticks volume=0.4 freq=${settings.testToneHz ?? 440}`, label: 'audiotestsrc' };
   else if (micDev && caps.elements.alsasrc) mic = { chain: `alsasrc device=${q(micDev.alsa)}`, label: `alsasrc ${micDev.alsa} ${micDev.name}` };
   else mic = { chain: 'audiotestsrc is-live=true wave=silence', label: 'no mic: silence' };
 

@@ -81,6 +81,12 @@ export interface MediaSettings {
   snapshotDir?: string;
   /** Text shown on the standby screen (the commune's name). */
   standbyTitle?: string;
+  /**
+   * Pitch of the test source's ticks (`source: test`), default 440 Hz. A test hub sends
+   * another pitch: with both ends ticking the same tone, the box's echo canceller rightly
+   * takes its own mic for an echo of the program and suppresses it (flaky tests).
+   */
+  testToneHz?: number;
 }
 
 export type VideoEncoderKind = 'v4l2h264enc' | 'vah264enc' | 'x264enc' | 'openh264enc';

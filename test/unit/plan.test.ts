@@ -166,7 +166,8 @@ describe('planSession: transport and audio', () => {
   it('test source mode uses test sources and headless sinks whatever the box has', () => {
     const t = planSession(spec, caps(), { ...settings, source: 'test', snapshotDir: '/tmp/x' });
     expect(t.pipeline).toContain('videotestsrc is-live=true pattern=smpte');
-    expect(t.pipeline).toContain('audiotestsrc is-live=true');
+    expect(t.pipeline).toContain('audiotestsrc is-live=true wave=ticks volume=0.4 freq=440 ');
+    expect(planSession(spec, caps(), { ...settings, source: 'test', testToneHz: 1000 }).pipeline).toContain('wave=ticks volume=0.4 freq=1000 ');
     expect(t.pipeline).not.toContain('alsasink');
     expect(t.names.snapshotSend).toBe('snapsend');
     expect(t.pipeline).toContain('pngenc');

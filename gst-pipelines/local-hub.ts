@@ -22,6 +22,8 @@ export interface LocalHubOptions {
   logger?: Logger;
   video?: { width: number; height: number; fps: number; bitrateKbps: number };
   title?: string;
+  /** Program-audio level interval at the hub (ms): short to see audio breaks (adapt tests). */
+  speakerLevelMs?: number;
 }
 
 /** A free TCP port on the host (SRT uses UDP; a port free for both is picked). */
@@ -110,7 +112,7 @@ export class LocalHub {
         standbyTitle: this.opts.title ?? 'District hub — program',
         ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
       },
-      { srtMode: 'listener' },
+      { srtMode: 'listener', ...(this.opts.speakerLevelMs ? { speakerLevelMs: this.opts.speakerLevelMs } : {}) },
     );
     await this.supervisor.start(plan, this.opts.passphrase ? { passphrase: this.opts.passphrase } : {});
   }

@@ -6,6 +6,7 @@
  * One media session is ONE top-level pipeline, because webrtcdsp (mic path) must see
  * its webrtcechoprobe (speaker path) in the same pipeline and at the same rate.
  */
+import { AUDIO_ONLY, ladderFor, type Rung } from './adapt.js';
 import { branches, chain, h264Level, parseSrtUrl, q } from './launch.js';
 import type {
   Capabilities,
@@ -45,6 +46,11 @@ export const ELEMENT_NAMES = {
   micVolume: 'micvol',
   speakerVolume: 'spkvol',
   testVideoValve: 'testvalve',
+  /** Link adaptation (adapt.ts): audio-only gate, rung caps, and the parser for forced keyframes. */
+  videoGate: 'vgate',
+  videoRate: 'vrate',
+  videoCaps: 'vcaps',
+  videoParser: 'vparse',
   /** On-screen text over the TV picture (identify shows the box's name here). */
   osd: 'osd',
 } as const;
@@ -108,14 +114,17 @@ export function encoderChain(kind: VideoEncoderKind, v: SessionPlan['video']): s
       return chain(
         'videoconvert',
         'video/x-raw,format=I420',
-        `x264enc name=${name} tune=zerolatency speed-preset=ultrafast bitrate=${v.bitrateKbps} key-int-max=${gop} bframes=0`,
+        // vbv-buf-capacity 200 ms (default 600): a bitrate set while playing (link adaptation)
+        // settles in ~0.15 s down / 0.3 s up instead of 0.5 / 1.5 s (measured).
+        `x264enc name=${name} tune=zerolatency speed-preset=ultrafast bitrate=${v.bitrateKbps} vbv-buf-capacity=200 key-int-max=${gop} bframes=0`,
         'video/x-h264,profile=(string)constrained-baseline',
       );
     case 'openh264enc':
       return chain(
         'videoconvert',
         'video/x-raw,format=I420',
-        `openh264enc name=${name} bitrate=${v.bitrateKbps * 1000} gop-size=${gop} complexity=low rate-control=bitrate`,
+        // qp-min: with the default 0, openh264 sent 3.8–4.0 Mbit/s for a 1.5 Mbit/s target (measured).
+        `openh264enc name=${name} bitrate=${v.bitrateKbps * 1000} gop-size=${gop} complexity=low rate-control=bitrate qp-min=10`,
       );
   }
 }
@@ -233,6 +242,8 @@ function srtUri(url: string, path: string): string {
 export interface SessionRole {
   /** `caller` for a box (CONTRACT.md); `listener` for the local test hub, which binds the ports. */
   srtMode: 'caller' | 'listener';
+  /** Interval of the program-audio level reports (1000 ms; the test hub uses 100 to see audio breaks). */
+  speakerLevelMs?: number;
 }
 
 /** Plans one media session (send + receive + AEC) for the given capabilities. */
@@ -260,12 +271,20 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   const streamId = (id: string | undefined): string => (id ? ` streamid=${q(id)}` : '');
   const audioCaps = `audio/x-raw,format=S16LE,rate=${AUDIO_RATE},channels=1`;
 
+  const ladder = ladderFor(v).map((r) => ({ ...r, minKbps: Math.max(r.minKbps, spec.send.adapt?.minVideoKbps ?? 0) }));
   const videoSend = chain(
     ends.camera.chain,
     snap ? 'tee name=sendtee' : null,
     'queue max-size-buffers=2 leaky=downstream',
+    // Link adaptation acts here while playing (worker.ts): the gate closes for audio-only,
+    // a rung is one caps string (size + frame rate) on vcaps — the binding sets caps
+    // properties from strings; videorate/videoscale pass frames untouched at the top rung.
+    `valve name=${n.videoGate} drop=false`,
+    `videorate name=${n.videoRate} drop-only=true`,
+    'videoscale',
+    `capsfilter name=${n.videoCaps} caps=${q(rungCaps(ladder[0] ?? { ...v, id: 'top', minKbps: 0 }))}`,
     encoderChain(encoder, v),
-    'h264parse config-interval=-1',
+    `h264parse name=${n.videoParser} config-interval=-1`,
     'queue max-size-time=500000000',
     // Fixed PIDs (video 65, audio 66): the two muxers of a session must never collide.
     'mux.sink_65',
@@ -310,7 +329,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
       'audioconvert',
       'audioresample',
       audioCaps,
-      `level name=${n.speakerLevel} interval=1000000000`,
+      `level name=${n.speakerLevel} interval=${Math.round(clamp(role.speakerLevelMs ?? 1000, 20, 10_000)) * 1_000_000}`,
       aec ? `webrtcechoprobe name=${n.echoProbe}` : null,
       `volume name=${n.speakerVolume} volume=${clamp(settings.volume, 0, 1.5).toFixed(2)}`,
       'audioconvert',
@@ -361,8 +380,49 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     },
     video: v,
     audio: { bitrateKbps: audioKbps },
+    adapt: {
+      enabled: spec.send.adapt?.enabled !== false,
+      maxKbps: v.bitrateKbps,
+      ladder,
+      audioWireKbps: AUDIO_WIRE_KBPS,
+      srtLatencyMs: latency,
+      bitrate: runtimeBitrate(encoder),
+      elements: { gate: n.videoGate, parser: n.videoParser, rate: n.videoRate, scale: n.videoCaps },
+    },
   };
 }
+
+/**
+ * What audio alone costs on the wire: one 188-byte TS packet per 20 ms Opus frame (up to
+ * ~64 kbit/s Opus) in 7-packet SRT messages, + 44 bytes of SRT/UDP/IP per message ≈ 78
+ * kbit/s; the controller keeps this much free for it.
+ */
+export const AUDIO_WIRE_KBPS = 80;
+
+/** The caps string of a rung (even sizes: an odd one stops x264 and the whole pipeline). */
+export function rungCaps(r: Pick<Rung, 'width' | 'height' | 'fps'>): string {
+  return `video/x-raw,width=${even(r.width)},height=${even(r.height)},pixel-aspect-ratio=1/1,framerate=${r.fps}/1`;
+}
+
+/**
+ * The encoder property that takes a bitrate while playing, through this binding (JS
+ * numbers arrive as floats; whole kbit/s values are exact). v4l2h264enc keeps its bitrate
+ * in the `extra-controls` structure, which the binding cannot set: on a Pi 4 only the
+ * rung (size, frame rate) and audio-only adapt.
+ */
+export function runtimeBitrate(kind: VideoEncoderKind): SessionPlan['adapt']['bitrate'] {
+  switch (kind) {
+    case 'x264enc':
+    case 'vah264enc':
+      return { element: ELEMENT_NAMES.encoder, property: 'bitrate', perKbps: 1 };
+    case 'openh264enc':
+      return { element: ELEMENT_NAMES.encoder, property: 'bitrate', perKbps: 1000 };
+    case 'v4l2h264enc':
+      return null;
+  }
+}
+
+export { AUDIO_ONLY };
 
 /** The standby screen between meetings: the commune's name on a calm card, 5 fps. */
 export function planStandby(caps: Capabilities, settings: MediaSettings, size = { width: 1280, height: 720 }): StandbyPlan {

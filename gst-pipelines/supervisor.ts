@@ -8,6 +8,8 @@ import { EventEmitter } from 'node:events';
 import { backoffDelay, systemClock, type Clock } from '../device/host/clock.js';
 import { silentLogger, type Logger } from '../device/log.js';
 import type { FromWorker, WorkerErrorCause, WorkerStats } from './worker-protocol.js';
+import type { AdaptChange } from './adapt.js';
+import type { AdaptReport } from './worker-adapt.js';
 import type { WorkerHandle, WorkerSpawner } from './worker-process.js';
 import type { MediaPlan, PlanChoices } from './types.js';
 
@@ -49,6 +51,8 @@ export interface SupervisorEvents {
   restart: [{ reason: string; attempt: number; delayMs: number }];
   'first-bytes': [{ direction: 'send' | 'receive'; atMs: number }];
   snapshot: [{ side: 'send' | 'receive'; path: string }];
+  /** Link adaptation stepped down or up (adapt.ts). */
+  adapt: [{ change: AdaptChange; report: AdaptReport }];
 }
 
 export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
@@ -257,6 +261,12 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       case 'snapshot':
         this.emit('snapshot', { side: m.side, path: m.path });
         break;
+      case 'adapt': {
+        const c = m.change;
+        this.log.info({ evt: 'media.adapt', ...c }, `link ${c.direction === 'down' ? 'congested' : 'clear'}: video ${c.fromRung} ${c.fromKbps} → ${c.toRung} ${c.toKbps} kbit/s (${c.reason})`);
+        this.emit('adapt', { change: c, report: m.report });
+        break;
+      }
       default:
         break;
     }

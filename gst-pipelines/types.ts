@@ -3,6 +3,7 @@
  * build, what it produces. Plain data only, so the planner stays a pure function and
  * plans can cross the IPC boundary to the worker as JSON.
  */
+import type { AdaptConfig } from './adapt.js';
 
 /** The media part of a CONTRACT.md join spec (already validated at the edge). */
 export interface MediaJoinSpec {
@@ -13,6 +14,8 @@ export interface MediaJoinSpec {
     streamId?: string;
     video?: { width?: number; height?: number; fps?: number; bitrateKbps?: number };
     audio?: { bitrateKbps?: number };
+    /** Link adaptation (on unless `enabled: false`); see adapt.ts. */
+    adapt?: { enabled?: boolean; minVideoKbps?: number };
   };
   receive: { url: string; streamId?: string };
   srt?: { latencyMs?: number; passphrase?: string; pbkeylen?: 16 | 24 | 32 };
@@ -131,8 +134,17 @@ export interface SessionPlan {
   };
   video: { width: number; height: number; fps: number; bitrateKbps: number };
   audio: { bitrateKbps: number };
+  /** Link adaptation: the controller's configuration and how to act on this encoder. */
+  adapt: AdaptPlan;
   /** Extra environment for the worker process (e.g. glimagesink on gbm/egl). */
   env: Record<string, string>;
+}
+
+export interface AdaptPlan extends AdaptConfig {
+  /** The encoder property that takes a new bitrate while playing (null: this encoder cannot). */
+  bitrate: { element: string; property: string; perKbps: number } | null;
+  /** Elements the worker drives per rung (see plan.ts videoSend). */
+  elements: { gate: string; parser: string; rate: string | null; scale: string | null };
 }
 
 export interface StandbyPlan {

@@ -13,6 +13,8 @@ export interface Counter {
   bytes: number;
   lastAt: number | null;
   firstAt: number | null;
+  /** Longest time between two frames since the last stats report. */
+  maxGapMs: number;
   mark: { frames: number; bytes: number; at: number };
 }
 
@@ -39,7 +41,15 @@ export function makeTsFifo(): { wfd: number; rfd: number } {
 /** How long the SRT send side may take to connect before it counts as stalled. */
 export const SEND_CONNECT_GRACE_MS = 10_000;
 
-export const newCounter = (now: number): Counter => ({ frames: 0, bytes: 0, lastAt: null, firstAt: null, mark: { frames: 0, bytes: 0, at: now } });
+export const newCounter = (now: number): Counter => ({ frames: 0, bytes: 0, lastAt: null, firstAt: null, maxGapMs: 0, mark: { frames: 0, bytes: 0, at: now } });
+
+/** Counts one frame (or message) arriving at `now`. */
+export function countArrival(c: Counter, now: number, bytes: number): void {
+  if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, now - c.lastAt);
+  c.frames++;
+  c.bytes += bytes;
+  c.lastAt = now;
+}
 
 /** Parses a `level` element's `rms` field, e.g. "< -31.178265 >", into dBFS (null for silence). */
 export function parseLevelDb(value: unknown): number | null {

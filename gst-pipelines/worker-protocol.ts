@@ -3,6 +3,8 @@
  * channel. Plain JSON; the worker never receives anything but these.
  */
 import type { MediaPlan } from './types.js';
+import type { AdaptReport } from './worker-adapt.js';
+import type { AdaptChange } from './adapt.js';
 
 export interface DirectionStats {
   fps: number | null;
@@ -11,6 +13,8 @@ export interface DirectionStats {
   bytes: number;
   /** Milliseconds since the last video frame (or TS data) in this direction. */
   idleMs: number | null;
+  /** Longest gap between two video frames during this interval (a freeze), ms. */
+  maxGapMs: number | null;
 }
 
 export interface SrtLinkStats {
@@ -27,7 +31,16 @@ export interface WorkerStats {
   send: DirectionStats & { srt: SrtLinkStats | null; paddingPct: number | null };
   receive: DirectionStats & { srt: SrtLinkStats | null };
   /** RMS level in dBFS (−∞ reported as null), sent mic and received program. */
-  audio: { micDb: number | null; speakerDb: number | null; micBuffers: number; speakerBuffers: number };
+  audio: {
+    micDb: number | null;
+    speakerDb: number | null;
+    micBuffers: number;
+    speakerBuffers: number;
+    /** Longest wall-clock gap between two program-audio level reports this interval (audio break), ms. */
+    speakerMaxGapMs: number | null;
+  };
+  /** Link adaptation (sessions in caller mode; null otherwise). */
+  adapt: AdaptReport | null;
   rssMb: number;
 }
 
@@ -59,6 +72,7 @@ export type FromWorker =
   | { type: 'started'; atMs: number }
   | { type: 'first-bytes'; direction: StallDirection; atMs: number }
   | { type: 'stats'; stats: WorkerStats }
+  | { type: 'adapt'; change: AdaptChange; report: AdaptReport }
   | { type: 'warning'; source: string; message: string }
   | { type: 'error'; cause: WorkerErrorCause; source: string; message: string; retryable: boolean }
   | { type: 'stall'; direction: StallDirection; idleMs: number }

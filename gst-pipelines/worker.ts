@@ -9,10 +9,13 @@
 import { writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import path from 'node:path';
-import { makeTsFifo, newCounter, parseLevelDb, PRELOAD_ELEMENTS, SEND_CONNECT_GRACE_MS, type Counter } from './worker-parts.js';
+import { countArrival, makeTsFifo, newCounter, parseLevelDb, PRELOAD_ELEMENTS, SEND_CONNECT_GRACE_MS, type Counter } from './worker-parts.js';
 import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
 import { ELEMENT_NAMES } from './plan.js';
-import { TsPacketizer } from './ts-packetizer.js';
+import { TsPacketizer, SRT_MESSAGE_SIZE, nullPacket, PACKETS_PER_MESSAGE } from './ts-packetizer.js';
+import { SAMPLE_MS, type Rung } from './adapt.js';
+import { AdaptLoop } from './worker-adapt.js';
+import { rungCaps } from './plan.js';
 import { TsMerger } from './ts-merge.js';
 import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { classifyBusError } from './worker-errors.js';
@@ -24,6 +27,12 @@ export interface WorkerChannel {
   onMessage(cb: (msg: ToWorker) => void): void;
   exit(code: number): void;
 }
+
+/** Audio/PSI remainder hold in the packetiser: with video (flushed at every frame end) and audio-only. */
+const VIDEO_HOLD_MS = 40;
+const AUDIO_ONLY_HOLD_MS = 150;
+const KEYFRAME_EVERY_MS = 2000;
+const PAD_TICK_MS = 20;
 
 export class MediaWorker {
   private pipeline: GstPipeline | null = null;
@@ -50,6 +59,13 @@ export class MediaWorker {
   private stallMs = 2500;
   private authReported = false;
   private callerMode = false;
+  private speakerLevelAt: number | null = null;
+  private adapt: AdaptLoop | null = null;
+  /** srtsink stats read by the adaptation loop, reused by reportStats (each read leaks). */
+  private sendStatsCache: { st: SrtStats; at: number } | null = null;
+  private padTimer: NodeJS.Timeout | null = null;
+  private keyTimer: NodeJS.Timeout | null = null;
+  private speakerMaxGapMs: number | null = null;
 
   constructor(private readonly ch: WorkerChannel) {}
 
@@ -145,6 +161,7 @@ export class MediaWorker {
     if (m.plan.kind === 'session') {
       this.wireSession(p, m.plan);
       this.confirmDelivery(p, m.plan);
+      if (this.callerMode) this.startAdaptation(p, m.plan);
     }
     this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
     this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
@@ -173,7 +190,7 @@ export class MediaWorker {
   }
 
   private wireSession(p: GstPipeline, plan: SessionPlan): void {
-    const packetizer = new TsPacketizer({ holdMs: 40, now: () => Date.now() });
+    const packetizer = new TsPacketizer({ holdMs: VIDEO_HOLD_MS, now: () => Date.now() });
     this.packetizer = packetizer;
     this.tsIn = p.findChild(plan.names.tsIn);
     const emit = (chunks: Buffer[]): void => {
@@ -191,6 +208,7 @@ export class MediaWorker {
         for (const c of chunks) this.send.bytes += c.length;
       }
       if (frames > 0) {
+        if (this.send.lastAt !== null) this.send.maxGapMs = Math.max(this.send.maxGapMs, now - this.send.lastAt);
         this.send.frames += frames;
         this.send.lastAt = now;
       }
@@ -235,9 +253,7 @@ export class MediaWorker {
           this.receive.firstAt = now;
           this.ch.send({ type: 'first-bytes', direction: 'receive', atMs: now - this.playAt });
         }
-        this.receive.frames++;
-        this.receive.bytes += buf.length;
-        this.receive.lastAt = now;
+        countArrival(this.receive, now, buf.length);
         pull(onFrame);
       };
       pull(onFrame);
@@ -283,6 +299,88 @@ export class MediaWorker {
     this.timers.push(t);
   }
 
+  /**
+   * Link adaptation (adapt.ts): srtsink's stats every SAMPLE_MS into the controller, its
+   * decisions applied to the encoder's bitrate, the rung caps and the audio-only gate.
+   * Runs with adaptation disabled too (it then only reports), so congestion is visible.
+   */
+  private startAdaptation(p: GstPipeline, plan: SessionPlan): void {
+    const sink = p.findChild(plan.names.srtSink);
+    if (!sink) return;
+    const a = plan.adapt;
+    const enc = a.bitrate ? p.findChild(a.bitrate.element) : undefined;
+    const gate = p.findChild(a.elements.gate);
+    const caps = a.elements.scale ? p.findChild(a.elements.scale) : undefined;
+    let videoOn = true;
+    this.adapt = new AdaptLoop(
+      a,
+      {
+        setVideoBitrate: (kbps) => {
+          if (enc && a.bitrate) enc[a.bitrate.property] = Math.max(1, Math.round(kbps * a.bitrate.perKbps));
+        },
+        setRung: (rung) => {
+          if (rung === null) {
+            if (gate) gate.drop = true;
+            videoOn = false;
+            // Audio alone: fill whole 7-packet messages instead of padding every 40 ms.
+            this.packetizer?.setHoldMs(AUDIO_ONLY_HOLD_MS);
+            this.keyframesEvery(null, p, plan);
+            return;
+          }
+          if (caps) caps.caps = rungCaps(rung);
+          if (!videoOn) {
+            this.packetizer?.setHoldMs(VIDEO_HOLD_MS);
+            if (gate) gate.drop = false;
+            videoOn = true;
+          }
+          this.keyframesEvery(rung, p, plan);
+        },
+        setPaddingKbps: (kbps) => this.setPadding(kbps),
+      },
+      (change, report) => this.ch.send({ type: 'adapt', change, report }),
+    );
+    const t = setInterval(() => {
+      if (this.stopping) return;
+      const now = Date.now();
+      const st = srtStatsFromStructure(String(sink.stats ?? ''), 'send');
+      this.sendStatsCache = { st, at: now };
+      this.adapt?.sample(st, now);
+    }, SAMPLE_MS);
+    this.timers.push(t);
+  }
+
+  /**
+   * The encoder's GOP is counted in frames and cannot change while playing: below the
+   * plan's frame rate, a keyframe is forced every KEYFRAME_EVERY_MS so a hub or viewer
+   * joining mid-stream still decodes within ~2 s. (Each rung change starts with one.)
+   */
+  private keyframesEvery(rung: Rung | null, p: GstPipeline, plan: SessionPlan): void {
+    if (this.keyTimer) clearInterval(this.keyTimer);
+    this.keyTimer = null;
+    if (!rung || rung.fps >= plan.video.fps) return;
+    this.keyTimer = setInterval(() => {
+      if (!this.stopping) p.forceKeyUnit(plan.adapt.elements.parser, 1);
+    }, KEYFRAME_EVERY_MS);
+    this.timers.push(this.keyTimer);
+  }
+
+  /** Null-packet padding straight into srtsink (whole messages): the audio-only probe. */
+  private setPadding(kbps: number): void {
+    if (this.padTimer) clearInterval(this.padTimer);
+    this.padTimer = null;
+    if (kbps <= 0) return;
+    const message = Buffer.concat(Array.from({ length: PACKETS_PER_MESSAGE }, () => nullPacket()));
+    let credit = 0;
+    let last = Date.now();
+    this.padTimer = setInterval(() => {
+      const now = Date.now();
+      credit += (kbps * (now - last)) / 8; // kbit/s × ms / 8 = bytes
+      last = now;
+      for (; credit >= SRT_MESSAGE_SIZE && !this.stopping; credit -= SRT_MESSAGE_SIZE) this.tsIn?.push?.(message);
+    }, PAD_TICK_MS);
+    this.timers.push(this.padTimer);
+  }
+
   /** A pull answered null (not yet playing, or EOS): ask again shortly, never spin. */
   private retryPull(again: () => void): void {
     const t = setTimeout(() => {
@@ -313,6 +411,9 @@ export class MediaWorker {
       } else if (source === ELEMENT_NAMES.speakerLevel) {
         this.audio.speakerDb = db;
         this.audio.speakerBuffers++;
+        const now = Date.now();
+        if (this.speakerLevelAt !== null) this.speakerMaxGapMs = Math.max(this.speakerMaxGapMs ?? 0, now - this.speakerLevelAt);
+        this.speakerLevelAt = now;
       }
     }
   }
@@ -387,16 +488,20 @@ export class MediaWorker {
     const p = this.pipeline;
     const plan = this.plan;
     if (!p || !plan) return;
-    const rate = (c: Counter): { fps: number | null; kbps: number | null } => {
+    const rate = (c: Counter): { fps: number | null; kbps: number | null; maxGapMs: number | null } => {
       const dt = (now - c.mark.at) / 1000;
       const r = dt > 0 ? { fps: (c.frames - c.mark.frames) / dt, kbps: ((c.bytes - c.mark.bytes) * 8) / 1000 / dt } : { fps: null, kbps: null };
+      // A gap still open counts too: a freeze shows while it lasts, not only when it ends.
+      const maxGapMs = c.lastAt === null ? null : Math.max(c.maxGapMs, now - c.lastAt);
       c.mark = { frames: c.frames, bytes: c.bytes, at: now };
-      return { fps: r.fps === null ? null : Math.round(r.fps * 10) / 10, kbps: r.kbps === null ? null : Math.round(r.kbps) };
+      c.maxGapMs = 0;
+      return { fps: r.fps === null ? null : Math.round(r.fps * 10) / 10, kbps: r.kbps === null ? null : Math.round(r.kbps), maxGapMs };
     };
     let sendSrt: SrtStats | null = null;
     let recvSrt: SrtStats | null = null;
     if (plan.kind === 'session') {
-      sendSrt = srtStatsFromStructure(String(p.findChild(plan.names.srtSink)?.stats ?? ''), 'send');
+      const cached = this.sendStatsCache;
+      sendSrt = cached && now - cached.at < 1000 ? cached.st : srtStatsFromStructure(String(p.findChild(plan.names.srtSink)?.stats ?? ''), 'send');
       recvSrt = srtStatsFromStructure(String(p.findChild(plan.names.srtSrc)?.stats ?? ''), 'receive');
     }
     const dtMs = now - this.lastSrt.at;
@@ -419,10 +524,12 @@ export class MediaWorker {
         idleMs: this.receive.lastAt === null ? null : now - this.receive.lastAt,
         srt: this.linkStats('receive', recvSrt, dtMs),
       },
-      audio: { ...this.audio },
+      audio: { ...this.audio, speakerMaxGapMs: this.speakerLevelAt === null ? null : Math.max(this.speakerMaxGapMs ?? 0, now - this.speakerLevelAt) },
+      adapt: this.adapt?.report() ?? null,
       rssMb: Math.round(process.memoryUsage.rss() / 1048576),
     };
     this.lastSrt = { send: sendSrt, receive: recvSrt, at: now };
+    this.speakerMaxGapMs = null;
     this.checkSrtSendProgress(sendSrt, now);
     this.ch.send({ type: 'stats', stats });
   }

@@ -42,6 +42,15 @@ export const joinSpecSchema = {
           additionalProperties: false,
           properties: { bitrateKbps: { type: 'integer', minimum: 6, maximum: 128 } },
         },
+        adapt: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'Link adaptation (v1 extension): the video follows the link down a ladder to audio-only and back. On unless enabled is false.',
+          properties: {
+            enabled: { type: 'boolean' },
+            minVideoKbps: { type: 'integer', minimum: 50, maximum: 8000, description: 'Below this video bitrate the box sends audio only.' },
+          },
+        },
       },
     },
     receive: {

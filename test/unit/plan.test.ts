@@ -123,7 +123,7 @@ describe('planSession: transport and audio', () => {
   it('AU-aligned demux output, SPS/PPS on every keyframe, keyframe every 2 s', () => {
     expect(p.pipeline).toContain('tsdemux name=demux');
     expect(p.pipeline).toContain('video/x-h264,alignment=au ! h264parse');
-    expect(p.pipeline).toContain('h264parse config-interval=-1');
+    expect(p.pipeline).toContain('h264parse name=vparse config-interval=-1');
     expect(p.pipeline).toContain('key-int-max=60');
   });
 

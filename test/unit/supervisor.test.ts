@@ -13,12 +13,30 @@ const plan: SessionPlan = {
   names: { tsOut: 'tsout', tsIn: 'tsin', srtSink: 'srtout', srtSrc: 'srtin', rxVideoTap: 'rxvtap', encoder: 'venc', snapshotSend: null, snapshotReceive: null },
   video: { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 },
   audio: { bitrateKbps: 32 },
+  adapt: {
+    enabled: true,
+    maxKbps: 1500,
+    ladder: [],
+    audioWireKbps: 80,
+    srtLatencyMs: 200,
+    bitrate: null,
+    elements: { gate: 'vgate', parser: 'vparse', rate: 'vrate', scale: 'vcaps' },
+  },
   env: {},
 };
 
 function stats(over: Partial<WorkerStats> = {}): WorkerStats {
-  const dir = { fps: 30, kbps: 1500, frames: 100, bytes: 1000, idleMs: 10 };
-  return { ts: 0, uptimeMs: 1000, send: { ...dir, srt: null, paddingPct: 5 }, receive: { ...dir, srt: null }, audio: { micDb: -20, speakerDb: -20, micBuffers: 1, speakerBuffers: 1 }, rssMb: 50, ...over };
+  const dir = { fps: 30, kbps: 1500, frames: 100, bytes: 1000, idleMs: 10, maxGapMs: 40 };
+  return {
+    ts: 0,
+    uptimeMs: 1000,
+    send: { ...dir, srt: null, paddingPct: 5 },
+    receive: { ...dir, srt: null },
+    audio: { micDb: -20, speakerDb: -20, micBuffers: 1, speakerBuffers: 1, speakerMaxGapMs: 1000 },
+    adapt: null,
+    rssMb: 50,
+    ...over,
+  };
 }
 
 describe('MediaSupervisor', () => {

@@ -1,0 +1,99 @@
+/**
+ * The worker's side of link adaptation: turns srtsink statistics into one LinkSample
+ * per SAMPLE_MS, runs the pure controller (adapt.ts) and applies what it decides
+ * through an Actuator (the pipeline's elements, see worker.ts). Pure apart from the
+ * actuator it is given, so it is tested without GStreamer.
+ */
+import { AUDIO_ONLY, adaptStep, initialAdapt, type AdaptChange, type AdaptConfig, type AdaptState, type LinkSample, type Rung } from './adapt.js';
+import type { SrtStats } from './srt-stats.js';
+
+export interface Actuator {
+  /** The encoder's target bitrate, kbit/s. */
+  setVideoBitrate(kbps: number): void;
+  /** Size and frame rate of the sent video; null = audio only. */
+  setRung(rung: Rung | null): void;
+  /** Null-packet padding to probe the link while audio-only, kbit/s (0 = none). */
+  setPaddingKbps(kbps: number): void;
+}
+
+/** What the worker reports about adaptation (stats, state, health). */
+export interface AdaptReport {
+  enabled: boolean;
+  rung: string;
+  targetKbps: number;
+  probeKbps: number;
+  /** Wire rate srtsink sent over the last sample. */
+  sendKbps: number | null;
+  rttMs: number | null;
+  rttFloorMs: number | null;
+  congested: boolean;
+  steps: { down: number; up: number };
+}
+
+const delta = (prev: number | null, cur: number | null): number | null => (prev === null || cur === null || cur < prev ? null : cur - prev);
+
+export class AdaptLoop {
+  private state: AdaptState;
+  private prev: { st: SrtStats; at: number } | null = null;
+  private last: { sample: LinkSample; congested: boolean } | null = null;
+  private applied: { kbps: number; rung: string; padding: number };
+
+  constructor(
+    private readonly config: AdaptConfig,
+    private readonly act: Actuator,
+    private readonly onChange: (c: AdaptChange, report: AdaptReport) => void,
+  ) {
+    this.state = initialAdapt(config);
+    this.applied = { kbps: this.state.targetKbps, rung: this.state.rung, padding: 0 };
+  }
+
+  /** Feeds one srtsink `stats` reading. Counters that went backwards (a new socket) restart the window. */
+  sample(st: SrtStats, now: number): void {
+    const prev = this.prev;
+    this.prev = { st, at: now };
+    if (!prev || st.source === 'none' || st.packetsSent === null) return;
+    const sent = delta(prev.st.packetsSent, st.packetsSent);
+    const bytes = delta(prev.st.bytesSent, st.bytesSent);
+    if (sent === null || bytes === null || now <= prev.at) return;
+    const s: LinkSample = {
+      atMs: now,
+      rttMs: st.rttMs,
+      sendKbps: (bytes * 8) / (now - prev.at),
+      sentPackets: sent,
+      lostPackets: delta(prev.st.packetsLost, st.packetsLost) ?? 0,
+      retransPackets: delta(prev.st.packetsRetransmitted, st.packetsRetransmitted) ?? 0,
+      droppedPackets: delta(prev.st.packetsDropped, st.packetsDropped) ?? 0,
+    };
+    const r = adaptStep(this.state, s, this.config);
+    this.state = r.state;
+    this.last = { sample: s, congested: r.decision.congested };
+    this.apply(r.decision.targetKbps, r.decision.rung, r.decision.probeKbps);
+    if (r.decision.change) this.onChange(r.decision.change, this.report());
+  }
+
+  private apply(kbps: number, rung: string, padding: number): void {
+    const a = this.applied;
+    // Bitrate first: video coming back from audio-only starts at the new rate, not the old one.
+    if (rung !== AUDIO_ONLY && kbps !== a.kbps) this.act.setVideoBitrate(kbps);
+    if (rung !== a.rung) this.act.setRung(this.config.ladder.find((r) => r.id === rung) ?? null);
+    if (padding !== a.padding) this.act.setPaddingKbps(padding);
+    this.applied = { kbps: rung === AUDIO_ONLY ? a.kbps : kbps, rung, padding };
+  }
+
+  report(): AdaptReport {
+    const s = this.last?.sample;
+    const floor = this.state.rttHistory.length ? Math.min(...this.state.rttHistory.map((h) => h.rttMs)) : null;
+    const r1 = (v: number | null | undefined): number | null => (v === null || v === undefined ? null : Math.round(v * 10) / 10);
+    return {
+      enabled: this.config.enabled,
+      rung: this.state.rung,
+      targetKbps: this.state.targetKbps,
+      probeKbps: this.state.probeKbps,
+      sendKbps: s?.sendKbps === null || s?.sendKbps === undefined ? null : Math.round(s.sendKbps),
+      rttMs: r1(s?.rttMs),
+      rttFloorMs: r1(floor),
+      congested: this.last?.congested ?? false,
+      steps: { ...this.state.steps },
+    };
+  }
+}

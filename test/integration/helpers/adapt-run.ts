@@ -1,0 +1,153 @@
+/**
+ * One link-adaptation scenario, as the integration test and `npm run bench` both run it:
+ * a LocalHub, a box sending 1280x720@30 at 1500 kbit/s through a BottleneckRelay whose
+ * capacity follows a schedule, and a timeline of what each side saw. The box is the real
+ * supervised worker; only the link is modelled (this kernel has no netem).
+ *
+ * Frames are counted where they are real: the box's packetiser (video frames leaving for
+ * the hub) and the hub's receive tap (access units after tsdemux + h264parse). Audio
+ * breaks are the hub's program-audio `level` reports, every 100 ms: a gap between two
+ * reports longer than that is audio that did not arrive.
+ */
+import type { AdaptChange } from '../../../gst-pipelines/adapt.js';
+import type { WorkerStats } from '../../../gst-pipelines/worker-protocol.js';
+import { BottleneckRelay } from './bottleneck.js';
+import { HD, MediaLog, Resources, SMALL, boxPlan, hubSpec, newBox, startHub, type Sample } from './media.js';
+
+export interface AdaptScenario {
+  name: string;
+  /** Capacity steps, seconds from the start of the scenario; the first one at 0. */
+  steps: Array<{ atS: number; kbps: number }>;
+  durationS: number;
+  adapt: boolean;
+  /** Drop-tail queue of the bottleneck (default 60 000 bytes, as in issue #4's measurement). */
+  queueBytes?: number;
+  srtLatencyMs?: number;
+}
+
+export interface TimelinePoint {
+  /** Seconds since the scenario started (the capacity schedule's zero). */
+  tS: number;
+  capacityKbps: number;
+  /** Box: the controller's video target and rung, what srtsink sent on the wire. */
+  targetKbps: number | null;
+  rung: string | null;
+  sendKbps: number | null;
+  rttMs: number | null;
+  /** Box frames sent and hub frames received in this interval. */
+  sentFrames: number;
+  hubFrames: number;
+  hubMaxGapMs: number | null;
+  hubAudioMaxGapMs: number | null;
+}
+
+export interface AdaptRun {
+  scenario: AdaptScenario;
+  timeline: TimelinePoint[];
+  changes: Array<{ tS: number; change: AdaptChange }>;
+  restarts: Array<{ tS: number; reason: string }>;
+}
+
+/** Sum of frame-counter increases over consecutive samples of the same worker. */
+function framesBetween(samples: Sample[], side: 'send' | 'receive', from: number, to: number): number {
+  let n = 0;
+  for (let i = 1; i < samples.length; i++) {
+    const a = samples[i - 1]!;
+    const b = samples[i]!;
+    if (b.at <= from || b.at > to || a.pid !== b.pid) continue;
+    n += Math.max(0, b.stats[side].frames - a.stats[side].frames);
+  }
+  return n;
+}
+
+const within = (samples: Sample[], from: number, to: number): Sample[] => samples.filter((s) => s.at > from && s.at <= to);
+const maxOf = (xs: Array<number | null>): number | null => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? Math.max(...v) : null;
+};
+
+export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promise<AdaptRun> {
+  const latency = s.srtLatencyMs ?? 200;
+  const hub = await startHub(res, { video: SMALL, latencyMs: latency, speakerLevelMs: 100 });
+  const relay = await BottleneckRelay.start({ target: { host: '127.0.0.1', port: hub.ingestPort }, capacityKbps: s.steps[0]!.kbps, queueBytes: s.queueBytes ?? 60_000 });
+  res.add('bottleneck relay', () => relay.close());
+  const spec = hubSpec(hub, HD, { srt: { latencyMs: latency } });
+  spec.send = { ...spec.send, url: `srt://127.0.0.1:${relay.port}`, adapt: { enabled: s.adapt } };
+  const box = newBox(res, { statsPeriodMs: 500 });
+  const boxLog = new MediaLog(box);
+  const hubLog = new MediaLog(hub.supervisor);
+  const changes: Array<{ at: number; change: AdaptChange }> = [];
+  box.on('adapt', (a) => changes.push({ at: Date.now(), change: a.change }));
+  const restarts: Array<{ at: number; reason: string }> = [];
+  box.on('restart', (r) => restarts.push({ at: Date.now(), reason: r.reason }));
+
+  await box.start(await boxPlan(spec));
+  await hubLog.nextSample((x) => x.stats.receive.frames >= 30 && x.stats.audio.speakerBuffers > 0, 20_000, `${s.name}: the hub to decode the box's video and audio`);
+  const t0 = Date.now();
+  relay.schedule(s.steps.filter((x) => x.atS > 0).map((x) => ({ atMs: x.atS * 1000, kbps: x.kbps })));
+  await new Promise((r) => setTimeout(r, s.durationS * 1000));
+  const end = Date.now();
+
+  const capacityAt = (tS: number): number => [...s.steps].reverse().find((x) => x.atS <= tS)?.kbps ?? s.steps[0]!.kbps;
+  const timeline: TimelinePoint[] = [];
+  for (let tS = 1; t0 + tS * 1000 <= end; tS++) {
+    const from = t0 + (tS - 1) * 1000;
+    const to = t0 + tS * 1000;
+    const boxIn = within(boxLog.samples, from, to);
+    const hubIn = within(hubLog.samples, from, to);
+    const lastBox: WorkerStats | undefined = boxIn[boxIn.length - 1]?.stats;
+    timeline.push({
+      tS,
+      capacityKbps: capacityAt(tS - 0.5),
+      targetKbps: lastBox?.adapt?.targetKbps ?? null,
+      rung: lastBox?.adapt?.rung ?? null,
+      sendKbps: maxOf(boxIn.map((x) => x.stats.adapt?.sendKbps ?? null)),
+      rttMs: maxOf(boxIn.map((x) => x.stats.adapt?.rttMs ?? null)),
+      sentFrames: framesBetween(boxLog.samples, 'send', from, to),
+      hubFrames: framesBetween(hubLog.samples, 'receive', from, to),
+      hubMaxGapMs: maxOf(hubIn.map((x) => x.stats.receive.maxGapMs)),
+      hubAudioMaxGapMs: maxOf(hubIn.map((x) => x.stats.audio.speakerMaxGapMs)),
+    });
+  }
+  return {
+    scenario: s,
+    timeline,
+    changes: changes.map((c) => ({ tS: (c.at - t0) / 1000, change: c.change })),
+    restarts: restarts.map((r) => ({ tS: (r.at - t0) / 1000, reason: r.reason })),
+  };
+}
+
+/** Seconds from `atS` to the first step down (null: none). */
+export function firstDownAfter(run: AdaptRun, atS: number): number | null {
+  const c = run.changes.find((x) => x.tS >= atS && x.change.direction === 'down');
+  return c ? c.tS - atS : null;
+}
+
+/** Hub frames received ÷ box frames sent over [fromS, toS), in percent. */
+export function framesPct(run: AdaptRun, fromS: number, toS: number): number {
+  const pts = run.timeline.filter((p) => p.tS > fromS && p.tS <= toS);
+  const sent = pts.reduce((a, p) => a + p.sentFrames, 0);
+  const got = pts.reduce((a, p) => a + p.hubFrames, 0);
+  return sent > 0 ? Math.round((1000 * got) / sent) / 10 : 0;
+}
+
+export function maxGap(run: AdaptRun, fromS: number, toS: number, which: 'video' | 'audio'): number | null {
+  return maxOf(run.timeline.filter((p) => p.tS > fromS && p.tS <= toS).map((p) => (which === 'video' ? p.hubMaxGapMs : p.hubAudioMaxGapMs)));
+}
+
+/** Seconds from `atS` until the box is back at the top rung and the full bitrate (null: never). */
+export function recoveredAfter(run: AdaptRun, atS: number, topRung: string, maxKbps: number): number | null {
+  const c = run.changes.find((x) => x.tS >= atS && x.change.toRung === topRung && x.change.toKbps >= maxKbps);
+  return c ? c.tS - atS : null;
+}
+
+/** Text table of a run, for logs and assertion messages. */
+export function describeRun(run: AdaptRun): string {
+  const rows = run.timeline.map(
+    (p) =>
+      `${String(p.tS).padStart(3)}s cap ${String(p.capacityKbps).padStart(4)} | tgt ${String(p.targetKbps ?? '-').padStart(4)} ${(p.rung ?? '-').padEnd(10)} send ${String(p.sendKbps ?? '-').padStart(5)} rtt ${String(p.rttMs ?? '-').padStart(6)} | frames ${String(p.sentFrames).padStart(2)}→${String(p.hubFrames).padStart(2)} gap ${p.hubMaxGapMs ?? '-'} audio gap ${p.hubAudioMaxGapMs ?? '-'}`,
+  );
+  const ch = run.changes.map((c) => `${c.tS.toFixed(1)}s ${c.change.direction} ${c.change.fromRung}/${c.change.fromKbps} → ${c.change.toRung}/${c.change.toKbps} (${c.change.reason}, rtt ${c.change.rttMs} floor ${c.change.rttFloorMs})`);
+  return [`${run.scenario.name}`, ...rows, 'changes:', ...ch, `restarts: ${run.restarts.map((r) => `${r.tS.toFixed(1)}s ${r.reason}`).join(', ') || 'none'}`].join('\n');
+}
+

@@ -25,14 +25,20 @@ import type { SessionPlan } from './types.js';
 /** Statistics interval the controller is designed for. */
 export const SAMPLE_MS = 500;
 /** Decreases at least this far apart: a decrease needs ~1 RTT + a frame to show. */
-const DECREASE_GAP_MS = 1500;
+const DECREASE_GAP_MS = 2000;
+/** Decreases within this time of a severe one are the same congestion episode. */
+const EPISODE_MS = 5000;
+/** Time at the lowest video rung, still congested and not draining, before audio-only. */
+const LOWEST_RUNG_TRIAL_MS = 3000;
+/** Queueing delay beyond this many SRT latencies: the link is tiny (see adaptStep). */
+const EXTREME_QUEUE_LATENCIES = 6;
 /** Clean time needed before an increase (after a decrease: RECOVERY_HOLD_MS). */
 const INCREASE_EVERY_MS = 1500;
 const RECOVERY_HOLD_MS = 4000;
 /** Near the last congested rate, increases wait this long instead (1 s less after each one that passed), and are smaller. */
-const NEAR_CEILING_EVERY_MS = 5000;
+const NEAR_CEILING_EVERY_MS = 4000;
 const CEILING_MEMORY_MS = 30_000;
-const INCREASE_FACTOR = 1.3;
+const INCREASE_FACTOR = 1.25;
 const NEAR_CEILING_FACTOR = 1.1;
 /** After congestion: this share of the delivered rate goes to media (the rest drains the queue). */
 const DRAIN_SHARE = 0.8;
@@ -113,6 +119,12 @@ export interface AdaptState {
   cleanSince: number | null;
   ceiling: { kbps: number; atMs: number } | null;
   probe: { startedAt: number; stepAt: number; failures: number; nextAt: number } | null;
+  /** The first severe cut of the current congestion episode. */
+  severeAt: number | null;
+  /** Since when the lowest video rung is on (audio-only needs it to have failed for a while). */
+  atLowestSince: number | null;
+  /** Learnt wire cost per video frame beyond its bytes (FRAME_KBIT), kbit. */
+  frameKbit: number;
   /** Increases since the last decrease: near the ceiling each one comes sooner. */
   upStreak: number;
   /** Counters for reports. */
@@ -153,10 +165,12 @@ export function ladderFor(video: SessionPlan['video']): Rung[] {
   return rungs;
 }
 
-export function initialAdapt(config: AdaptConfig): AdaptState {
+/** The starting state: the top rung, or where a previous worker of the same session left off. */
+export function initialAdapt(config: AdaptConfig, from?: { rung: string; targetKbps: number } | null): AdaptState {
+  const known = from && config.enabled && (from.rung === AUDIO_ONLY || config.ladder.some((r) => r.id === from.rung));
   return {
-    targetKbps: config.maxKbps,
-    rung: config.ladder[0]?.id ?? AUDIO_ONLY,
+    targetKbps: known ? Math.min(config.maxKbps, Math.max(0, Math.round(from.targetKbps))) : config.maxKbps,
+    rung: known ? from.rung : (config.ladder[0]?.id ?? AUDIO_ONLY),
     probeKbps: 0,
     rttHistory: [],
     lastDecreaseAt: null,
@@ -165,6 +179,9 @@ export function initialAdapt(config: AdaptConfig): AdaptState {
     cleanSince: null,
     ceiling: null,
     probe: null,
+    atLowestSince: null,
+    severeAt: null,
+    frameKbit: FRAME_KBIT,
     upStreak: 0,
     steps: { down: 0, up: 0 },
   };
@@ -181,12 +198,47 @@ export function rungFor(targetKbps: number, current: string, ladder: Rung[]): st
   return AUDIO_ONLY;
 }
 
-/** Queueing delay budget: a third of SRT's latency, within 40..150 ms. */
+/** Queueing delay budget: a quarter of SRT's latency, within 40..150 ms. */
 export function delayBudgetMs(srtLatencyMs: number): number {
-  return Math.min(150, Math.max(40, srtLatencyMs / 3));
+  return Math.min(150, Math.max(40, srtLatencyMs / 4));
 }
 
+/** An increase needs the queue under this share of the budget: a queue already forming says "at capacity". */
+const INCREASE_QUEUE_SHARE = 0.6;
+
 const pctOf = (part: number, whole: number): number => (whole > 0 ? (100 * part) / whole : 0);
+
+/** TS + PES + SRT/UDP/IP headers on video (4/188 + ~14 per PES + 44 per 1316). */
+const VIDEO_OVERHEAD = 0.05;
+/**
+ * Wire cost per video frame beyond its bytes: the null padding that closes its last
+ * 1316-byte message, and audio flushed with it. Starting value measured through the
+ * bottleneck (~11 kbit a frame at 30 and at 15 fps); the controller then learns it from
+ * what srtsink sends (AdaptState.frameKbit).
+ */
+export const FRAME_KBIT = 11;
+
+/** What `videoKbps` of video at `fps`, plus the audio, costs on the wire (kbit/s). */
+export function wireKbps(videoKbps: number, fps: number, config: Pick<AdaptConfig, 'audioWireKbps'>, frameKbit = FRAME_KBIT): number {
+  return videoKbps > 0 ? videoKbps * (1 + VIDEO_OVERHEAD) + fps * frameKbit + config.audioWireKbps : config.audioWireKbps;
+}
+
+function videoForWire(wire: number, fps: number, config: Pick<AdaptConfig, 'audioWireKbps'>, frameKbit: number): number {
+  return (wire - config.audioWireKbps - fps * frameKbit) / (1 + VIDEO_OVERHEAD);
+}
+
+function rungFps(rung: string, config: AdaptConfig): number {
+  return config.ladder.find((r) => r.id === rung)?.fps ?? 0;
+}
+
+/** The best rung, and its video bitrate, whose wire rate fits in `wire` kbit/s. */
+export function fitWire(wire: number, config: AdaptConfig, frameKbit = FRAME_KBIT): { rung: string; kbps: number } {
+  for (const r of config.ladder) {
+    const kbps = Math.min(config.maxKbps, videoForWire(wire, r.fps, config, frameKbit));
+    if (kbps >= r.minKbps) return { rung: r.id, kbps: Math.round(kbps) };
+  }
+  return { rung: AUDIO_ONLY, kbps: 0 };
+}
 
 /** One step: the new state and what to do. Pure. */
 export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig): { state: AdaptState; decision: AdaptDecision } {
@@ -207,11 +259,12 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
   if (state.ceiling && s.atMs - state.ceiling.atMs > CEILING_MEMORY_MS) state.ceiling = null;
   if (!config.enabled) return { state, decision: decide(state, null, congested) };
 
-  const change = (to: number, direction: 'down' | 'up', why: AdaptReason): AdaptChange => {
+  const change = (to: number, direction: 'down' | 'up', why: AdaptReason, rung?: string): AdaptChange => {
     const fromKbps = state.targetKbps;
     const fromRung = state.rung;
     state.targetKbps = Math.round(to);
-    state.rung = rungFor(state.targetKbps, fromRung, config.ladder);
+    state.rung = rung ?? rungFor(state.targetKbps, fromRung, config.ladder);
+    if (state.rung !== fromRung) state.atLowestSince = state.rung === config.ladder[config.ladder.length - 1]?.id ? s.atMs : null;
     state.steps[direction]++;
     return { direction, fromKbps, toKbps: state.targetKbps, fromRung, toRung: state.rung, reason: why, rttMs: s.rttMs, rttFloorMs: floor, deliveredKbps: delivered === null ? null : Math.round(delivered), lossPct: Math.round(lossPct * 10) / 10 };
   };
@@ -225,36 +278,74 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
       state.probeKbps = 0;
       return { state, decision: decide(state, null, true) };
     }
-    if (state.lastDecreaseAt !== null && s.atMs - state.lastDecreaseAt < DECREASE_GAP_MS) return { state, decision: decide(state, null, true) };
+    const severity = queueMs / budget;
+    // The first cut of an episode comes fast when the queue is long; later ones wait: the
+    // sender's retransmissions keep the link full for seconds after the encoder slowed.
+    const episode = state.severeAt !== null && s.atMs - state.severeAt < EPISODE_MS;
+    const gap = severity > 4 ? (episode ? DECREASE_GAP_MS * 0.75 : SAMPLE_MS) : DECREASE_GAP_MS;
+    if (state.lastDecreaseAt !== null && s.atMs - state.lastDecreaseAt < gap) return { state, decision: decide(state, null, true) };
     // Draining after a cut (RTT falling): the cut works, wait for the queue to empty.
     const draining = state.decreaseRttMs !== null && s.rttMs !== null && s.rttMs < state.decreaseRttMs * 0.9;
     state.decreaseRttMs = s.rttMs;
     if (draining) return { state, decision: decide(state, null, true) };
-    const cut = state.targetKbps * 0.85;
-    const fit = delivered === null ? cut : delivered * DRAIN_SHARE - config.audioWireKbps;
-    const to = Math.max(0, Math.min(cut, fit));
-    if (state.rung === AUDIO_ONLY && to >= state.targetKbps) return { state, decision: decide(state, null, true) };
-    // What the link carried for video while congested: a better ceiling than the old target.
-    state.ceiling = { kbps: delivered === null ? state.targetKbps : Math.min(state.targetKbps, Math.max(0, delivered - config.audioWireKbps)), atMs: s.atMs };
-    state.lastDecreaseAt = s.atMs;
-    state.upStreak = 0;
+    if (state.rung === AUDIO_ONLY) return { state, decision: decide(state, null, true) };
+    // Aim the WIRE rate (video + audio + TS/SRT overhead + frame-end padding) below what
+    // congested the link: by more the longer the queue (a full drop-tail queue hides the
+    // capacity; the sender sees no loss through it, measured), and never above what got
+    // through when losses are reported. Then the best rung whose wire rate fits.
+    const sent = s.sendKbps ?? wireKbps(state.targetKbps, rungFps(state.rung, config), config, state.frameKbit);
+    // A queue beyond 4× the budget at the first cut: the link collapsed (a slow drift shows
+    // as a mild queue first). Cut to 30 % of the wire rate at once — audio has priority,
+    // and an overcut is repaired by fast increases within seconds.
+    const factor = episode ? 0.5 : reason === 'sender-drops' || severity > 4 ? 0.3 : severity > 2 ? 0.7 : 0.85;
+    // Within an episode the wire rate still carries the retransmissions of the first
+    // overload: cut from the video target, not from what was sent.
+    const wire = episode ? Infinity : Math.min(sent * factor, delivered === null || lossPct === 0 ? Infinity : delivered * DRAIN_SHARE);
+    let fitted = fitWire(Math.min(wire, wireKbps(state.targetKbps * factor, rungFps(state.rung, config), config, state.frameKbit)), config, state.frameKbit);
+    // A queue many times the SRT latency means a tiny link (the same buffer drains slower
+    // the thinner the link): straight to the lowest rung, and audio-only soon after.
+    const extreme = queueMs > EXTREME_QUEUE_LATENCIES * config.srtLatencyMs;
+    // Audio-only only after the lowest rung has had time to show it cannot fit: a full
+    // queue hides the capacity, and a 600 kbit/s link must keep its video.
     const lowest = config.ladder[config.ladder.length - 1];
-    const c = change(lowest && to < lowest.minKbps ? 0 : to, 'down', reason!);
+    if (extreme && lowest && fitted.rung !== AUDIO_ONLY && config.ladder.findIndex((r) => r.id === fitted.rung) < config.ladder.length - 1) fitted = { rung: lowest.id, kbps: lowest.minKbps };
+    if (extreme && lowest && state.rung === lowest.id) fitted = { rung: AUDIO_ONLY, kbps: 0 };
+    const trial = extreme ? LOWEST_RUNG_TRIAL_MS / 3 : LOWEST_RUNG_TRIAL_MS;
+    if (fitted.rung === AUDIO_ONLY && lowest && (state.rung !== lowest.id || s.atMs - (state.atLowestSince ?? s.atMs) < trial))
+      fitted = { rung: lowest.id, kbps: Math.min(state.rung === lowest.id ? state.targetKbps : Infinity, lowest.minKbps) };
+    if (fitted.rung === state.rung && fitted.kbps >= state.targetKbps) return { state, decision: decide(state, null, true) };
+    const same = fitted.rung === state.rung;
+    const to = same ? Math.min(fitted.kbps, state.targetKbps * 0.85) : fitted.kbps;
+    // Where the link's limit probably is, as video: increases slow down near it. A mild
+    // queue says "just above what we sent"; a full one says only "below": then just above
+    // the new rate.
+    const limit = factor >= 0.85 ? videoForWire(sent, rungFps(state.rung, config), config, state.frameKbit) : to * 1.25;
+    state.ceiling = { kbps: Math.max(0, Math.min(state.targetKbps, limit)), atMs: s.atMs };
+    state.lastDecreaseAt = s.atMs;
+    if (severity > 4 && !episode) state.severeAt = s.atMs;
+    state.upStreak = 0;
+    const c = change(to, 'down', reason!, fitted.rung);
     if (state.rung === AUDIO_ONLY) state.probe = { startedAt: 0, stepAt: 0, failures: 0, nextAt: s.atMs + PROBE_BACKOFF_MS[0]! };
     return { state, decision: decide(state, c, true) };
   }
 
   state.decreaseRttMs = null;
+  if (queueMs > budget * INCREASE_QUEUE_SHARE) {
+    // Not congested, not clean either: hold.
+    state.cleanSince = null;
+    return { state, decision: decide(state, null, false) };
+  }
   state.cleanSince ??= s.atMs;
   const clean = s.atMs - state.cleanSince;
+  learnFrameCost(state, s, config);
 
   if (state.rung === AUDIO_ONLY) return probeStep(state, s, config, delivered, change);
 
   if (state.targetKbps >= config.maxKbps) return { state, decision: decide(state, null, false) };
   const sinceChange = s.atMs - Math.max(state.lastIncreaseAt ?? -Infinity, state.lastDecreaseAt ?? -Infinity);
-  // Just below the rate that last congested the link: small, slow steps; once past it
+  // Around the rate that last congested the link (−25 %…+10 %): small steps, slow at first; well past it
   // without congestion, the link has grown: fast steps again.
-  const nearCeiling = state.ceiling !== null && state.targetKbps * INCREASE_FACTOR > state.ceiling.kbps * 0.9 && state.targetKbps < state.ceiling.kbps * 1.05;
+  const nearCeiling = state.ceiling !== null && state.targetKbps * INCREASE_FACTOR > state.ceiling.kbps * 0.9 && state.targetKbps < state.ceiling.kbps * 1.1;
   const wait = nearCeiling ? Math.max(INCREASE_EVERY_MS, NEAR_CEILING_EVERY_MS - 1000 * state.upStreak) : state.lastDecreaseAt !== null && (state.lastIncreaseAt ?? -Infinity) < state.lastDecreaseAt ? RECOVERY_HOLD_MS : INCREASE_EVERY_MS;
   if (clean < Math.min(wait, INCREASE_EVERY_MS) || sinceChange < wait) return { state, decision: decide(state, null, false) };
   state.lastIncreaseAt = s.atMs;
@@ -277,7 +368,7 @@ function probeStep(
 ): { state: AdaptState; decision: AdaptDecision } {
   const lowest = config.ladder[config.ladder.length - 1];
   if (!lowest) return { state, decision: decide(state, null, false) };
-  const need = lowest.minKbps * RUNG_UP_MARGIN + config.audioWireKbps;
+  const need = wireKbps(lowest.minKbps * RUNG_UP_MARGIN, lowest.fps, config, state.frameKbit);
   const probe = state.probe ?? { startedAt: 0, stepAt: 0, failures: 0, nextAt: s.atMs };
   state.probe = probe;
   if (probe.startedAt === 0) {
@@ -298,6 +389,20 @@ function probeStep(
   state.probe = { ...probe, stepAt: s.atMs };
   state.probeKbps = Math.round((config.audioWireKbps + state.probeKbps) * PROBE_FACTOR - config.audioWireKbps);
   return { state, decision: decide(state, null, false) };
+}
+
+/**
+ * Steady and clean (≥ 3 s since the last change): what srtsink sent beyond the video and
+ * audio, per frame, into a slow average (bounded: an encoder undershooting a static scene
+ * must not teach the controller that frames are free).
+ */
+function learnFrameCost(state: AdaptState, s: LinkSample, config: AdaptConfig): void {
+  const fps = rungFps(state.rung, config);
+  const lastChange = Math.max(state.lastIncreaseAt ?? -Infinity, state.lastDecreaseAt ?? -Infinity);
+  if (fps <= 0 || s.sendKbps === null || s.atMs - lastChange < 3000 || s.atMs - (state.cleanSince ?? s.atMs) < 3000) return;
+  const perFrame = (s.sendKbps - state.targetKbps * (1 + VIDEO_OVERHEAD) - config.audioWireKbps) / fps;
+  const bounded = Math.min(30, Math.max(4, perFrame));
+  state.frameKbit = Math.round((state.frameKbit * 0.9 + bounded * 0.1) * 10) / 10;
 }
 
 function decide(state: AdaptState, change: AdaptChange | null, congested: boolean): AdaptDecision {

@@ -276,13 +276,15 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     ends.camera.chain,
     snap ? 'tee name=sendtee' : null,
     'queue max-size-buffers=2 leaky=downstream',
-    // Link adaptation acts here while playing (worker.ts): the gate closes for audio-only,
-    // a rung is one caps string (size + frame rate) on vcaps — the binding sets caps
-    // properties from strings; videorate/videoscale pass frames untouched at the top rung.
-    `valve name=${n.videoGate} drop=false`,
+    // Link adaptation acts here while playing (worker.ts): a rung is one caps string (size
+    // + frame rate) on vcaps — the binding sets caps properties from strings;
+    // videorate/videoscale pass frames untouched at the top rung. The audio-only gate
+    // comes after them: closed before videorate, videorate let every frame through for
+    // seconds after it reopened (30 fps at a 15 fps rung, twice the bitrate; seen here).
     `videorate name=${n.videoRate} drop-only=true`,
     'videoscale',
     `capsfilter name=${n.videoCaps} caps=${q(rungCaps(ladder[0] ?? { ...v, id: 'top', minKbps: 0 }))}`,
+    `valve name=${n.videoGate} drop=false`,
     encoderChain(encoder, v),
     `h264parse name=${n.videoParser} config-interval=-1`,
     'queue max-size-time=500000000',
@@ -338,7 +340,12 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     snap ? snapshotBranch('sendtee', n.snapshotSend) : null,
     snap ? snapshotBranch('displaytee', n.snapshotReceive) : null,
   );
-  const srtSink = `srtsink name=${n.srtSink} uri=${q(`${sendUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.send.streamId)} wait-for-connection=false sync=false async=false`;
+  // maxbw=0 + oheadbw=25: SRT's total send rate (retransmissions included) is capped at
+  // 125 % of the measured input rate. With libsrt's default (no cap), a congested link
+  // got twice the encoder's rate in retransmissions and stayed saturated for seconds
+  // after the encoder slowed down (measured through the bottleneck, issue #4).
+  const sendOpts = mode === 'caller' ? '&maxbw=0&oheadbw=25' : '';
+  const srtSink = `srtsink name=${n.srtSink} uri=${q(`${sendUri}?mode=${mode}${sendOpts}`)} ${srtCommon}${streamId(spec.send.streamId)} wait-for-connection=false sync=false async=false`;
   const pipeline = branches(
     videoSend,
     // Audio in its own muxer (PID 66): in one muxer every video frame waited for the Opus

@@ -66,6 +66,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private watchdog: unknown = null;
   private lastHeard = 0;
   private sessionStartAt = 0;
+  /** Where link adaptation stood in this session: a restarted worker resumes there, not at full rate. */
+  private lastAdapt: { rung: string; targetKbps: number } | null = null;
   private st: MediaStatus = {
     running: false,
     plan: null,
@@ -118,6 +120,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   async start(plan: MediaPlan, secrets: { passphrase?: string } = {}): Promise<void> {
     await this.stop();
     this.desired = { plan, secrets };
+    this.lastAdapt = null;
     this.update({ running: true, plan: plan.kind, attempt: 0, restarts: 0, lastError: null, choices: plan.choices, stats: null });
     await this.launch();
   }
@@ -209,6 +212,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     handle.onExit((code, signal) => this.onExit(handle, code, signal));
     handle.send({
       type: 'start',
+      adaptFrom: this.lastAdapt,
       plan: want.plan,
       secrets: want.secrets,
       statsPeriodMs: this.o.statsPeriodMs,
@@ -263,6 +267,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
         break;
       case 'adapt': {
         const c = m.change;
+        if (m.report.enabled) this.lastAdapt = { rung: m.report.rung, targetKbps: m.report.targetKbps };
         this.log.info({ evt: 'media.adapt', ...c }, `link ${c.direction === 'down' ? 'congested' : 'clear'}: video ${c.fromRung} ${c.fromKbps} → ${c.toRung} ${c.toKbps} kbit/s (${c.reason})`);
         this.emit('adapt', { change: c, report: m.report });
         break;
@@ -274,6 +279,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
 
   private onStats(stats: WorkerStats): void {
     const patch: Partial<MediaStatus> = { stats };
+    if (stats.adapt?.enabled) this.lastAdapt = { rung: stats.adapt.rung, targetKbps: stats.adapt.targetKbps };
     if (this.st.attempt > 0 && this.clock.now() - this.sessionStartAt > this.o.stableMs && stats.send.idleMs !== null && stats.receive.idleMs !== null) {
       patch.attempt = 0;
     }

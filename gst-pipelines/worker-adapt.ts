@@ -42,9 +42,14 @@ export class AdaptLoop {
     private readonly config: AdaptConfig,
     private readonly act: Actuator,
     private readonly onChange: (c: AdaptChange, report: AdaptReport) => void,
+    from?: { rung: string; targetKbps: number } | null,
   ) {
-    this.state = initialAdapt(config);
-    this.applied = { kbps: this.state.targetKbps, rung: this.state.rung, padding: 0 };
+    this.state = initialAdapt(config, from);
+    // The pipeline starts at the top rung and the plan's bitrate; a restarted worker
+    // resumes where the previous one left off, at once.
+    const top = config.ladder[0]?.id ?? AUDIO_ONLY;
+    this.applied = { kbps: config.maxKbps, rung: top, padding: 0 };
+    if (this.state.rung !== top || this.state.targetKbps !== config.maxKbps) this.apply(this.state.targetKbps, this.state.rung, 0);
   }
 
   /** Feeds one srtsink `stats` reading. Counters that went backwards (a new socket) restart the window. */

@@ -60,7 +60,16 @@ export type WorkerErrorCause =
 
 /** Supervisor → worker. */
 export type ToWorker =
-  | { type: 'start'; plan: MediaPlan; secrets: { passphrase?: string }; statsPeriodMs: number; stallMs: number; snapshotDir?: string }
+  | {
+      type: 'start';
+      plan: MediaPlan;
+      secrets: { passphrase?: string };
+      statsPeriodMs: number;
+      stallMs: number;
+      snapshotDir?: string;
+      /** Link adaptation state of the previous worker of this session (a restart resumes it). */
+      adaptFrom?: { rung: string; targetKbps: number } | null;
+    }
   | { type: 'stop' }
   | { type: 'set'; element: string; property: string; value: string | number | boolean }
   | { type: 'snapshot' }

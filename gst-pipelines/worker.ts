@@ -28,8 +28,13 @@ export interface WorkerChannel {
   exit(code: number): void;
 }
 
-/** Audio/PSI remainder hold in the packetiser: with video (flushed at every frame end) and audio-only. */
-const VIDEO_HOLD_MS = 40;
+/**
+ * How long audio/PSI packets may wait in the packetiser for the next video frame end to
+ * ride along instead of being padded into a message of their own: one frame interval
+ * (+5 ms), so at 15 fps audio does not cost 25 padded messages a second (~270 kbit/s,
+ * measured through the bottleneck); audio-only fills whole messages.
+ */
+const holdFor = (fps: number): number => Math.min(100, Math.ceil(1000 / Math.max(1, fps)) + 5);
 const AUDIO_ONLY_HOLD_MS = 150;
 const KEYFRAME_EVERY_MS = 2000;
 const PAD_TICK_MS = 20;
@@ -61,6 +66,8 @@ export class MediaWorker {
   private callerMode = false;
   private speakerLevelAt: number | null = null;
   private adapt: AdaptLoop | null = null;
+  /** Link adaptation sends audio only: no video frames is then no stall (SRT ACKs still watch the link). */
+  private audioOnly = false;
   /** srtsink stats read by the adaptation loop, reused by reportStats (each read leaks). */
   private sendStatsCache: { st: SrtStats; at: number } | null = null;
   private padTimer: NodeJS.Timeout | null = null;
@@ -161,7 +168,7 @@ export class MediaWorker {
     if (m.plan.kind === 'session') {
       this.wireSession(p, m.plan);
       this.confirmDelivery(p, m.plan);
-      if (this.callerMode) this.startAdaptation(p, m.plan);
+      if (this.callerMode) this.startAdaptation(p, m.plan, m.adaptFrom ?? null);
     }
     this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
     this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
@@ -190,7 +197,7 @@ export class MediaWorker {
   }
 
   private wireSession(p: GstPipeline, plan: SessionPlan): void {
-    const packetizer = new TsPacketizer({ holdMs: VIDEO_HOLD_MS, now: () => Date.now() });
+    const packetizer = new TsPacketizer({ holdMs: holdFor(plan.video.fps), now: () => Date.now() });
     this.packetizer = packetizer;
     this.tsIn = p.findChild(plan.names.tsIn);
     const emit = (chunks: Buffer[]): void => {
@@ -304,7 +311,7 @@ export class MediaWorker {
    * decisions applied to the encoder's bitrate, the rung caps and the audio-only gate.
    * Runs with adaptation disabled too (it then only reports), so congestion is visible.
    */
-  private startAdaptation(p: GstPipeline, plan: SessionPlan): void {
+  private startAdaptation(p: GstPipeline, plan: SessionPlan, from: { rung: string; targetKbps: number } | null): void {
     const sink = p.findChild(plan.names.srtSink);
     if (!sink) return;
     const a = plan.adapt;
@@ -322,22 +329,27 @@ export class MediaWorker {
           if (rung === null) {
             if (gate) gate.drop = true;
             videoOn = false;
+            this.audioOnly = true;
             // Audio alone: fill whole 7-packet messages instead of padding every 40 ms.
             this.packetizer?.setHoldMs(AUDIO_ONLY_HOLD_MS);
             this.keyframesEvery(null, p, plan);
             return;
           }
           if (caps) caps.caps = rungCaps(rung);
+          this.packetizer?.setHoldMs(holdFor(rung.fps));
+          this.audioOnly = false;
           if (!videoOn) {
-            this.packetizer?.setHoldMs(VIDEO_HOLD_MS);
             if (gate) gate.drop = false;
             videoOn = true;
+            // The hub may have lost what came before the gap: start on a keyframe.
+            p.forceKeyUnit(a.elements.parser, 1);
           }
           this.keyframesEvery(rung, p, plan);
         },
         setPaddingKbps: (kbps) => this.setPadding(kbps),
       },
       (change, report) => this.ch.send({ type: 'adapt', change, report }),
+      from,
     );
     const t = setInterval(() => {
       if (this.stopping) return;
@@ -462,6 +474,10 @@ export class MediaWorker {
     // Grace before the first frame: SRT handshake plus waiting for the hub's next keyframe.
     const grace = Math.max(stallMs, 5000);
     for (const [dir, c] of [['send', this.send], ['receive', this.receive]] as const) {
+      if (dir === 'send' && this.audioOnly) {
+        c.lastAt = now; // video resumes with a fresh grace
+        continue;
+      }
       const idle = c.lastAt === null ? now - this.playAt - grace + stallMs : now - c.lastAt;
       if (idle >= stallMs && !this.stalled.has(dir)) {
         this.stalled.add(dir);

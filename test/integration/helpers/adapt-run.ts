@@ -12,7 +12,8 @@
 import type { AdaptChange } from '../../../gst-pipelines/adapt.js';
 import type { WorkerStats } from '../../../gst-pipelines/worker-protocol.js';
 import { BottleneckRelay } from './bottleneck.js';
-import { HD, MediaLog, Resources, SMALL, boxPlan, hubSpec, newBox, startHub, type Sample } from './media.js';
+import type { Resources} from './media.js';
+import { HD, MediaLog, SMALL, boxPlan, hubSpec, newBox, startHub, type Sample } from './media.js';
 
 export interface AdaptScenario {
   name: string;
@@ -121,6 +122,15 @@ export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promis
 export function firstDownAfter(run: AdaptRun, atS: number): number | null {
   const c = run.changes.find((x) => x.tS >= atS && x.change.direction === 'down');
   return c ? c.tS - atS : null;
+}
+
+/**
+ * Seconds from `atS` until the box's wire rate (srtsink, retransmissions included) is
+ * within the link's capacity again, i.e. the bottleneck queue stops growing (null: never).
+ */
+export function fitAfter(run: AdaptRun, atS: number): number | null {
+  const p = run.timeline.find((x) => x.tS > atS && x.sendKbps !== null && x.sendKbps <= x.capacityKbps);
+  return p ? p.tS - atS : null;
 }
 
 /** Hub frames received ÷ box frames sent over [fromS, toS), in percent. */

@@ -186,6 +186,20 @@ export class Agent {
     }));
     this.media.on('status', () => this.refresh());
     this.media.on('restart', (r) => void this.event('media_restart', 'warn', { ...r }));
+    // A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change
+    // within a rung is only logged (it happens every few seconds while the link moves).
+    this.media.on('adapt', ({ change: c }) => {
+      if (c.fromRung === c.toRung) return;
+      const severity = c.direction === 'up' ? 'info' : c.toRung === 'audio-only' ? 'warn' : 'info';
+      void this.event('media_adapted', severity, {
+        direction: c.direction,
+        from: { rung: c.fromRung, kbps: c.fromKbps },
+        to: { rung: c.toRung, kbps: c.toKbps },
+        reason: c.reason,
+        rttMs: c.rttMs,
+        rttFloorMs: c.rttFloorMs,
+      });
+    });
     this.meeting.on('change', () => {
       this.refresh();
       if (this.meeting.meeting === null) void this.runIdleWaiters();
@@ -312,6 +326,19 @@ export class Agent {
       send: { fps: st.send.fps, kbps: st.send.kbps, rttMs: st.send.srt?.rttMs ?? null, lossPct: st.send.srt?.lossPct ?? null, retransPct: st.send.srt?.retransPct ?? null },
       receive: { fps: st.receive.fps, kbps: st.receive.kbps, lossPct: st.receive.srt?.lossPct ?? null },
       audio: { micDb: st.audio.micDb, speakerDb: st.audio.speakerDb },
+      link: st.adapt
+        ? {
+            adaptive: st.adapt.enabled,
+            rung: st.adapt.rung,
+            targetKbps: st.adapt.targetKbps,
+            sendKbps: st.adapt.sendKbps,
+            rttMs: st.adapt.rttMs,
+            rttFloorMs: st.adapt.rttFloorMs,
+            congested: st.adapt.congested,
+            stepsDown: st.adapt.steps.down,
+            stepsUp: st.adapt.steps.up,
+          }
+        : null,
     };
   }
 

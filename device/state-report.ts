@@ -28,6 +28,7 @@ export function buildReportedState(i: StateInputs): ReportedState {
       encoder: i.media.choices?.encoder ?? null,
       restarts: i.media.restarts,
       lastError: i.media.lastError?.message ?? null,
+      rung: inSession ? (i.media.link?.rung ?? null) : null,
     },
     ota: null,
     faults: i.faults,

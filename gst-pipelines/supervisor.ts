@@ -27,6 +27,8 @@ export interface MediaStatus {
   choices: Partial<PlanChoices> | null;
   stats: WorkerStats | null;
   workerPid: number | null;
+  /** Link adaptation: where the sent video stands (null outside a box session). */
+  link: { rung: string; targetKbps: number; adaptive: boolean } | null;
 }
 
 export interface SupervisorOptions {
@@ -79,6 +81,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     choices: null,
     stats: null,
     workerPid: null,
+    link: null,
   };
 
   constructor(private readonly opts: SupervisorOptions) {
@@ -121,7 +124,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     await this.stop();
     this.desired = { plan, secrets };
     this.lastAdapt = null;
-    this.update({ running: true, plan: plan.kind, attempt: 0, restarts: 0, lastError: null, choices: plan.choices, stats: null });
+    this.update({ running: true, plan: plan.kind, attempt: 0, restarts: 0, lastError: null, choices: plan.choices, stats: null, link: null });
     await this.launch();
   }
 
@@ -135,7 +138,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     const h = this.current;
     this.current = null;
     if (h) await this.terminate(h, immediate);
-    if (this.st.running || this.st.send !== 'off') this.update({ running: false, plan: null, send: 'off', receive: 'off', workerPid: null });
+    if (this.st.running || this.st.send !== 'off') this.update({ running: false, plan: null, send: 'off', receive: 'off', workerPid: null, link: null });
   }
 
   /** Stops everything including the warm worker (agent shutdown). */
@@ -268,6 +271,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       case 'adapt': {
         const c = m.change;
         if (m.report.enabled) this.lastAdapt = { rung: m.report.rung, targetKbps: m.report.targetKbps };
+        this.update({ link: { rung: m.report.rung, targetKbps: m.report.targetKbps, adaptive: m.report.enabled } });
         this.log.info({ evt: 'media.adapt', ...c }, `link ${c.direction === 'down' ? 'congested' : 'clear'}: video ${c.fromRung} ${c.fromKbps} → ${c.toRung} ${c.toKbps} kbit/s (${c.reason})`);
         this.emit('adapt', { change: c, report: m.report });
         break;
@@ -280,6 +284,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private onStats(stats: WorkerStats): void {
     const patch: Partial<MediaStatus> = { stats };
     if (stats.adapt?.enabled) this.lastAdapt = { rung: stats.adapt.rung, targetKbps: stats.adapt.targetKbps };
+    if (stats.adapt && (this.st.link?.rung !== stats.adapt.rung || this.st.link.adaptive !== stats.adapt.enabled))
+      this.update({ link: { rung: stats.adapt.rung, targetKbps: stats.adapt.targetKbps, adaptive: stats.adapt.enabled } });
     if (this.st.attempt > 0 && this.clock.now() - this.sessionStartAt > this.o.stableMs && stats.send.idleMs !== null && stats.receive.idleMs !== null) {
       patch.attempt = 0;
     }

@@ -180,6 +180,7 @@ export const stateSchema = {
         encoder: { type: ['string', 'null'] },
         restarts: { type: 'integer' },
         lastError: { type: ['string', 'null'] },
+        rung: { type: ['string', 'null'], description: 'link adaptation (v1 extension): the sent video, e.g. 720p30, 360p15, audio-only; null outside a meeting' },
       },
     },
     ota: {
@@ -228,6 +229,28 @@ export const healthSchema = {
         },
         receive: { type: 'object', additionalProperties: false, properties: { fps: nullableNumber, kbps: nullableNumber, lossPct: nullableNumber } },
         audio: { type: 'object', additionalProperties: false, properties: { micDb: nullableNumber, speakerDb: nullableNumber } },
+        link: {
+          description: 'link adaptation (v1 extension): rung and target of the sent video, wire rate, SRT RTT and its floor; null outside a meeting',
+          anyOf: [
+            { type: 'null' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['adaptive', 'rung', 'targetKbps', 'sendKbps', 'rttMs', 'rttFloorMs', 'congested', 'stepsDown', 'stepsUp'],
+              properties: {
+                adaptive: { type: 'boolean' },
+                rung: { type: 'string' },
+                targetKbps: { type: 'number' },
+                sendKbps: nullableNumber,
+                rttMs: nullableNumber,
+                rttFloorMs: nullableNumber,
+                congested: { type: 'boolean' },
+                stepsDown: { type: 'integer' },
+                stepsUp: { type: 'integer' },
+              },
+            },
+          ],
+        },
       },
     },
     faults: { type: 'array', items: { type: 'string' } },

@@ -43,12 +43,25 @@ export interface MediaHealth {
   send: { fps: number | null; kbps: number | null; rttMs: number | null; lossPct: number | null; retransPct: number | null };
   receive: { fps: number | null; kbps: number | null; lossPct: number | null };
   audio: { micDb: number | null; speakerDb: number | null };
+  link: LinkHealth | null;
+}
+export interface LinkHealth {
+  adaptive: boolean;
+  rung: string;
+  targetKbps: number;
+  sendKbps: number | null;
+  rttMs: number | null;
+  rttFloorMs: number | null;
+  congested: boolean;
+  stepsDown: number;
+  stepsUp: number;
 }
 /** What a media provider may return: any part may be missing (→ null). */
 export interface MediaHealthInput {
   send?: Partial<MediaHealth['send']> | null;
   receive?: Partial<MediaHealth['receive']> | null;
   audio?: Partial<MediaHealth['audio']> | null;
+  link?: LinkHealth | null;
 }
 
 type MaybePromise<T> = T | Promise<T>;
@@ -251,6 +264,7 @@ export class HealthSampler {
         },
         receive: { fps: finite(media?.receive?.fps), kbps: finite(media?.receive?.kbps), lossPct: finite(media?.receive?.lossPct) },
         audio: { micDb: finite(media?.audio?.micDb), speakerDb: finite(media?.audio?.speakerDb) },
+        link: media?.link ? { ...media.link, sendKbps: finite(media.link.sendKbps), rttMs: finite(media.link.rttMs), rttFloorMs: finite(media.link.rttFloorMs) } : null,
       },
     };
   }

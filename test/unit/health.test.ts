@@ -317,7 +317,12 @@ describe('HealthSampler on a fake Raspberry Pi 4', () => {
 
   it('passes media stats through and turns anything but finite numbers into null', async () => {
     const { s } = sampler(await tree(pi4Files('0\n')), {
-      media: () => ({ send: { fps: 30, kbps: 1800.5, rttMs: 42, lossPct: Number.NaN }, receive: { fps: 29.9 }, audio: null }),
+      media: () => ({
+        send: { fps: 30, kbps: 1800.5, rttMs: 42, lossPct: Number.NaN },
+        receive: { fps: 29.9 },
+        audio: null,
+        link: { adaptive: true, rung: '540p15', targetKbps: 420, sendKbps: 610, rttMs: Number.POSITIVE_INFINITY, rttFloorMs: 12.5, congested: false, stepsDown: 3, stepsUp: 5 },
+      }),
     });
     const h = await s.sample();
     expectValid(h);
@@ -325,6 +330,7 @@ describe('HealthSampler on a fake Raspberry Pi 4', () => {
       send: { fps: 30, kbps: 1800.5, rttMs: 42, lossPct: null, retransPct: null },
       receive: { fps: 29.9, kbps: null, lossPct: null },
       audio: { micDb: null, speakerDb: null },
+      link: { adaptive: true, rung: '540p15', targetKbps: 420, sendKbps: 610, rttMs: null, rttFloorMs: 12.5, congested: false, stepsDown: 3, stepsUp: 5 },
     });
   });
 });
@@ -351,6 +357,7 @@ describe('HealthSampler where nothing is readable', () => {
         send: { fps: null, kbps: null, rttMs: null, lossPct: null, retransPct: null },
         receive: { fps: null, kbps: null, lossPct: null },
         audio: { micDb: null, speakerDb: null },
+        link: null,
       },
     });
     expect(faultsFromHealth(h)).toEqual([]);

@@ -8,7 +8,7 @@ import type { MediaJoinSpec, MediaPlan, SessionPlan, StandbyPlan } from '../../g
 /** A recording fake of the media supervisor (the process boundary of the meeting logic). */
 class FakeMedia extends EventEmitter {
   readonly calls: string[] = [];
-  private st: MediaStatus = { running: false, plan: null, send: 'off', receive: 'off', restarts: 0, attempt: 0, lastError: null, choices: null, stats: null, workerPid: null };
+  private st: MediaStatus = { running: false, plan: null, send: 'off', receive: 'off', restarts: 0, attempt: 0, lastError: null, choices: null, stats: null, workerPid: null, link: null };
   async start(plan: MediaPlan, secrets: { passphrase?: string } = {}): Promise<void> {
     await new Promise((r) => setTimeout(r, 1));
     this.calls.push(`start ${plan.kind === 'session' ? plan.pipeline : 'standby'}${secrets.passphrase ? ' (encrypted)' : ''}`);

@@ -185,6 +185,31 @@ describe('MediaSupervisor', () => {
     expect(sup.status().restarts).toBe(1);
   });
 
+  it('link adaptation: reports the rung in its status and events, and a restarted worker resumes it', async () => {
+    await startSession();
+    const w = spawner.running[0]!;
+    expect((w.received.find((m) => m.type === 'start') as { adaptFrom?: unknown }).adaptFrom).toBeNull();
+    const seen: string[] = [];
+    sup.on('adapt', (a) => seen.push(`${a.change.direction} ${a.change.toRung}`));
+    const report = { enabled: true, rung: '360p15', targetKbps: 180, probeKbps: 0, sendKbps: 400, rttMs: 700, rttFloorMs: 4, congested: true, steps: { down: 2, up: 0 } };
+    const change = { direction: 'down' as const, fromKbps: 1500, toKbps: 180, fromRung: '720p30', toRung: '360p15', reason: 'queueing-delay' as const, rttMs: 700, rttFloorMs: 4, deliveredKbps: null, lossPct: 0 };
+    w.emit({ type: 'adapt', change, report });
+    expect(seen).toEqual(['down 360p15']);
+    expect(sup.status().link).toEqual({ rung: '360p15', targetKbps: 180, adaptive: true });
+    // The worker crashes: the next one starts where the link was, not at full rate.
+    w.die(null, 'SIGSEGV');
+    await vi.advanceTimersByTimeAsync(300);
+    const next = spawner.running[1]!;
+    expect(next.received.find((m) => m.type === 'start')).toMatchObject({ adaptFrom: { rung: '360p15', targetKbps: 180 } });
+    // A new session starts from the top again, and stopping clears the link.
+    const stopping = sup.stop();
+    await vi.advanceTimersByTimeAsync(2000);
+    await stopping;
+    expect(sup.status().link).toBeNull();
+    await startSession();
+    expect(spawner.running.at(-1)!.received.find((m) => m.type === 'start')).toMatchObject({ adaptFrom: null });
+  });
+
   it('a spawn failure is retried with backoff, not thrown at the caller', async () => {
     spawner.failNext = 1;
     const p = sup.start(plan);

@@ -40,6 +40,8 @@ export interface TimelinePoint {
   hubFrames: number;
   hubMaxGapMs: number | null;
   hubAudioMaxGapMs: number | null;
+  /** Packets the bottleneck dropped (queue full) in this interval. */
+  relayDrops: number;
 }
 
 export interface AdaptRun {
@@ -86,8 +88,10 @@ export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promis
   await hubLog.nextSample((x) => x.stats.receive.frames >= 30 && x.stats.audio.speakerBuffers > 0, 20_000, `${s.name}: the hub to decode the box's video and audio`);
   const t0 = Date.now();
   relay.schedule(s.steps.filter((x) => x.atS > 0).map((x) => ({ atMs: x.atS * 1000, kbps: x.kbps })));
+  const relayT0 = relay.samples().at(-1)?.tMs ?? 0;
   await new Promise((r) => setTimeout(r, s.durationS * 1000));
   const end = Date.now();
+  const relaySamples = relay.samples().map((x) => ({ ...x, tS: (x.tMs - relayT0) / 1000 }));
 
   const capacityAt = (tS: number): number => [...s.steps].reverse().find((x) => x.atS <= tS)?.kbps ?? s.steps[0]!.kbps;
   const timeline: TimelinePoint[] = [];
@@ -108,6 +112,7 @@ export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promis
       hubFrames: framesBetween(hubLog.samples, 'receive', from, to),
       hubMaxGapMs: maxOf(hubIn.map((x) => x.stats.receive.maxGapMs)),
       hubAudioMaxGapMs: maxOf(hubIn.map((x) => x.stats.audio.speakerMaxGapMs)),
+      relayDrops: relaySamples.filter((x) => x.tS > tS - 1 && x.tS <= tS).reduce((a, x) => a + x.droppedPackets, 0),
     });
   }
   return {
@@ -133,6 +138,14 @@ export function fitAfter(run: AdaptRun, atS: number): number | null {
   return p ? p.tS - atS : null;
 }
 
+/** The first second from which the bottleneck dropped nothing until `toS` (null: it kept dropping). */
+export function noDropsFrom(run: AdaptRun, fromS: number, toS: number): number | null {
+  const pts = run.timeline.filter((p) => p.tS > fromS && p.tS <= toS);
+  const lastDrop = [...pts].reverse().find((p) => p.relayDrops > 0);
+  if (!lastDrop) return fromS;
+  return lastDrop.tS < toS ? lastDrop.tS : null;
+}
+
 /** Hub frames received ÷ box frames sent over [fromS, toS), in percent. */
 export function framesPct(run: AdaptRun, fromS: number, toS: number): number {
   const pts = run.timeline.filter((p) => p.tS > fromS && p.tS <= toS);
@@ -155,7 +168,7 @@ export function recoveredAfter(run: AdaptRun, atS: number, topRung: string, maxK
 export function describeRun(run: AdaptRun): string {
   const rows = run.timeline.map(
     (p) =>
-      `${String(p.tS).padStart(3)}s cap ${String(p.capacityKbps).padStart(4)} | tgt ${String(p.targetKbps ?? '-').padStart(4)} ${(p.rung ?? '-').padEnd(10)} send ${String(p.sendKbps ?? '-').padStart(5)} rtt ${String(p.rttMs ?? '-').padStart(6)} | frames ${String(p.sentFrames).padStart(2)}→${String(p.hubFrames).padStart(2)} gap ${p.hubMaxGapMs ?? '-'} audio gap ${p.hubAudioMaxGapMs ?? '-'}`,
+      `${String(p.tS).padStart(3)}s cap ${String(p.capacityKbps).padStart(4)} | tgt ${String(p.targetKbps ?? '-').padStart(4)} ${(p.rung ?? '-').padEnd(10)} send ${String(p.sendKbps ?? '-').padStart(5)} rtt ${String(p.rttMs ?? '-').padStart(6)} | frames ${String(p.sentFrames).padStart(2)}→${String(p.hubFrames).padStart(2)} gap ${p.hubMaxGapMs ?? '-'} audio gap ${p.hubAudioMaxGapMs ?? '-'} | drops ${p.relayDrops}`,
   );
   const ch = run.changes.map((c) => `${c.tS.toFixed(1)}s ${c.change.direction} ${c.change.fromRung}/${c.change.fromKbps} → ${c.change.toRung}/${c.change.toKbps} (${c.change.reason}, rtt ${c.change.rttMs} floor ${c.change.rttFloorMs})`);
   return [`${run.scenario.name}`, ...rows, 'changes:', ...ch, `restarts: ${run.restarts.map((r) => `${r.tS.toFixed(1)}s ${r.reason}`).join(', ') || 'none'}`].join('\n');

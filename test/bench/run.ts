@@ -6,10 +6,11 @@
  * parts, and every part is a function that returns numbers or throws. A part that
  * cannot be measured leaves its fields null with the reason under `unmeasured`, and the
  * bench exits 1: it never prints a made-up number. Select with `--only media` or
- * `--only media.latency,media.startup`. To add a section (e.g. `agent`, `adapt`):
+ * `--only media.latency,media.startup`. To add a section:
  * write a module exporting a BenchSection and add it to SECTIONS.
  *
- * Options (defaults meet the documented minimums; the whole run takes about 4 minutes):
+ * Options (defaults meet the documented minimums; the whole run takes about 8 minutes,
+ * half of it the adapt section's three link scenarios):
  *   --json                      one JSON object on stdout
  *   --only LIST                 sections or section.part, comma-separated
  *   --latency-seconds N         measured seconds of our path (default 15)
@@ -18,6 +19,8 @@
  *   --cpu-seconds N             window of each CPU run (default 20)
  *   --cpu-rounds N              rounds of worker/gst/binding runs (default 2)
  *   --startup-runs N            repetitions of start → first bytes (default 7)
+ *   --agent-runs N              repetitions of the agent measurements (default 5)
+ *   --plot-dir DIR              the adapt section writes DATE-adapt.svg there
  */
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +32,7 @@ import { measureCpu, type CpuResult, type CpuVariant } from './media-cpu.js';
 import { LATENCY_VARIANTS, measureLatency, SRT_LATENCY_MS, type LatencyResult, type LatencyVariantId } from './media-latency.js';
 import { measureStartup, type StartupResult } from './media-startup.js';
 import { measureAgent, type AgentResult } from './agent.js';
+import { measureAdapt, type AdaptBenchResult } from './adapt.js';
 
 // ---- options ------------------------------------------------------------------------------
 
@@ -42,6 +46,8 @@ export interface BenchOptions {
   cpuRounds: number;
   startupRuns: number;
   agentRuns: number;
+  /** Where the adapt section writes its SVG plot (none when null). */
+  plotDir: string | null;
 }
 
 class UsageError extends Error {}
@@ -57,6 +63,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     cpuRounds: 2,
     startupRuns: 7,
     agentRuns: 5,
+    plotDir: null,
   };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
@@ -99,9 +106,13 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--agent-runs':
         o.agentRuns = Math.round(num(flag, value(), 1));
         break;
+      case '--plot-dir':
+        o.plotDir = value() ?? null;
+        if (!o.plotDir) throw new UsageError('--plot-dir needs a directory');
+        break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup],agent] [--agent-runs N] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup],agent,adapt] [--agent-runs N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }
@@ -273,8 +284,62 @@ export const agentSection: BenchSection = {
   },
 };
 
-/** Every section the bench knows, in run order. Add `adapt`… here. */
-export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection];
+export const adaptSection: BenchSection = {
+  name: 'adapt',
+  parts: ['all'],
+  async run(ctx) {
+    const unmeasured: Record<string, string> = {};
+    const fields = ['adaptSeconds', 'framesPctAfterCollapse', 'maxFreezeMsAfterAdapt', 'recoverSeconds', 'framesPctFixedBitrate'];
+    const date = new Date().toISOString().slice(0, 10);
+    const r = await part('all', new Set(['all']), unmeasured, fields, (): Promise<AdaptBenchResult> => measureAdapt({ log: ctx.log, plotDir: ctx.options.plotDir, date }));
+    const r1 = (v: number | null | undefined): number | null => (v === null || v === undefined ? null : Math.round(v * 10) / 10);
+    const data = {
+      adaptSeconds: r1(r?.adaptSeconds),
+      framesPctAfterCollapse: r1(r?.framesPctAfterCollapse),
+      maxFreezeMsAfterAdapt: r1(r?.maxFreezeMsAfterAdapt),
+      recoverSeconds: r1(r?.recoverSeconds),
+      framesPctFixedBitrate: r1(r?.framesPctFixedBitrate),
+      firstStepSeconds: r1(r?.firstStepSeconds),
+      audioBreakAtCollapseMs: r1(r?.audioBreakAtCollapseMs),
+      audioUnbrokenAfterSeconds: r1(r?.audioUnbrokenAfterSeconds),
+      audioOnlySeconds: r1(r?.audioOnlySeconds),
+      videoBackSeconds: r1(r?.videoBackSeconds),
+      stepsDownAt600: r?.stepsDownAt600 ?? null,
+      plot: r?.plot ?? null,
+      runs: r?.runs ?? {},
+    };
+    const goals = [
+      goal('adaptSeconds', '≤ 3 s', data.adaptSeconds, (v) => v <= 3),
+      goal('framesPctAfterCollapse', '≥ 95 %', data.framesPctAfterCollapse, (v) => v >= 95),
+      goal('maxFreezeMsAfterAdapt', '≤ 1000 ms', data.maxFreezeMsAfterAdapt, (v) => v <= 1000),
+      goal('recoverSeconds', '≤ 20 s', data.recoverSeconds, (v) => v <= 20),
+      goal('videoBackSeconds', '≤ 10 s', data.videoBackSeconds, (v) => v <= 10),
+    ];
+    const met = (f: string): string => {
+      const g = goals.find((x) => x.field === f);
+      return g ? `${g.target} ${g.met === null ? '' : g.met ? '✓ met' : '✗ not met'}` : '';
+    };
+    const t = ['adapt (720p30 1500 kbit/s through a 60 KB drop-tail bottleneck, SRT latency 200 ms)', `  ${'metric'.padEnd(44)} ${'measured'.padEnd(12)} goal`];
+    const row = (name: string, v: string, g = ''): void => void t.push(`  ${name.padEnd(44)} ${v.padEnd(12)} ${g}`);
+    row('600k collapse → wire rate fits the link', fmt(data.adaptSeconds, ' s'), met('adaptSeconds'));
+    row('600k collapse → first step down', fmt(data.firstStepSeconds, ' s'));
+    row('frames at the hub, 35 s after adapting', fmt(data.framesPctAfterCollapse, ' %'), met('framesPctAfterCollapse'));
+    row('longest freeze in those 35 s', fmt(data.maxFreezeMsAfterAdapt, ' ms'), met('maxFreezeMsAfterAdapt'));
+    row('back at 720p30/1500 after 4 Mbit/s returns', fmt(data.recoverSeconds, ' s'), met('recoverSeconds'));
+    row('anchor: frames at the hub, adaptation off', fmt(data.framesPctFixedBitrate, ' %'));
+    row('audio break at the collapse (queue full)', fmt(data.audioBreakAtCollapseMs, ' ms'));
+    row('audio unbroken from (after the collapse)', fmt(data.audioUnbrokenAfterSeconds, ' s'));
+    row('100k collapse → audio-only', fmt(data.audioOnlySeconds, ' s'));
+    row('100k → 4 Mbit/s: video back', fmt(data.videoBackSeconds, ' s'), met('videoBackSeconds'));
+    row('steps down at a steady 600 kbit/s (probes)', fmt(data.stepsDownAt600));
+    if (data.plot) t.push(`  plot: ${data.plot}`);
+    for (const [f, why] of Object.entries(unmeasured)) t.push(`  NOT MEASURED ${f}: ${why}`);
+    return { data, unmeasured, skipped: [], goals, table: t };
+  },
+};
+
+/** Every section the bench knows, in run order. */
+export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, adaptSection];
 
 // ---- main -----------------------------------------------------------------------------------
 

@@ -51,16 +51,28 @@ export interface AdaptRun {
   restarts: Array<{ tS: number; reason: string }>;
 }
 
-/** Sum of frame-counter increases over consecutive samples of the same worker. */
+/**
+ * Frames counted in (from, to]: the frame counter summed over consecutive samples of the
+ * same worker, linearly interpolated at the bin edges (stats arrive every 0.5–1 s, not
+ * on the bins' edges; without it 1 s bins alias into 0, 60, 0, 60…).
+ */
 function framesBetween(samples: Sample[], side: 'send' | 'receive', from: number, to: number): number {
-  let n = 0;
-  for (let i = 1; i < samples.length; i++) {
-    const a = samples[i - 1]!;
+  const cum: Array<{ at: number; n: number }> = [];
+  let total = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const a = samples[i - 1];
     const b = samples[i]!;
-    if (b.at <= from || b.at > to || a.pid !== b.pid) continue;
-    n += Math.max(0, b.stats[side].frames - a.stats[side].frames);
+    if (a && a.pid === b.pid) total += Math.max(0, b.stats[side].frames - a.stats[side].frames);
+    cum.push({ at: b.at, n: total });
   }
-  return n;
+  const at = (t: number): number => {
+    const j = cum.findIndex((c) => c.at >= t);
+    if (j <= 0) return j === 0 ? cum[0]!.n : (cum.at(-1)?.n ?? 0);
+    const a = cum[j - 1]!;
+    const b = cum[j]!;
+    return a.n + ((b.n - a.n) * (t - a.at)) / Math.max(1, b.at - a.at);
+  };
+  return Math.round(at(to) - at(from));
 }
 
 const within = (samples: Sample[], from: number, to: number): Sample[] => samples.filter((s) => s.at > from && s.at <= to);
@@ -144,6 +156,19 @@ export function noDropsFrom(run: AdaptRun, fromS: number, toS: number): number |
   const lastDrop = [...pts].reverse().find((p) => p.relayDrops > 0);
   if (!lastDrop) return fromS;
   return lastDrop.tS < toS ? lastDrop.tS : null;
+}
+
+/**
+ * From when the hub's audio should be unbroken: audio sent once the bottleneck stopped
+ * dropping (noDropsFrom) reaches the hub one queueing delay later — the largest SRT RTT
+ * the box saw in the next 5 s (SRT smooths it, so it lags), rounded up to the second,
+ * + 1 s of timeline binning.
+ */
+export function audioCleanFrom(run: AdaptRun, fromS: number, toS: number): number | null {
+  const clean = noDropsFrom(run, fromS, toS);
+  if (clean === null) return null;
+  const rtt = maxOf(run.timeline.filter((p) => p.tS >= clean && p.tS <= clean + 5).map((p) => p.rttMs)) ?? 0;
+  return clean + Math.ceil(rtt / 1000) + 1;
 }
 
 /** Hub frames received ÷ box frames sent over [fromS, toS), in percent. */

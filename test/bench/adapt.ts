@@ -1,0 +1,103 @@
+/**
+ * Link adaptation benchmark (issue #4): the same scenarios as
+ * test/integration/adapt.test.ts — the real box worker sending 720p30 at 1500 kbit/s to a
+ * LocalHub through a user-space bottleneck (60 KB drop-tail queue, SRT latency 200 ms):
+ *
+ * - `on600`:  4 Mbit/s → 600 kbit/s at 20 s → 4 Mbit/s at 60 s, adaptation on;
+ * - `off600`: the same collapse with adaptation off (the anchor), 45 s;
+ * - `on100`:  4 Mbit/s → 100 kbit/s at 10 s → 4 Mbit/s at 40 s, adaptation on.
+ *
+ * Fields (seconds are from the capacity change):
+ * - adaptSeconds: until the box's wire rate (srtsink, retransmissions included) fits the link;
+ * - firstStepSeconds: until the controller's first step down;
+ * - framesPctAfterCollapse: hub frames ÷ box frames over the 35 s from adaptSeconds + 2 s
+ *   (once the queue built before the fit has drained);
+ * - maxFreezeMsAfterAdapt: longest gap between frames at the hub in that window;
+ * - recoverSeconds: back at 720p30 and 1500 kbit/s after the 4 Mbit/s recovery;
+ * - framesPctFixedBitrate: the anchor's hub ÷ box frames over the same window;
+ * - audioBreakAtCollapseMs: the longest audio break at the hub around the collapse (the
+ *   queue was full before any sender could react);
+ * - audioOnlySeconds / videoBackSeconds: the 100 kbit/s run.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Resources } from '../integration/helpers/media.js';
+import { audioCleanFrom, firstDownAfter, fitAfter, framesPct, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario, type AdaptRun, type AdaptScenario } from '../integration/helpers/adapt-run.js';
+import { MeasurementError } from './machine.js';
+import { svgTimelines } from './plot.js';
+
+export interface AdaptBenchResult {
+  adaptSeconds: number | null;
+  firstStepSeconds: number | null;
+  framesPctAfterCollapse: number | null;
+  maxFreezeMsAfterAdapt: number | null;
+  recoverSeconds: number | null;
+  framesPctFixedBitrate: number | null;
+  audioBreakAtCollapseMs: number | null;
+  audioUnbrokenAfterSeconds: number | null;
+  audioOnlySeconds: number | null;
+  videoBackSeconds: number | null;
+  stepsDownAt600: number;
+  plot: string | null;
+  runs: Record<string, { scenario: AdaptScenario; timeline: AdaptRun['timeline']; changes: AdaptRun['changes']; restarts: AdaptRun['restarts'] }>;
+}
+
+export const SCENARIOS = {
+  on600: { name: 'adaptation on: 4 Mbit/s → 600 kbit/s at 20 s → 4 Mbit/s at 60 s', steps: [{ atS: 0, kbps: 4000 }, { atS: 20, kbps: 600 }, { atS: 60, kbps: 4000 }], durationS: 85, adapt: true },
+  off600: { name: 'adaptation off (anchor): 4 Mbit/s → 600 kbit/s at 20 s', steps: [{ atS: 0, kbps: 4000 }, { atS: 20, kbps: 600 }], durationS: 60, adapt: false },
+  on100: { name: 'adaptation on: 4 Mbit/s → 100 kbit/s at 10 s → 4 Mbit/s at 40 s', steps: [{ atS: 0, kbps: 4000 }, { atS: 10, kbps: 100 }, { atS: 40, kbps: 4000 }], durationS: 60, adapt: true },
+} satisfies Record<string, AdaptScenario>;
+
+async function run(s: AdaptScenario, log: (l: string) => void): Promise<AdaptRun> {
+  const res = new Resources();
+  log(`adapt: ${s.name} (${s.durationS} s)…`);
+  try {
+    return await runAdaptScenario(s, res);
+  } finally {
+    await res.release();
+  }
+}
+
+export async function measureAdapt(opts: { log: (l: string) => void; plotDir: string | null; date: string }): Promise<AdaptBenchResult> {
+  const on600 = await run(SCENARIOS.on600, opts.log);
+  const off600 = await run(SCENARIOS.off600, opts.log);
+  const on100 = await run(SCENARIOS.on100, opts.log);
+  if (on600.timeline.length < 80) throw new MeasurementError(`the 600 kbit/s run produced ${on600.timeline.length} s of timeline, expected 85`);
+
+  const adaptS = fitAfter(on600, 20);
+  const from = 20 + (adaptS ?? 3) + 2; // as in the test: once the queue's backlog has drained
+  const audioClean = audioCleanFrom(on600, 20, 60);
+  const toAudioOnly = on100.changes.find((c) => c.tS >= 10 && c.change.toRung === 'audio-only');
+  const back = on100.changes.find((c) => c.tS >= 40 && c.change.fromRung === 'audio-only');
+  let plot: string | null = null;
+  if (opts.plotDir) {
+    plot = path.join(opts.plotDir, `${opts.date}-adapt.svg`);
+    await writeFile(
+      plot,
+      svgTimelines(
+        [
+          { title: SCENARIOS.on600.name, timeline: on600.timeline },
+          { title: SCENARIOS.off600.name, timeline: off600.timeline },
+          { title: SCENARIOS.on100.name, timeline: on100.timeline },
+        ],
+        `npm run bench -- --only adapt --plot-dir docs/bench · ${opts.date} · 720p30 x264 1500 kbit/s, 60 KB drop-tail bottleneck, SRT latency 200 ms`,
+      ),
+    );
+  }
+  const keep = (r: AdaptRun): AdaptBenchResult['runs'][string] => ({ scenario: r.scenario, timeline: r.timeline, changes: r.changes, restarts: r.restarts });
+  return {
+    adaptSeconds: adaptS,
+    firstStepSeconds: firstDownAfter(on600, 20),
+    framesPctAfterCollapse: adaptS === null ? null : framesPct(on600, from, from + 35),
+    maxFreezeMsAfterAdapt: adaptS === null ? null : maxGap(on600, from, from + 35, 'video'),
+    recoverSeconds: recoveredAfter(on600, 60, '720p30', 1500),
+    framesPctFixedBitrate: framesPct(off600, from, Math.min(60, from + 35)),
+    audioBreakAtCollapseMs: maxGap(on600, 20, (audioClean ?? 30) + 1, 'audio'),
+    audioUnbrokenAfterSeconds: audioClean === null ? null : audioClean - 20,
+    audioOnlySeconds: toAudioOnly ? Math.round((toAudioOnly.tS - 10) * 10) / 10 : null,
+    videoBackSeconds: back ? Math.round((back.tS - 40) * 10) / 10 : null,
+    stepsDownAt600: on600.changes.filter((c) => c.tS > (noDropsFrom(on600, 20, 60) ?? 25) && c.tS < 60 && c.change.direction === 'down').length,
+    plot,
+    runs: { on600: keep(on600), off600: keep(off600), on100: keep(on100) },
+  };
+}

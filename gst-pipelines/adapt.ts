@@ -119,6 +119,8 @@ export interface AdaptState {
   cleanSince: number | null;
   ceiling: { kbps: number; atMs: number } | null;
   probe: { startedAt: number; stepAt: number; failures: number; nextAt: number } | null;
+  /** Queueing delay in the previous sample (a sudden jump is a collapse). */
+  lastQueueMs: number | null;
   /** The first severe cut of the current congestion episode. */
   severeAt: number | null;
   /** Since when the lowest video rung is on (audio-only needs it to have failed for a while). */
@@ -181,6 +183,7 @@ export function initialAdapt(config: AdaptConfig, from?: { rung: string; targetK
     probe: null,
     atLowestSince: null,
     severeAt: null,
+    lastQueueMs: null,
     frameKbit: FRAME_KBIT,
     upStreak: 0,
     steps: { down: 0, up: 0 },
@@ -246,6 +249,8 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
   if (s.rttMs !== null && s.rttMs > 0) state.rttHistory.push({ atMs: s.atMs, rttMs: s.rttMs });
   const floor = state.rttHistory.length ? Math.min(...state.rttHistory.map((h) => h.rttMs)) : null;
   const queueMs = floor !== null && s.rttMs !== null ? s.rttMs - floor : 0;
+  const prevQueueMs = prev.lastQueueMs;
+  state.lastQueueMs = s.rttMs !== null ? queueMs : null;
   const budget = delayBudgetMs(config.srtLatencyMs);
   const lossPct = pctOf(s.lostPackets, s.sentPackets);
   const delivered = s.sendKbps === null ? null : s.sendKbps * (1 - Math.min(1, lossPct / 100));
@@ -278,7 +283,11 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
       state.probeKbps = 0;
       return { state, decision: decide(state, null, true) };
     }
-    const severity = queueMs / budget;
+    // A jump from a clean link straight past the budget in one sample is a collapse, even
+    // though SRT's RTT shows only the start of it (it is smoothed, and its ACKACKs cross
+    // the same queue): treat it like a full queue.
+    const sudden = prevQueueMs !== null && prevQueueMs < budget * INCREASE_QUEUE_SHARE && queueMs - prevQueueMs > budget;
+    const severity = sudden ? Math.max(queueMs / budget, 4.01) : queueMs / budget;
     // The first cut of an episode comes fast when the queue is long; later ones wait: the
     // sender's retransmissions keep the link full for seconds after the encoder slowed.
     const episode = state.severeAt !== null && s.atMs - state.severeAt < EPISODE_MS;

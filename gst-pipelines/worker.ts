@@ -37,7 +37,6 @@ export interface WorkerChannel {
 const holdFor = (fps: number): number => Math.min(100, Math.ceil(1000 / Math.max(1, fps)) + 5);
 const AUDIO_ONLY_HOLD_MS = 150;
 const KEYFRAME_EVERY_MS = 2000;
-const QUIET_SAMPLE_MS = 1000;
 const PAD_TICK_MS = 20;
 
 export class MediaWorker {
@@ -353,20 +352,17 @@ export class MediaWorker {
       (change, report) => this.ch.send({ type: 'adapt', change, report }),
       from,
     );
-    // Every stats read leaks ~2 KB in the binding (measured, connected socket): sample
-    // every SAMPLE_MS while anything moves, every QUIET_SAMPLE_MS once the link has been
-    // quiet at the top rung for a while (~29 MB instead of ~57 MB over a 4-hour meeting).
-    let quietSince: number | null = null;
+    // Every stats read leaks ~2 KB in the binding (measured, connected socket): ~57 MB
+    // over a 4-hour meeting at one read per SAMPLE_MS, in a process recycled after each
+    // meeting. Sampling slower when quiet (tried: 1 s) delayed the reaction to a collapse
+    // by up to 0.5 s, which the hub hears as lost audio: audio first.
     const tick = (): void => {
       if (this.stopping) return;
       const now = Date.now();
       const st = srtStatsFromStructure(String(sink.stats ?? ''), 'send');
       this.sendStatsCache = { st, at: now };
       this.adapt?.sample(st, now);
-      const r = this.adapt?.report();
-      const quiet = r !== undefined && !r.congested && r.rung === a.ladder[0]?.id && r.targetKbps >= a.maxKbps;
-      quietSince = quiet ? (quietSince ?? now) : null;
-      this.adaptTimer = setTimeout(tick, quietSince !== null && now - quietSince > 10_000 ? QUIET_SAMPLE_MS : SAMPLE_MS);
+      this.adaptTimer = setTimeout(tick, SAMPLE_MS);
     };
     this.adaptTimer = setTimeout(tick, SAMPLE_MS);
   }

@@ -169,6 +169,25 @@ describe('adaptStep on a simulated bottleneck', () => {
     expect(r.decision.targetKbps).toBeLessThan(1500);
   });
 
+  it('a jump from a clean link past the budget in one sample is a collapse (deep cut); a slow drift is not (mild cut)', () => {
+    const sample = (atMs: number, rttMs: number): LinkSample => ({ atMs, rttMs, sendKbps: 1900, sentPackets: 90, lostPackets: 0, retransPackets: 0, droppedPackets: 0 });
+    let s = initialAdapt(CONFIG);
+    for (let t = 0; t < 5000; t += SAMPLE_MS) s = adaptStep(s, sample(t, 10), CONFIG).state;
+    const jump = adaptStep(s, sample(5000, 10 + delayBudgetMs(200) * 1.4), CONFIG).decision;
+    expect(jump.change?.direction).toBe('down');
+    expect(jump.targetKbps).toBeLessThan(600); // wire cut to 30 %
+    let d = initialAdapt(CONFIG);
+    for (let t = 0; t < 5000; t += SAMPLE_MS) d = adaptStep(d, sample(t, 10), CONFIG).state;
+    let cut: AdaptChange | null = null;
+    for (let i = 1; i <= 12 && !cut; i++) {
+      const r = adaptStep(d, sample(5000 + i * SAMPLE_MS, 10 + i * 6), CONFIG);
+      d = r.state;
+      cut = r.decision.change;
+    }
+    expect(cut?.direction).toBe('down');
+    expect(cut!.toKbps).toBeGreaterThan(1000); // cut to 85 %
+  });
+
   it('adaptation disabled: reports congestion, never changes the target', () => {
     const ticks = simulate((t) => (t >= 5 ? 600 : 4000), 20, { ...CONFIG, enabled: false });
     expect(changes(ticks)).toEqual([]);

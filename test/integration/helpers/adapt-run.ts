@@ -107,7 +107,8 @@ export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promis
 
   const capacityAt = (tS: number): number => [...s.steps].reverse().find((x) => x.atS <= tS)?.kbps ?? s.steps[0]!.kbps;
   const timeline: TimelinePoint[] = [];
-  for (let tS = 1; t0 + tS * 1000 <= end; tS++) {
+  // Whole seconds only, and not the last one: its stats may not have arrived yet.
+  for (let tS = 1; t0 + tS * 1000 <= end - 1000; tS++) {
     const from = t0 + (tS - 1) * 1000;
     const to = t0 + tS * 1000;
     const boxIn = within(boxLog.samples, from, to);

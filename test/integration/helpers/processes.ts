@@ -1,11 +1,13 @@
 /**
- * Foreign peers for the media integration tests: ffmpeg, ffprobe, srt-live-transmit and
- * gst-launch-1.0 as real child processes on 127.0.0.1. Every process started here is
- * tracked by a `Processes` owner and killed (by its own pid, SIGKILL) when the test ends,
- * whatever happened; nothing is left behind on failure.
+ * Foreign peers for the media integration tests: ffmpeg, ffprobe, srt-live-transmit,
+ * gst-launch-1.0 and a multi-caller libsrt listener (srt-hub.py) as real child processes
+ * on 127.0.0.1. Every process started here is tracked by a `Processes` owner and killed
+ * (by its own pid, SIGKILL) when the test ends, whatever happened; nothing is left behind
+ * on failure.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -145,6 +147,23 @@ export function ffmpegProgram(procs: Processes, port: number, opts: { width?: nu
     '-f', 'mpegts', `srt://127.0.0.1:${port}?mode=listener&pkt_size=1316`,
   ]);
 }
+
+/**
+ * An SRT ingest listener like a real hub's: it takes a new caller while the old one is
+ * still connected (the newest replaces it, as MediaMTX does with a publisher) and forwards
+ * the newest caller's messages to UDP `udpPort`, one datagram each. srt-live-transmit
+ * and srtsrc 1.22 serve one caller at a time and only let a SIGKILLed one go after
+ * libsrt's ~5 s dead-peer check (see srt-hub.py). libsrt through python3's ctypes: no build.
+ * On each accept the UDP port first gets one `SRT_HUB_MARKER` datagram (not MPEG-TS):
+ * everything after it comes from the new caller.
+ */
+export function srtHub(procs: Processes, port: number, udpPort: number): Proc {
+  const script = fileURLToPath(new URL('./srt-hub.py', import.meta.url));
+  return procs.spawn('srt hub (libsrt listener, newest caller wins)', 'python3', [script, String(port), String(udpPort)]);
+}
+
+/** srt-hub.py's MARKER: the first bytes of its new-caller datagram. */
+export const SRT_HUB_MARKER = 'SRT-HUB accepted ';
 
 /** Does this ffmpeg build have the encoders the foreign-peer tests need? */
 export async function ffmpegHasEncoders(...names: string[]): Promise<string[]> {

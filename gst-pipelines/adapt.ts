@@ -208,6 +208,8 @@ export function delayBudgetMs(srtLatencyMs: number): number {
 
 /** An increase needs the queue under this share of the budget: a queue already forming says "at capacity". */
 const INCREASE_QUEUE_SHARE = 0.6;
+/** …or the queue grew by more than this share of the budget since the last sample. */
+const QUEUE_RISE_SHARE = 0.2;
 
 const pctOf = (part: number, whole: number): number => (whole > 0 ? (100 * part) / whole : 0);
 
@@ -283,15 +285,15 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
       state.probeKbps = 0;
       return { state, decision: decide(state, null, true) };
     }
-    // A jump from a clean link straight past the budget in one sample is a collapse, even
+    // A jump from a clean link to over twice the budget in one sample is a collapse, even
     // though SRT's RTT shows only the start of it (it is smoothed, and its ACKACKs cross
     // the same queue): treat it like a full queue.
-    const sudden = prevQueueMs !== null && prevQueueMs < budget * INCREASE_QUEUE_SHARE && queueMs - prevQueueMs > budget;
+    const sudden = prevQueueMs !== null && prevQueueMs < budget * INCREASE_QUEUE_SHARE && queueMs - prevQueueMs > 2 * budget;
     const severity = sudden ? Math.max(queueMs / budget, 4.01) : queueMs / budget;
-    // The first cut of an episode comes fast when the queue is long; later ones wait: the
-    // sender's retransmissions keep the link full for seconds after the encoder slowed.
+    // Cuts wait for the previous one to show (the sender's retransmissions keep the link
+    // full for a while after the encoder slowed); within a severe episode a little less.
     const episode = state.severeAt !== null && s.atMs - state.severeAt < EPISODE_MS;
-    const gap = severity > 4 ? (episode ? DECREASE_GAP_MS * 0.75 : SAMPLE_MS) : DECREASE_GAP_MS;
+    const gap = severity > 4 && episode ? DECREASE_GAP_MS * 0.75 : DECREASE_GAP_MS;
     if (state.lastDecreaseAt !== null && s.atMs - state.lastDecreaseAt < gap) return { state, decision: decide(state, null, true) };
     // Draining after a cut (RTT falling): the cut works, wait for the queue to empty.
     const draining = state.decreaseRttMs !== null && s.rttMs !== null && s.rttMs < state.decreaseRttMs * 0.9;
@@ -304,9 +306,9 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
     // through when losses are reported. Then the best rung whose wire rate fits.
     const sent = s.sendKbps ?? wireKbps(state.targetKbps, rungFps(state.rung, config), config, state.frameKbit);
     // A queue beyond 4× the budget at the first cut: the link collapsed (a slow drift shows
-    // as a mild queue first). Cut to 30 % of the wire rate at once — audio has priority,
+    // as a mild queue first). Cut to 25 % of the wire rate at once — audio has priority,
     // and an overcut is repaired by fast increases within seconds.
-    const factor = episode ? 0.5 : reason === 'sender-drops' || severity > 4 ? 0.3 : severity > 2 ? 0.7 : 0.85;
+    const factor = episode ? 0.5 : reason === 'sender-drops' || severity > 4 ? 0.25 : severity > 2 ? 0.7 : 0.85;
     // Within an episode the wire rate still carries the retransmissions of the first
     // overload: cut from the video target, not from what was sent.
     const wire = episode ? Infinity : Math.min(sent * factor, delivered === null || lossPct === 0 ? Infinity : delivered * DRAIN_SHARE);
@@ -339,8 +341,9 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
   }
 
   state.decreaseRttMs = null;
-  if (queueMs > budget * INCREASE_QUEUE_SHARE) {
-    // Not congested, not clean either: hold.
+  const rising = prevQueueMs !== null && queueMs - prevQueueMs > budget * QUEUE_RISE_SHARE;
+  if (queueMs > budget * INCREASE_QUEUE_SHARE || rising) {
+    // Not congested, not clean either (a queue forming, or growing): hold.
     state.cleanSince = null;
     return { state, decision: decide(state, null, false) };
   }

@@ -293,7 +293,9 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
     // Cuts wait for the previous one to show (the sender's retransmissions keep the link
     // full for a while after the encoder slowed); within a severe episode a little less.
     const episode = state.severeAt !== null && s.atMs - state.severeAt < EPISODE_MS;
-    const gap = severity > 4 && episode ? DECREASE_GAP_MS * 0.75 : DECREASE_GAP_MS;
+    // Exception: a queue past 4× the budget right after a mild cut is a collapse the first
+    // (lagging) RTT sample understated: escalate at once.
+    const gap = episode ? (severity > 4 ? DECREASE_GAP_MS * 0.75 : DECREASE_GAP_MS) : severity > 4 ? SAMPLE_MS : DECREASE_GAP_MS;
     if (state.lastDecreaseAt !== null && s.atMs - state.lastDecreaseAt < gap) return { state, decision: decide(state, null, true) };
     // Draining after a cut (RTT falling): the cut works, wait for the queue to empty.
     const draining = state.decreaseRttMs !== null && s.rttMs !== null && s.rttMs < state.decreaseRttMs * 0.9;

@@ -8,7 +8,8 @@
  * - `on100`:  4 Mbit/s → 100 kbit/s at 10 s → 4 Mbit/s at 40 s, adaptation on.
  *
  * Fields (seconds are from the capacity change):
- * - adaptSeconds: until the box's wire rate (srtsink, retransmissions included) fits the link;
+ * - adaptSeconds: until the box's wire rate (srtsink, retransmissions included, as its
+ *   500 ms stats report it) fits the link, two reports in a row;
  * - firstStepSeconds: until the controller's first step down;
  * - framesPctAfterCollapse: hub frames ÷ box frames over the 35 s from adaptSeconds + 2 s
  *   (once the queue built before the fit has drained);
@@ -39,7 +40,7 @@ export interface AdaptBenchResult {
   videoBackSeconds: number | null;
   stepsDownAt600: number;
   plot: string | null;
-  runs: Record<string, { scenario: AdaptScenario; timeline: AdaptRun['timeline']; changes: AdaptRun['changes']; restarts: AdaptRun['restarts'] }>;
+  runs: Record<string, { scenario: AdaptScenario; timeline: AdaptRun['timeline']; sends: AdaptRun['sends']; changes: AdaptRun['changes']; restarts: AdaptRun['restarts'] }>;
 }
 
 export const SCENARIOS = {
@@ -84,7 +85,7 @@ export async function measureAdapt(opts: { log: (l: string) => void; plotDir: st
       ),
     );
   }
-  const keep = (r: AdaptRun): AdaptBenchResult['runs'][string] => ({ scenario: r.scenario, timeline: r.timeline, changes: r.changes, restarts: r.restarts });
+  const keep = (r: AdaptRun): AdaptBenchResult['runs'][string] => ({ scenario: r.scenario, timeline: r.timeline, sends: r.sends, changes: r.changes, restarts: r.restarts });
   return {
     adaptSeconds: adaptS,
     firstStepSeconds: firstDownAfter(on600, 20),

@@ -47,6 +47,8 @@ export interface TimelinePoint {
 export interface AdaptRun {
   scenario: AdaptScenario;
   timeline: TimelinePoint[];
+  /** The box's wire rate as each stats report gave it (every 500 ms), for sub-second timing. */
+  sends: Array<{ tS: number; sendKbps: number }>;
   changes: Array<{ tS: number; change: AdaptChange }>;
   restarts: Array<{ tS: number; reason: string }>;
 }
@@ -128,9 +130,13 @@ export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promis
       relayDrops: relaySamples.filter((x) => x.tS > tS - 1 && x.tS <= tS).reduce((a, x) => a + x.droppedPackets, 0),
     });
   }
+  const sends = boxLog.samples
+    .filter((x) => x.at > t0 && x.at <= end && x.stats.adapt?.sendKbps != null)
+    .map((x) => ({ tS: Math.round((x.at - t0) / 100) / 10, sendKbps: x.stats.adapt!.sendKbps! }));
   return {
     scenario: s,
     timeline,
+    sends,
     changes: changes.map((c) => ({ tS: (c.at - t0) / 1000, change: c.change })),
     restarts: restarts.map((r) => ({ tS: (r.at - t0) / 1000, reason: r.reason })),
   };
@@ -147,8 +153,10 @@ export function firstDownAfter(run: AdaptRun, atS: number): number | null {
  * within the link's capacity again, i.e. the bottleneck queue stops growing (null: never).
  */
 export function fitAfter(run: AdaptRun, atS: number): number | null {
-  const p = run.timeline.find((x) => x.tS > atS && x.sendKbps !== null && x.sendKbps <= x.capacityKbps);
-  return p ? p.tS - atS : null;
+  const cap = (tS: number): number => [...run.scenario.steps].reverse().find((x) => x.atS <= tS)?.kbps ?? 0;
+  // The first 500 ms report (a rate over the 500 ms before it) within capacity, the next one too.
+  const i = run.sends.findIndex((x, k) => x.tS > atS && x.sendKbps <= cap(x.tS) && (run.sends[k + 1]?.sendKbps ?? 0) <= cap(x.tS));
+  return i < 0 ? null : Math.round((run.sends[i]!.tS - atS) * 10) / 10;
 }
 
 /** The first second from which the bottleneck dropped nothing until `toS` (null: it kept dropping). */

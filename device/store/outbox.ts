@@ -19,6 +19,9 @@
  *   that removes N reaches the disk. After the restart N is still first in the queue and
  *   is sent again, with the same seq; the hub has seen N and drops it. The pump sends
  *   nothing else until the removal is saved, so this is at most one event per crash.
+ *   That head is sent again as it is: an overflow after the restart never folds it into
+ *   an events_dropped marker (the hub would drop the marker for its seen seq, and with
+ *   it the count of lost events; `resentHead`).
  *   (A publish that failed on the box but reached the broker, e.g. a PUBACK lost with the
  *   link, is resent the same way after resume() and dropped the same way.)
  *
@@ -105,6 +108,13 @@ export class EventOutbox {
   private paused = false;
   private pumping = false;
   private inFlight: OutboxEvent | null = null;
+  /**
+   * The head found on disk at load: it may already have reached the hub (a crash between
+   * its PUBACK and the save of its removal). It is sent again as it is, never folded into
+   * an events_dropped marker first: a marker with an already-seen seq is dropped by the hub,
+   * and the events it says were lost would go unreported (found by the power-cut test).
+   */
+  private resentHead: OutboxEvent | null = null;
   private retryTimer: unknown = null;
 
   constructor(private readonly opts: EventOutboxOptions) {
@@ -149,6 +159,7 @@ export class EventOutbox {
       this.nextSeq = saved.nextSeq;
       this.queue = saved.events.map((e) => Object.freeze(e));
       for (const e of this.queue) this.durable.add(e);
+      this.resentHead = this.queue[0] ?? null;
     } else {
       this.streamId = randomBytes(8).toString('hex');
     }
@@ -222,7 +233,8 @@ export class EventOutbox {
   private enforceMax(): number {
     let dropped = 0;
     while (this.queue.length > this.max) {
-      const i = this.inFlight !== null && this.queue[0] === this.inFlight ? 1 : 0;
+      const head = this.queue[0];
+      const i = head !== undefined && (head === this.inFlight || head === this.resentHead) ? 1 : 0;
       const first = this.queue[i];
       const victim = this.queue[i + 1];
       if (!first || !victim) break; // cannot happen with max ≥ 2
@@ -280,6 +292,7 @@ export class EventOutbox {
         }
         const i = this.queue.indexOf(head);
         if (i >= 0) this.queue.splice(i, 1);
+        if (head === this.resentHead) this.resentHead = null;
         // A crash before this save completes resends `head` after the restart: the only duplicate.
         await this.save().catch(() => undefined);
       }

@@ -248,6 +248,31 @@ describe('EventOutbox', () => {
     expect(pub.delivered.map((e) => (e.type === 'events_dropped' ? e.detail : e.seq))).toEqual([1, { count: 4, firstSeq: 2, lastSeq: 5 }, 6]);
   });
 
+  it('after a restart, sends the head found on disk as it is before folding anything into a marker (it may already be at the hub)', async () => {
+    // A first run queued e1..e3 and crashed after e1's PUBACK, before the removal was saved.
+    const offline = new Publisher(file);
+    offline.mode = 'offline';
+    const first = outbox(offline, { max: 4 });
+    await first.load();
+    for (const t of ['e1', 'e2', 'e3']) await first.add(ev(t));
+    await first.stop();
+    // The restart: still offline, and a burst overflows the queue before e1 goes again.
+    const pub = new Publisher(file);
+    pub.mode = 'offline';
+    const second = outbox(pub, { max: 4 });
+    await second.load();
+    for (let i = 4; i <= 9; i++) await second.add(ev(`e${i}`));
+    const saved = await onDisk();
+    // e1 stays itself: a marker with seq 1 would be dropped by a hub that has seen seq 1,
+    // and the drops it reports with it.
+    expect(saved.events.map((e) => (e.type === 'events_dropped' ? e.detail : `${e.seq}${e.type}`))).toEqual(['1e1', { count: 6, firstSeq: 2, lastSeq: 7 }, '8e8', '9e9']);
+    pub.mode = 'ok';
+    second.resume();
+    await until(() => second.pending() === 0, 'the queue to drain');
+    expect(pub.delivered[0]).toMatchObject({ seq: 1, type: 'e1' });
+    expect(pub.delivered.map((e) => e.seq)).toEqual([1, 2, 8, 9]);
+  });
+
   it('moves a corrupt file aside and starts empty', async () => {
     await writeFile(file, '{"v":1,"stream":"ab","nextSeq":9,"events":[{"seq":3,');
     const warn = vi.fn();

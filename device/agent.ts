@@ -27,6 +27,7 @@ import { EventOutbox } from './store/outbox.js';
 import { readJsonFile, writeFileAtomic } from './host/atomic-file.js';
 import { HealthSampler, faultsFromHealth } from './health/index.js';
 import { MediaSupervisor } from '../gst-pipelines/supervisor.js';
+import { AUDIO_ONLY } from '../gst-pipelines/adapt.js';
 import { forkSpawner, type WorkerSpawner } from '../gst-pipelines/worker-process.js';
 import { planSession, planStandby } from '../gst-pipelines/plan.js';
 import { execRunCommand, probe } from '../gst-pipelines/probe.js';
@@ -190,7 +191,7 @@ export class Agent {
     // within a rung is only logged (it happens every few seconds while the link moves).
     this.media.on('adapt', ({ change: c }) => {
       if (c.fromRung === c.toRung) return;
-      const severity = c.direction === 'up' ? 'info' : c.toRung === 'audio-only' ? 'warn' : 'info';
+      const severity = c.direction === 'up' ? 'info' : c.toRung === AUDIO_ONLY ? 'warn' : 'info';
       void this.event('media_adapted', severity, {
         direction: c.direction,
         from: { rung: c.fromRung, kbps: c.fromKbps },

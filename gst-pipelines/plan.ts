@@ -6,7 +6,7 @@
  * One media session is ONE top-level pipeline, because webrtcdsp (mic path) must see
  * its webrtcechoprobe (speaker path) in the same pipeline and at the same rate.
  */
-import { AUDIO_ONLY, ladderFor, type Rung } from './adapt.js';
+import { ladderFor, type Rung } from './adapt.js';
 import { branches, chain, h264Level, parseSrtUrl, q } from './launch.js';
 import type {
   Capabilities,
@@ -429,7 +429,6 @@ export function runtimeBitrate(kind: VideoEncoderKind): SessionPlan['adapt']['bi
   }
 }
 
-export { AUDIO_ONLY };
 
 /** The standby screen between meetings: the commune's name on a calm card, 5 fps. */
 export function planStandby(caps: Capabilities, settings: MediaSettings, size = { width: 1280, height: 720 }): StandbyPlan {

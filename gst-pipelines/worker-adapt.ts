@@ -1,8 +1,8 @@
 /**
  * The worker's side of link adaptation: turns srtsink statistics into one LinkSample
  * per SAMPLE_MS, runs the pure controller (adapt.ts) and applies what it decides
- * through an Actuator (the pipeline's elements, see worker.ts). Pure apart from the
- * actuator it is given, so it is tested without GStreamer.
+ * through an Actuator (the pipeline's elements: worker-actuator.ts). No GStreamer here;
+ * it runs for real in the adaptation integration tests.
  */
 import { AUDIO_ONLY, adaptStep, initialAdapt, type AdaptChange, type AdaptConfig, type AdaptState, type LinkSample, type Rung } from './adapt.js';
 import type { SrtStats } from './srt-stats.js';

@@ -12,10 +12,8 @@ import path from 'node:path';
 import { countArrival, makeTsFifo, newCounter, parseLevelDb, PRELOAD_ELEMENTS, SEND_CONNECT_GRACE_MS, type Counter } from './worker-parts.js';
 import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
 import { ELEMENT_NAMES } from './plan.js';
-import { TsPacketizer, SRT_MESSAGE_SIZE, nullPacket, PACKETS_PER_MESSAGE } from './ts-packetizer.js';
-import { SAMPLE_MS, type Rung } from './adapt.js';
-import { AdaptLoop } from './worker-adapt.js';
-import { rungCaps } from './plan.js';
+import { TsPacketizer } from './ts-packetizer.js';
+import { PipelineAdaptation, holdFor } from './worker-actuator.js';
 import { TsMerger } from './ts-merge.js';
 import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { classifyBusError } from './worker-errors.js';
@@ -27,17 +25,6 @@ export interface WorkerChannel {
   onMessage(cb: (msg: ToWorker) => void): void;
   exit(code: number): void;
 }
-
-/**
- * How long audio/PSI packets may wait in the packetiser for the next video frame end to
- * ride along instead of being padded into a message of their own: one frame interval
- * (+5 ms), so at 15 fps audio does not cost 25 padded messages a second (~270 kbit/s,
- * measured through the bottleneck); audio-only fills whole messages.
- */
-const holdFor = (fps: number): number => Math.min(100, Math.ceil(1000 / Math.max(1, fps)) + 5);
-const AUDIO_ONLY_HOLD_MS = 150;
-const KEYFRAME_EVERY_MS = 2000;
-const PAD_TICK_MS = 20;
 
 export class MediaWorker {
   private pipeline: GstPipeline | null = null;
@@ -65,14 +52,8 @@ export class MediaWorker {
   private authReported = false;
   private callerMode = false;
   private speakerLevelAt: number | null = null;
-  private adapt: AdaptLoop | null = null;
-  /** Link adaptation sends audio only: no video frames is then no stall (SRT ACKs still watch the link). */
-  private audioOnly = false;
-  /** srtsink stats read by the adaptation loop, reused by reportStats (each read leaks). */
-  private sendStatsCache: { st: SrtStats; at: number } | null = null;
-  private padTimer: NodeJS.Timeout | null = null;
-  private adaptTimer: NodeJS.Timeout | null = null;
-  private keyTimer: NodeJS.Timeout | null = null;
+  /** Link adaptation (worker-actuator.ts), in a box session. */
+  private adaptation: PipelineAdaptation | null = null;
   private speakerMaxGapMs: number | null = null;
 
   constructor(private readonly ch: WorkerChannel) {}
@@ -169,7 +150,17 @@ export class MediaWorker {
     if (m.plan.kind === 'session') {
       this.wireSession(p, m.plan);
       this.confirmDelivery(p, m.plan);
-      if (this.callerMode) this.startAdaptation(p, m.plan, m.adaptFrom ?? null);
+      if (this.callerMode)
+        this.adaptation = PipelineAdaptation.start(
+          p,
+          m.plan,
+          {
+            packetizer: () => this.packetizer,
+            push: (message) => this.tsIn?.push?.(message),
+            onChange: (change, report) => this.ch.send({ type: 'adapt', change, report }),
+          },
+          m.adaptFrom ?? null,
+        );
     }
     this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
     this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
@@ -307,98 +298,6 @@ export class MediaWorker {
     this.timers.push(t);
   }
 
-  /**
-   * Link adaptation (adapt.ts): srtsink's stats every SAMPLE_MS into the controller, its
-   * decisions applied to the encoder's bitrate, the rung caps and the audio-only gate.
-   * Runs with adaptation disabled too (it then only reports), so congestion is visible.
-   */
-  private startAdaptation(p: GstPipeline, plan: SessionPlan, from: { rung: string; targetKbps: number } | null): void {
-    const sink = p.findChild(plan.names.srtSink);
-    if (!sink) return;
-    const a = plan.adapt;
-    const enc = a.bitrate ? p.findChild(a.bitrate.element) : undefined;
-    const gate = p.findChild(a.elements.gate);
-    const caps = a.elements.scale ? p.findChild(a.elements.scale) : undefined;
-    let videoOn = true;
-    this.adapt = new AdaptLoop(
-      a,
-      {
-        setVideoBitrate: (kbps) => {
-          if (enc && a.bitrate) enc[a.bitrate.property] = Math.max(1, Math.round(kbps * a.bitrate.perKbps));
-        },
-        setRung: (rung) => {
-          if (rung === null) {
-            if (gate) gate.drop = true;
-            videoOn = false;
-            this.audioOnly = true;
-            // Audio alone: fill whole 7-packet messages instead of padding every 40 ms.
-            this.packetizer?.setHoldMs(AUDIO_ONLY_HOLD_MS);
-            this.keyframesEvery(null, p, plan);
-            return;
-          }
-          if (caps) caps.caps = rungCaps(rung);
-          this.packetizer?.setHoldMs(holdFor(rung.fps));
-          this.audioOnly = false;
-          if (!videoOn) {
-            if (gate) gate.drop = false;
-            videoOn = true;
-            // The hub may have lost what came before the gap: start on a keyframe.
-            p.forceKeyUnit(a.elements.parser, 1);
-          }
-          this.keyframesEvery(rung, p, plan);
-        },
-        setPaddingKbps: (kbps) => this.setPadding(kbps),
-      },
-      (change, report) => this.ch.send({ type: 'adapt', change, report }),
-      from,
-    );
-    // Every stats read leaks ~2 KB in the binding (measured, connected socket): ~57 MB
-    // over a 4-hour meeting at one read per SAMPLE_MS, in a process recycled after each
-    // meeting. Sampling slower when quiet (tried: 1 s) delayed the reaction to a collapse
-    // by up to 0.5 s, which the hub hears as lost audio: audio first.
-    const tick = (): void => {
-      if (this.stopping) return;
-      const now = Date.now();
-      const st = srtStatsFromStructure(String(sink.stats ?? ''), 'send');
-      this.sendStatsCache = { st, at: now };
-      this.adapt?.sample(st, now);
-      this.adaptTimer = setTimeout(tick, SAMPLE_MS);
-    };
-    this.adaptTimer = setTimeout(tick, SAMPLE_MS);
-  }
-
-  /**
-   * The encoder's GOP is counted in frames and cannot change while playing: below the
-   * plan's frame rate, a keyframe is forced every KEYFRAME_EVERY_MS so a hub or viewer
-   * joining mid-stream still decodes within ~2 s. (Each rung change starts with one.)
-   */
-  private keyframesEvery(rung: Rung | null, p: GstPipeline, plan: SessionPlan): void {
-    if (this.keyTimer) clearInterval(this.keyTimer);
-    this.keyTimer = null;
-    if (!rung || rung.fps >= plan.video.fps) return;
-    this.keyTimer = setInterval(() => {
-      if (!this.stopping) p.forceKeyUnit(plan.adapt.elements.parser, 1);
-    }, KEYFRAME_EVERY_MS);
-    this.timers.push(this.keyTimer);
-  }
-
-  /** Null-packet padding straight into srtsink (whole messages): the audio-only probe. */
-  private setPadding(kbps: number): void {
-    if (this.padTimer) clearInterval(this.padTimer);
-    this.padTimer = null;
-    if (kbps <= 0) return;
-    const message = Buffer.concat(Array.from({ length: PACKETS_PER_MESSAGE }, () => nullPacket()));
-    let credit = 0;
-    let last = Date.now();
-    this.padTimer = setInterval(() => {
-      const now = Date.now();
-      credit += (kbps * (now - last)) / 8; // kbit/s × ms / 8 = bytes
-      last = now;
-      for (; credit >= SRT_MESSAGE_SIZE && !this.stopping; credit -= SRT_MESSAGE_SIZE) this.tsIn?.push?.(message);
-    }, PAD_TICK_MS);
-    this.timers.push(this.padTimer);
-  }
-
   /** A pull answered null (not yet playing, or EOS): ask again shortly, never spin. */
   private retryPull(again: () => void): void {
     const t = setTimeout(() => {
@@ -480,7 +379,7 @@ export class MediaWorker {
     // Grace before the first frame: SRT handshake plus waiting for the hub's next keyframe.
     const grace = Math.max(stallMs, 5000);
     for (const [dir, c] of [['send', this.send], ['receive', this.receive]] as const) {
-      if (dir === 'send' && this.audioOnly) {
+      if (dir === 'send' && this.adaptation?.audioOnly) {
         c.lastAt = now; // video resumes with a fresh grace
         continue;
       }
@@ -522,7 +421,7 @@ export class MediaWorker {
     let sendSrt: SrtStats | null = null;
     let recvSrt: SrtStats | null = null;
     if (plan.kind === 'session') {
-      const cached = this.sendStatsCache;
+      const cached = this.adaptation?.lastSendStats;
       sendSrt = cached && now - cached.at < 1000 ? cached.st : srtStatsFromStructure(String(p.findChild(plan.names.srtSink)?.stats ?? ''), 'send');
       recvSrt = srtStatsFromStructure(String(p.findChild(plan.names.srtSrc)?.stats ?? ''), 'receive');
     }
@@ -547,7 +446,7 @@ export class MediaWorker {
         srt: this.linkStats('receive', recvSrt, dtMs),
       },
       audio: { ...this.audio, speakerMaxGapMs: this.speakerLevelAt === null ? null : Math.max(this.speakerMaxGapMs ?? 0, now - this.speakerLevelAt) },
-      adapt: this.adapt?.report() ?? null,
+      adapt: this.adaptation?.loop.report() ?? null,
       rssMb: Math.round(process.memoryUsage.rss() / 1048576),
     };
     this.lastSrt = { send: sendSrt, receive: recvSrt, at: now };
@@ -572,7 +471,7 @@ export class MediaWorker {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
-    if (this.adaptTimer) clearTimeout(this.adaptTimer);
+    this.adaptation?.stop();
     try {
       this.tsPipe?.destroy();
       this.tsAudioPipe?.destroy();

@@ -24,6 +24,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Resources } from '../integration/helpers/media.js';
 import { audioCleanFrom, firstDownAfter, fitAfter, framesPct, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario, type AdaptRun, type AdaptScenario } from '../integration/helpers/adapt-run.js';
+import { AUDIO_ONLY } from '../../gst-pipelines/adapt.js';
 import { MeasurementError } from './machine.js';
 import { svgTimelines } from './plot.js';
 
@@ -68,8 +69,8 @@ export async function measureAdapt(opts: { log: (l: string) => void; plotDir: st
   const adaptS = fitAfter(on600, 20);
   const from = 20 + (adaptS ?? 3) + 2; // as in the test: once the queue's backlog has drained
   const audioClean = audioCleanFrom(on600, 20, 60);
-  const toAudioOnly = on100.changes.find((c) => c.tS >= 10 && c.change.toRung === 'audio-only');
-  const back = on100.changes.find((c) => c.tS >= 40 && c.change.fromRung === 'audio-only');
+  const toAudioOnly = on100.changes.find((c) => c.tS >= 10 && c.change.toRung === AUDIO_ONLY);
+  const back = on100.changes.find((c) => c.tS >= 40 && c.change.fromRung === AUDIO_ONLY);
   let plot: string | null = null;
   if (opts.plotDir) {
     plot = path.join(opts.plotDir, `${opts.date}-adapt.svg`);

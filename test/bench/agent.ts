@@ -12,7 +12,6 @@
  * - healthSampleMs: mean cost of one health sample (in this process, real host files).
  */
 import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +24,7 @@ import { hostPaths } from '../../device/host/paths.js';
 import { systemClock } from '../../device/host/clock.js';
 import { AGENT_NODE_FLAGS } from '../../device/run.js';
 import { srtLiveTransmit, STARTUP_SRT_LATENCY_MS } from './media-startup.js';
-import { endChild, MeasurementError, median, monoMs, percentile, round1, sleep, track, udpPortBound, waitFor } from './machine.js';
+import { endChild, firstDatagram, MeasurementError, median, monoMs, percentile, round1, sleep, track, udpPortBound, waitFor } from './machine.js';
 
 export interface AgentRun {
   startToOnlineMs: number;
@@ -112,7 +111,7 @@ async function once(brokerUrl: string, dir: string, log: (l: string) => void): P
   const lat = `latency=${STARTUP_SRT_LATENCY_MS}`;
   let ingestL: ReturnType<typeof srtLiveTransmit> | null = null;
   let programL: ReturnType<typeof srtLiveTransmit> | null = null;
-  const sock = dgram.createSocket('udp4');
+  let sock: Awaited<ReturnType<typeof firstDatagram>> | null = null;
   try {
     const onlineAt = await online;
     const startToOnlineMs = round1(onlineAt - t0);
@@ -124,23 +123,12 @@ async function once(brokerUrl: string, dir: string, log: (l: string) => void): P
     let program = await freePort();
     while (program === ingest) program = await freePort();
     const udpPort = await freePort();
-    let firstAt: number | null = null;
-    let arrived: (() => void) | null = null;
-    sock.on('message', () => {
-      if (firstAt === null) {
-        firstAt = monoMs();
-        arrived?.();
-      }
-    });
-    await new Promise<void>((r) => sock.bind(udpPort, '127.0.0.1', () => r()));
+    sock = await firstDatagram(udpPort);
     ingestL = srtLiveTransmit(`srt://127.0.0.1:${ingest}?mode=listener&${lat}`, `udp://127.0.0.1:${udpPort}`);
     programL = srtLiveTransmit(`udp://127.0.0.1:${await freePort()}`, `srt://127.0.0.1:${program}?mode=listener&${lat}`);
     await waitFor('the SRT listeners', () => udpPortBound(ingest) && udpPortBound(program), 5000);
     await sleep(500);
-    const bytes = new Promise<void>((resolve, reject) => {
-      arrived = resolve;
-      setTimeout(() => reject(new MeasurementError('agent: no media bytes within 10 s of the join command')), 10_000).unref();
-    });
+    const bytes = sock.arrival(10_000, 'agent: no media bytes within 10 s of the join command');
     const spec = {
       meetingId: `bench-${Date.now()}`,
       send: { url: `srt://127.0.0.1:${ingest}`, streamId: 'publish:bench/{deviceId}', video: { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 } },
@@ -149,14 +137,13 @@ async function once(brokerUrl: string, dir: string, log: (l: string) => void): P
     };
     const j0 = monoMs();
     await hub.publishAsync(`ep/v1/dev/${DEVICE}/cmd/join`, JSON.stringify({ id: `bench-join-${Date.now()}`, args: spec }), { qos: 1 });
-    await bytes;
-    const joinCommandToFirstMediaMs = round1((firstAt ?? NaN) - j0);
+    const joinCommandToFirstMediaMs = round1((await bytes) - j0);
     return { startToOnlineMs, joinCommandToFirstMediaMs, rssIdleMb };
   } finally {
     await endChild(agent, 'SIGTERM', 4000);
     if (ingestL) await endChild(ingestL.proc);
     if (programL) await endChild(programL.proc);
-    sock.close();
+    sock?.close();
     await hub.endAsync();
     await rm(dataDir, { recursive: true, force: true });
   }

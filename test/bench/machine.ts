@@ -4,6 +4,7 @@
  * percentiles, child-process plumbing. Nothing here loads the GStreamer binding.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -265,4 +266,37 @@ export class MeasurementError extends Error {
     super(message);
     this.name = 'MeasurementError';
   }
+}
+
+/**
+ * A UDP socket on 127.0.0.1:`port` that notes when the first datagram arrives (the
+ * "first media bytes" of the startup and agent benches, forwarded by srt-live-transmit).
+ */
+export async function firstDatagram(port: number): Promise<{ firstAt: () => number | null; arrival: (timeoutMs: number, error: string) => Promise<number>; close: () => void }> {
+  const sock = dgram.createSocket('udp4');
+  let firstAt: number | null = null;
+  let arrived: (() => void) | null = null;
+  sock.on('message', () => {
+    if (firstAt === null) {
+      firstAt = monoMs();
+      arrived?.();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    firstAt: () => firstAt,
+    /** Resolves with the arrival time (monoMs) once a datagram came; rejects with `error` after `timeoutMs`. */
+    arrival: (timeoutMs, error) => {
+      let timer: NodeJS.Timeout | undefined;
+      return new Promise<number>((resolve, reject) => {
+        arrived = () => resolve(firstAt!);
+        if (firstAt !== null) return resolve(firstAt);
+        timer = setTimeout(() => reject(new MeasurementError(error)), timeoutMs);
+      }).finally(() => clearTimeout(timer));
+    },
+    close: () => sock.close(),
+  };
 }

@@ -12,13 +12,12 @@
  * repetition.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { freePort } from '../../gst-pipelines/local-hub.js';
 import { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
 import { forkSpawner } from '../../gst-pipelines/worker-process.js';
 import type { Capabilities, MediaJoinSpec } from '../../gst-pipelines/types.js';
 import { boxPlan } from './media-cpu.js';
-import { endChild, MeasurementError, median, monoMs, round1, sleep, track, udpPortBound, waitFor } from './machine.js';
+import { endChild, firstDatagram, MeasurementError, median, monoMs, round1, sleep, track, udpPortBound, waitFor } from './machine.js';
 
 export const STARTUP_SRT_LATENCY_MS = 40;
 
@@ -66,19 +65,7 @@ async function once(box: MediaSupervisor, caps: Capabilities): Promise<StartupRu
   let program = await freePort();
   while (program === ingest) program = await freePort();
   const udpPort = await freePort();
-  const sock = dgram.createSocket('udp4');
-  let firstAt: number | null = null;
-  let arrived: (() => void) | null = null;
-  sock.on('message', () => {
-    if (firstAt === null) {
-      firstAt = monoMs();
-      arrived?.();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.bind(udpPort, '127.0.0.1', () => resolve());
-  });
+  const sock = await firstDatagram(udpPort);
   const lat = `latency=${STARTUP_SRT_LATENCY_MS}`;
   const ingestL = srtLiveTransmit(`srt://127.0.0.1:${ingest}?mode=listener&${lat}`, `udp://127.0.0.1:${udpPort}`);
   const programL = srtLiveTransmit(`udp://127.0.0.1:${await freePort()}`, `srt://127.0.0.1:${program}?mode=listener&${lat}`);
@@ -103,20 +90,16 @@ async function once(box: MediaSupervisor, caps: Capabilities): Promise<StartupRu
       if (f.direction === 'send') playToSend = f.atMs;
     };
     box.on('first-bytes', onFirst);
-    let noBytes: NodeJS.Timeout | undefined;
-    const gotBytes = new Promise<void>((resolve, reject) => {
-      arrived = resolve;
-      noBytes = setTimeout(() => reject(new MeasurementError('startup: no bytes at the listener within 10 s of supervisor.start()')), 10_000);
-    });
+    const gotBytes = sock.arrival(10_000, 'startup: no bytes at the listener within 10 s of supervisor.start()');
     const t0 = monoMs();
     const started = box.start(plan).then(() => monoMs() - t0);
-    await gotBytes.finally(() => clearTimeout(noBytes));
+    const firstAt = await gotBytes;
     const startResolvedMs = await started;
     await sleep(100);
     box.off('first-bytes', onFirst);
     const st = box.status();
     if (st.restarts > 0) throw new MeasurementError(`startup: the session restarted before the first bytes (${st.lastError?.message})`);
-    return { startToFirstBytesMs: round1((firstAt ?? NaN) - t0), startResolvedMs: round1(startResolvedMs), workerPlayToFirstSendMs: playToSend };
+    return { startToFirstBytesMs: round1(firstAt - t0), startResolvedMs: round1(startResolvedMs), workerPlayToFirstSendMs: playToSend };
   } finally {
     await box.stop();
     await Promise.all([endChild(ingestL.proc), endChild(programL.proc)]);

@@ -3,6 +3,7 @@
  * kbit/s on a log scale on the left (link capacity, the box's video target and its wire
  * rate), frames per second arriving at the hub on the right (bars), audio breaks marked.
  */
+import { AUDIO_ONLY } from '../../gst-pipelines/adapt.js';
 import type { TimelinePoint } from '../integration/helpers/adapt-run.js';
 
 export interface PlotRun {
@@ -53,7 +54,7 @@ function panel(run: PlotRun, y0: number, tMax: number): string {
   };
   line(run.timeline.map((p) => [p.tS - 1, yK(p.capacityKbps)]), '#333', '6 3', true);
   line(run.timeline.filter((p) => p.sendKbps !== null).map((p) => [p.tS - 0.5, yK(p.sendKbps!)]), '#e08a00');
-  line(run.timeline.filter((p) => p.targetKbps !== null).map((p) => [p.tS - 0.5, yK(p.rung === 'audio-only' ? KBPS_MIN : p.targetKbps!)]), '#2a7d2a');
+  line(run.timeline.filter((p) => p.targetKbps !== null).map((p) => [p.tS - 0.5, yK(p.rung === AUDIO_ONLY ? KBPS_MIN : p.targetKbps!)]), '#2a7d2a');
   return out.join('\n');
 }
 

@@ -158,6 +158,17 @@ export interface BenchSection {
 const fmt = (v: number | null | undefined, unit = ''): string => (v === null || v === undefined ? '—' : `${v}${unit}`);
 const goal = (field: string, target: string, value: number | null, ok: (v: number) => boolean): Goal => ({ field, target, value, met: value === null ? null : ok(value) });
 
+/** A section's human table: a title, a header, `row()`s with the goal of a field (`met()`). */
+function sectionTable(title: string, goals: Goal[], width: number): { t: string[]; row: (name: string, v: string, g?: string) => void; met: (field: string) => string } {
+  const t = [title, `  ${'metric'.padEnd(width)} ${'measured'.padEnd(12)} goal`];
+  const row = (name: string, v: string, g = ''): void => void t.push(`  ${name.padEnd(width)} ${v.padEnd(12)} ${g}`);
+  const met = (f: string): string => {
+    const g = goals.find((x) => x.field === f);
+    return g ? `${g.target} ${g.met === null ? '' : g.met ? '✓ met' : '✗ not met'}` : '';
+  };
+  return { t, row, met };
+}
+
 async function part<T>(name: string, parts: ReadonlySet<string>, unmeasured: Record<string, string>, fields: string[], fn: () => Promise<T>): Promise<T | null> {
   if (!parts.has(name)) return null;
   try {
@@ -215,14 +226,7 @@ export const mediaSection: BenchSection = {
       goal('startToFirstBytesMs', '≤ 300 ms (median)', data.startToFirstBytesMs, (v) => v <= 300),
     ];
 
-    const t: string[] = [];
-    t.push(`media (720p30, ${data.plan.encoder} → ${data.plan.decoder}, SRT latency ${SRT_LATENCY_MS} ms)`);
-    t.push(`  ${'metric'.padEnd(36)} ${'measured'.padEnd(12)} goal`);
-    const row = (name: string, v: string, g = ''): void => void t.push(`  ${name.padEnd(36)} ${v.padEnd(12)} ${g}`);
-    const met = (f: string): string => {
-      const g = goals.find((x) => x.field === f);
-      return g ? `${g.target} ${g.met === null ? '' : g.met ? '✓ met' : '✗ not met'}` : '';
-    };
+    const { t, row, met } = sectionTable(`media (720p30, ${data.plan.encoder} → ${data.plan.decoder}, SRT latency ${SRT_LATENCY_MS} ms)`, goals, 36);
     row('latency p50 (our path)', fmt(data.latencyP50Ms, ' ms'), met('latencyP50Ms'));
     row('latency p90 / p99', `${fmt(data.latencyP90Ms)} / ${fmt(data.latencyP99Ms, ' ms')}`);
     row('CPU worker ÷ gst-launch', fmt(data.cpuRatioVsGstLaunch), met('cpuRatioVsGstLaunch'));
@@ -268,12 +272,7 @@ export const agentSection: BenchSection = {
       goal('startToOnlineMs', '≤ 1500 ms', data.startToOnlineMs, (v) => v <= 1500),
       goal('rssIdleMb', '≤ 70 MB', data.rssIdleMb, (v) => v <= 70),
     ];
-    const met = (f: string): string => {
-      const g = goals.find((x) => x.field === f);
-      return g ? `${g.target} ${g.met === null ? '' : g.met ? '✓ met' : '✗ not met'}` : '';
-    };
-    const t = ['agent (ep run against Mosquitto, media in test-source mode)', `  ${'metric'.padEnd(36)} ${'measured'.padEnd(12)} goal`];
-    const row = (name: string, v: string, g = ''): void => void t.push(`  ${name.padEnd(36)} ${v.padEnd(12)} ${g}`);
+    const { t, row, met } = sectionTable('agent (ep run against Mosquitto, media in test-source mode)', goals, 36);
     row('process start → online (median)', fmt(data.startToOnlineMs, ' ms'), met('startToOnlineMs'));
     row('join command → first media (median)', fmt(data.joinCommandToFirstMediaMs, ' ms'), met('joinCommandToFirstMediaMs'));
     row('RSS idle (max of runs)', fmt(data.rssIdleMb, ' MB'), met('rssIdleMb'));
@@ -315,12 +314,7 @@ export const adaptSection: BenchSection = {
       goal('recoverSeconds', '≤ 20 s', data.recoverSeconds, (v) => v <= 20),
       goal('videoBackSeconds', '≤ 10 s', data.videoBackSeconds, (v) => v <= 10),
     ];
-    const met = (f: string): string => {
-      const g = goals.find((x) => x.field === f);
-      return g ? `${g.target} ${g.met === null ? '' : g.met ? '✓ met' : '✗ not met'}` : '';
-    };
-    const t = ['adapt (720p30 1500 kbit/s through a 60 KB drop-tail bottleneck, SRT latency 200 ms)', `  ${'metric'.padEnd(44)} ${'measured'.padEnd(12)} goal`];
-    const row = (name: string, v: string, g = ''): void => void t.push(`  ${name.padEnd(44)} ${v.padEnd(12)} ${g}`);
+    const { t, row, met } = sectionTable('adapt (720p30 1500 kbit/s through a 60 KB drop-tail bottleneck, SRT latency 200 ms)', goals, 44);
     row('600k collapse → wire rate fits the link', fmt(data.adaptSeconds, ' s'), met('adaptSeconds'));
     row('600k collapse → first step down', fmt(data.firstStepSeconds, ' s'));
     row('frames at the hub, 35 s after adapting', fmt(data.framesPctAfterCollapse, ' %'), met('framesPctAfterCollapse'));

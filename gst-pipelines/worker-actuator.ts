@@ -1,0 +1,152 @@
+/**
+ * The pipeline side of link adaptation, in the worker: samples srtsink's stats every
+ * SAMPLE_MS into the controller loop (worker-adapt.ts) and applies its decisions to the
+ * elements the plan names — the encoder's bitrate, the rung caps, the audio-only gate,
+ * forced keyframes, null-packet padding into the appsrc. Runs with adaptation disabled
+ * too (the loop then only reports), so congestion is visible either way.
+ */
+import { SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
+import type { GstElement, GstPipeline } from './gst.js';
+import { rungCaps } from './plan.js';
+import { srtStatsFromStructure, type SrtStats } from './srt-stats.js';
+import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, nullPacket, type TsPacketizer } from './ts-packetizer.js';
+import type { SessionPlan } from './types.js';
+import { AdaptLoop, type AdaptReport } from './worker-adapt.js';
+
+/**
+ * How long audio/PSI packets may wait in the packetiser for the next video frame end to
+ * ride along instead of being padded into a message of their own: one frame interval
+ * (+5 ms), so at 15 fps audio does not cost 25 padded messages a second (~270 kbit/s,
+ * measured through the bottleneck); audio-only fills whole messages.
+ */
+export const holdFor = (fps: number): number => Math.min(100, Math.ceil(1000 / Math.max(1, fps)) + 5);
+const AUDIO_ONLY_HOLD_MS = 150;
+const KEYFRAME_EVERY_MS = 2000;
+const PAD_TICK_MS = 20;
+
+export interface AdaptationHooks {
+  packetizer: () => TsPacketizer | null;
+  /** Into the appsrc before srtsink (whole SRT messages). */
+  push: (message: Buffer) => void;
+  onChange: (change: AdaptChange, report: AdaptReport) => void;
+}
+
+export class PipelineAdaptation {
+  readonly loop: AdaptLoop;
+  /** Audio only: no video frames is then no stall (SRT ACKs still watch the link). */
+  audioOnly = false;
+  /** The last srtsink stats read (each read leaks in the binding: reportStats reuses it). */
+  lastSendStats: { st: SrtStats; at: number } | null = null;
+  private stopped = false;
+  private videoOn = true;
+  private sampleTimer: NodeJS.Timeout | null = null;
+  private keyTimer: NodeJS.Timeout | null = null;
+  private padTimer: NodeJS.Timeout | null = null;
+  private readonly enc: GstElement | undefined;
+  private readonly gate: GstElement | undefined;
+  private readonly caps: GstElement | undefined;
+
+  private constructor(
+    private readonly p: GstPipeline,
+    private readonly plan: SessionPlan,
+    private readonly sink: GstElement,
+    private readonly hooks: AdaptationHooks,
+    from: { rung: string; targetKbps: number } | null,
+  ) {
+    const a = plan.adapt;
+    this.enc = a.bitrate ? p.findChild(a.bitrate.element) : undefined;
+    this.gate = p.findChild(a.elements.gate);
+    this.caps = a.elements.scale ? p.findChild(a.elements.scale) : undefined;
+    this.loop = new AdaptLoop(
+      a,
+      { setVideoBitrate: (kbps) => this.setVideoBitrate(kbps), setRung: (rung) => this.setRung(rung), setPaddingKbps: (kbps) => this.setPadding(kbps) },
+      hooks.onChange,
+      from,
+    );
+  }
+
+  /** Starts sampling a playing session (null when the plan has no srtsink to read). */
+  static start(p: GstPipeline, plan: SessionPlan, hooks: AdaptationHooks, from: { rung: string; targetKbps: number } | null): PipelineAdaptation | null {
+    const sink = p.findChild(plan.names.srtSink);
+    if (!sink) return null;
+    const a = new PipelineAdaptation(p, plan, sink, hooks, from);
+    a.sampleTimer = setTimeout(() => a.tick(), SAMPLE_MS);
+    return a;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of [this.sampleTimer, this.keyTimer, this.padTimer]) if (t) clearTimeout(t);
+  }
+
+  // Every stats read leaks ~2 KB in the binding (measured, connected socket): ~57 MB
+  // over a 4-hour meeting at one read per SAMPLE_MS, in a process recycled after each
+  // meeting. Sampling slower when quiet (tried: 1 s) delayed the reaction to a collapse
+  // by up to 0.5 s, which the hub hears as lost audio: audio first.
+  private tick(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    const st = srtStatsFromStructure(String(this.sink.stats ?? ''), 'send');
+    this.lastSendStats = { st, at: now };
+    this.loop.sample(st, now);
+    this.sampleTimer = setTimeout(() => this.tick(), SAMPLE_MS);
+  }
+
+  private setVideoBitrate(kbps: number): void {
+    const b = this.plan.adapt.bitrate;
+    if (this.enc && b) this.enc[b.property] = Math.max(1, Math.round(kbps * b.perKbps));
+  }
+
+  private setRung(rung: Rung | null): void {
+    const packetizer = this.hooks.packetizer();
+    if (rung === null) {
+      if (this.gate) this.gate.drop = true;
+      this.videoOn = false;
+      this.audioOnly = true;
+      // Audio alone: fill whole 7-packet messages instead of padding every 40 ms.
+      packetizer?.setHoldMs(AUDIO_ONLY_HOLD_MS);
+      this.keyframesEvery(null);
+      return;
+    }
+    if (this.caps) this.caps.caps = rungCaps(rung);
+    packetizer?.setHoldMs(holdFor(rung.fps));
+    this.audioOnly = false;
+    if (!this.videoOn) {
+      if (this.gate) this.gate.drop = false;
+      this.videoOn = true;
+      // The hub may have lost what came before the gap: start on a keyframe.
+      this.p.forceKeyUnit(this.plan.adapt.elements.parser, 1);
+    }
+    this.keyframesEvery(rung);
+  }
+
+  /**
+   * The encoder's GOP is counted in frames and cannot change while playing: below the
+   * plan's frame rate, a keyframe is forced every KEYFRAME_EVERY_MS so a hub or viewer
+   * joining mid-stream still decodes within ~2 s. (Each rung change starts with one.)
+   */
+  private keyframesEvery(rung: Rung | null): void {
+    if (this.keyTimer) clearInterval(this.keyTimer);
+    this.keyTimer = null;
+    if (!rung || rung.fps >= this.plan.video.fps) return;
+    this.keyTimer = setInterval(() => {
+      if (!this.stopped) this.p.forceKeyUnit(this.plan.adapt.elements.parser, 1);
+    }, KEYFRAME_EVERY_MS);
+  }
+
+  /** Null-packet padding straight into srtsink (whole messages): the audio-only probe. */
+  private setPadding(kbps: number): void {
+    if (this.padTimer) clearInterval(this.padTimer);
+    this.padTimer = null;
+    if (kbps <= 0) return;
+    const message = Buffer.concat(Array.from({ length: PACKETS_PER_MESSAGE }, () => nullPacket()));
+    let credit = 0;
+    let last = Date.now();
+    this.padTimer = setInterval(() => {
+      const now = Date.now();
+      credit += (kbps * (now - last)) / 8; // kbit/s × ms / 8 = bytes
+      last = now;
+      for (; credit >= SRT_MESSAGE_SIZE && !this.stopped; credit -= SRT_MESSAGE_SIZE) this.hooks.push(message);
+    }, PAD_TICK_MS);
+  }
+}

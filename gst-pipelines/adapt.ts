@@ -24,6 +24,31 @@ import type { SessionPlan } from './types.js';
 
 /** Statistics interval the controller is designed for. */
 export const SAMPLE_MS = 500;
+/**
+ * srtsink is read this often for the collapse check (fastCheck): a 60 KB drop-tail queue
+ * fills in 0.3 s at 100 kbit/s and 0.5 s at 600 kbit/s, and what is sent after that is
+ * lost — audio included. (With the stock binding, each read leaks; see worker-actuator.)
+ */
+export const FAST_SAMPLE_MS = 100;
+/** fastCheck looks at this much history (at least two fast samples). */
+const FAST_WINDOW_MS = 200;
+/** Queueing delay growing at this share of real time or more: the link collapsed. */
+const COLLAPSE_SLOPE = 0.15;
+/**
+ * libsrt's receiver sends a full ACK every 10 ms when new data arrived: below ~40 ACKs a
+ * second it is one ACK per arriving packet (measured: ~70/s for 150 packets/s through a
+ * 4 Mbit/s link, 50/s through 600 kbit/s, 10/s through 100 kbit/s). ACKs that fall far
+ * below the packets sent say how many packets the link delivers — at once, while the RTT
+ * (its ACKACKs cross the full queue) still shows next to nothing.
+ */
+const ACK_PER_PACKET_RATE = 40;
+const ACK_STARVED_SHARE = 0.5;
+/** ACK starvation is only judged while sending at least this many packets a second. */
+const ACK_MIN_SEND_RATE = 20;
+/** A cut on ACKs alone is undone unless a queue or losses confirm it within this time. */
+const VERIFY_MS = 1500;
+/** ACKs per packet sent that say the link delivers all of it (libsrt ACKs ~90 % of arrivals at ~50/s). */
+const KEEPS_UP_SHARE = 0.9;
 /** Decreases at least this far apart: a decrease needs ~1 RTT + a frame to show. */
 const DECREASE_GAP_MS = 2000;
 /** Decreases within this time of a severe one are the same congestion episode. */
@@ -88,9 +113,11 @@ export interface LinkSample {
   retransPackets: number;
   /** Packets the sender dropped as too late (the link cannot keep up at all). */
   droppedPackets: number;
+  /** ACKs received (libsrt counts ACK packets; see ACK_PER_PACKET_RATE). */
+  acks?: number;
 }
 
-export type AdaptReason = 'queueing-delay' | 'loss-with-delay' | 'sender-drops' | 'clean-link' | 'probe-ok';
+export type AdaptReason = 'queueing-delay' | 'loss-with-delay' | 'sender-drops' | 'delivery-collapse' | 'clean-link' | 'probe-ok' | 'false-alarm';
 
 export interface AdaptChange {
   direction: 'down' | 'up';
@@ -129,6 +156,12 @@ export interface AdaptState {
   frameKbit: number;
   /** Increases since the last decrease: near the ceiling each one comes sooner. */
   upStreak: number;
+  /**
+   * A cut made on the ACKs alone (fastCheck), not yet confirmed by a queue or by losses: a
+   * hub that stalls for ~200 ms also stops ACKing. Undone if nothing confirms it within
+   * VERIFY_MS (a real collapse shows as a queue within ~1 s).
+   */
+  unconfirmed: { atMs: number; rung: string; targetKbps: number } | null;
   /** Counters for reports. */
   steps: { down: number; up: number };
 }
@@ -186,6 +219,7 @@ export function initialAdapt(config: AdaptConfig, from?: { rung: string; targetK
     lastQueueMs: null,
     frameKbit: FRAME_KBIT,
     upStreak: 0,
+    unconfirmed: null,
     steps: { down: 0, up: 0 },
   };
 }
@@ -265,6 +299,18 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
 
   if (state.ceiling && s.atMs - state.ceiling.atMs > CEILING_MEMORY_MS) state.ceiling = null;
   if (!config.enabled) return { state, decision: decide(state, null, congested) };
+  const unconfirmed = state.unconfirmed;
+  if (unconfirmed && (queueMs > budget / 2 || s.lostPackets > 0 || s.droppedPackets > 0)) state.unconfirmed = null;
+  else if (unconfirmed && s.atMs - unconfirmed.atMs >= VERIFY_MS) {
+    // Nothing confirmed the ACK starvation: the hub stalled, the link did not collapse.
+    state.unconfirmed = null;
+    const fromKbps = state.targetKbps;
+    const fromRung = state.rung;
+    Object.assign(state, { targetKbps: unconfirmed.targetKbps, rung: unconfirmed.rung, probe: null, probeKbps: 0, ceiling: null, severeAt: null, atLowestSince: null, lastIncreaseAt: s.atMs });
+    state.steps.up++;
+    const c: AdaptChange = { direction: 'up', fromKbps, toKbps: state.targetKbps, fromRung, toRung: state.rung, reason: 'false-alarm', rttMs: s.rttMs, rttFloorMs: floor, deliveredKbps: delivered === null ? null : Math.round(delivered), lossPct: Math.round(lossPct * 10) / 10 };
+    return { state, decision: decide(state, c, false) };
+  }
 
   const change = (to: number, direction: 'down' | 'up', why: AdaptReason, rung?: string): AdaptChange => {
     const fromKbps = state.targetKbps;
@@ -298,7 +344,12 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
     const gap = episode ? (severity > 4 ? DECREASE_GAP_MS * 0.75 : DECREASE_GAP_MS) : severity > 4 ? SAMPLE_MS : DECREASE_GAP_MS;
     if (state.lastDecreaseAt !== null && s.atMs - state.lastDecreaseAt < gap) return { state, decision: decide(state, null, true) };
     // Draining after a cut (RTT falling): the cut works, wait for the queue to empty.
-    const draining = state.decreaseRttMs !== null && s.rttMs !== null && s.rttMs < state.decreaseRttMs * 0.9;
+    // Or, after a deep cut, the link delivers at least what is now sent (one ACK per
+    // arriving packet at these rates): the RTT still rises — its ACKACKs wait behind the
+    // queue built before the cut — but the queue no longer grows.
+    const sentRate = (s.sentPackets * 1000) / SAMPLE_MS;
+    const keepsUp = episode && s.acks !== undefined && sentRate <= ACK_PER_PACKET_RATE * 1.5 && s.acks >= s.sentPackets * KEEPS_UP_SHARE;
+    const draining = keepsUp || (state.decreaseRttMs !== null && s.rttMs !== null && s.rttMs < state.decreaseRttMs * 0.9);
     state.decreaseRttMs = s.rttMs;
     if (draining) return { state, decision: decide(state, null, true) };
     if (state.rung === AUDIO_ONLY) return { state, decision: decide(state, null, true) };
@@ -333,12 +384,7 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
     // queue says "just above what we sent"; a full one says only "below": then just above
     // the new rate.
     const limit = factor >= 0.85 ? videoForWire(sent, rungFps(state.rung, config), config, state.frameKbit) : to * 1.25;
-    state.ceiling = { kbps: Math.max(0, Math.min(state.targetKbps, limit)), atMs: s.atMs };
-    state.lastDecreaseAt = s.atMs;
-    if (severity > 4 && !episode) state.severeAt = s.atMs;
-    state.upStreak = 0;
-    const c = change(to, 'down', reason!, fitted.rung);
-    if (state.rung === AUDIO_ONLY) state.probe = { startedAt: 0, stepAt: 0, failures: 0, nextAt: s.atMs + PROBE_BACKOFF_MS[0]! };
+    const c = decrease(state, s.atMs, { kbps: to, rung: fitted.rung }, limit, severity > 4 && !episode, () => change(to, 'down', reason!, fitted.rung));
     return { state, decision: decide(state, c, true) };
   }
 
@@ -366,6 +412,95 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
   state.upStreak++;
   const c = change(Math.min(config.maxKbps, state.targetKbps * (nearCeiling ? NEAR_CEILING_FACTOR : INCREASE_FACTOR)), 'up', 'clean-link');
   return { state, decision: decide(state, c, false) };
+}
+
+/** The bookkeeping of every decrease (slow or fast path); `apply` makes the change itself. */
+function decrease(state: AdaptState, atMs: number, to: { kbps: number; rung: string }, limitKbps: number, severe: boolean, apply: () => AdaptChange): AdaptChange {
+  state.ceiling = { kbps: Math.max(0, Math.min(state.targetKbps, limitKbps)), atMs };
+  state.lastDecreaseAt = atMs;
+  if (severe) state.severeAt = atMs;
+  state.upStreak = 0;
+  const c = apply();
+  if (state.rung === AUDIO_ONLY) state.probe = { startedAt: 0, stepAt: 0, failures: 0, nextAt: atMs + PROBE_BACKOFF_MS[0]! };
+  return c;
+}
+
+/** One fast reading of srtsink (cumulative counters, as libsrt reports them). */
+export interface FastSample {
+  atMs: number;
+  rttMs: number | null;
+  packetsSent: number;
+  bytesSent: number;
+  acksReceived: number;
+}
+
+/**
+ * The collapse check, between two adaptSteps, over the last FAST_WINDOW_MS of fast
+ * samples (oldest first). It acts only on a collapse, when waiting for the next
+ * SAMPLE_MS would let the bottleneck's queue fill and drop audio:
+ * - delivery collapse: ACKs fell far below the packets sent. They then count the packets
+ *   the link delivers, so its capacity is known: straight to what fits in DRAIN_SHARE of
+ *   it — audio-only at once if no video rung does (no trial at the lowest rung).
+ * - queue collapse: the queueing delay went from clean past 60 % of the budget while
+ *   growing at COLLAPSE_SLOPE of real time or faster — the deep cut adaptStep makes for a sudden
+ *   jump, a few hundred ms earlier. A slow drift is left to adaptStep's mild cuts.
+ * Returns null when it does nothing (adaptStep then decides as before).
+ */
+export function fastCheck(prev: AdaptState, window: FastSample[], config: AdaptConfig): { state: AdaptState; decision: AdaptDecision } | null {
+  const b = window[window.length - 1];
+  const a = b && [...window].reverse().find((w) => b.atMs - w.atMs >= FAST_WINDOW_MS * 0.75);
+  if (!config.enabled || !a || !b || prev.rung === AUDIO_ONLY || b.packetsSent < a.packetsSent) return null;
+  const dt = (b.atMs - a.atMs) / 1000;
+  const sentRate = (b.packetsSent - a.packetsSent) / dt;
+  const ackRate = Math.max(0, b.acksReceived - a.acksReceived) / dt;
+  const bytesPerPacket = b.packetsSent > a.packetsSent ? (b.bytesSent - a.bytesSent) / (b.packetsSent - a.packetsSent) : 0;
+  const sentKbps = ((b.bytesSent - a.bytesSent) * 8) / (dt * 1000);
+  const floor = Math.min(...prev.rttHistory.map((h) => h.rttMs), ...window.flatMap((w) => (w.rttMs !== null && w.rttMs > 0 ? [w.rttMs] : [])));
+  const budget = delayBudgetMs(config.srtLatencyMs);
+  const queueB = b.rttMs !== null && Number.isFinite(floor) ? b.rttMs - floor : 0;
+  const queueA = a.rttMs !== null && Number.isFinite(floor) ? a.rttMs - floor : 0;
+  const since = prev.lastDecreaseAt === null ? Infinity : b.atMs - prev.lastDecreaseAt;
+
+  const state: AdaptState = { ...prev, steps: { ...prev.steps } };
+  const fps = rungFps(state.rung, config);
+  const cut = (to: { rung: string; kbps: number }, reason: AdaptReason, severe: boolean, limit: number, delivered: number | null): { state: AdaptState; decision: AdaptDecision } => {
+    const fromKbps = state.targetKbps;
+    const fromRung = state.rung;
+    const c = decrease(state, b.atMs, to, limit, severe, () => {
+      state.targetKbps = Math.round(to.kbps);
+      state.rung = to.rung;
+      if (state.rung !== fromRung) state.atLowestSince = state.rung === config.ladder[config.ladder.length - 1]?.id ? b.atMs : null;
+      state.steps.down++;
+      return { direction: 'down', fromKbps, toKbps: state.targetKbps, fromRung, toRung: state.rung, reason, rttMs: b.rttMs, rttFloorMs: Number.isFinite(floor) ? floor : null, deliveredKbps: delivered === null ? null : Math.round(delivered), lossPct: null };
+    });
+    state.decreaseRttMs = b.rttMs;
+    state.lastQueueMs = queueB;
+    return { state, decision: decide(state, c, true) };
+  };
+
+  if (sentRate >= ACK_MIN_SEND_RATE && ackRate < ACK_PER_PACKET_RATE && ackRate < sentRate * ACK_STARVED_SHARE && since >= FAST_WINDOW_MS * 2) {
+    const capacity = (ackRate * bytesPerPacket * 8) / 1000;
+    const fitted = fitWire(capacity * DRAIN_SHARE, config, state.frameKbit);
+    const lower = fitted.rung !== state.rung ? config.ladder.findIndex((r) => r.id === fitted.rung) > config.ladder.findIndex((r) => r.id === state.rung) || fitted.rung === AUDIO_ONLY : fitted.kbps < state.targetKbps * 0.85;
+    if (lower) {
+      const undo = { atMs: b.atMs, rung: state.rung, targetKbps: state.targetKbps };
+      const r = cut(fitted, 'delivery-collapse', true, fitted.rung === AUDIO_ONLY ? 0 : fitted.kbps * 1.25, capacity);
+      r.state.unconfirmed = prev.unconfirmed ?? undo;
+      return r;
+    }
+  }
+
+  const slope = (queueB - queueA) / (dt * 1000);
+  if (queueB > budget * INCREASE_QUEUE_SHARE && queueA < budget * INCREASE_QUEUE_SHARE && slope >= COLLAPSE_SLOPE && since >= DECREASE_GAP_MS) {
+    const wire = Math.min(sentKbps, wireKbps(state.targetKbps, fps, config, state.frameKbit)) * 0.25;
+    let fitted = fitWire(wire, config, state.frameKbit);
+    const lowest = config.ladder[config.ladder.length - 1];
+    // Audio-only needs the lowest rung to have failed (adaptStep) or the ACKs to say so (above).
+    if (fitted.rung === AUDIO_ONLY && lowest) fitted = { rung: lowest.id, kbps: lowest.minKbps };
+    if (fitted.rung === state.rung && fitted.kbps >= state.targetKbps) return null;
+    return cut(fitted, 'queueing-delay', true, fitted.kbps * 1.25, null);
+  }
+  return null;
 }
 
 /**

@@ -34,12 +34,27 @@ export interface GstBinding {
   Pipeline: new (launch: string) => GstPipeline;
 }
 
+/** Set by scripts/patch-binding.mjs on the binding it rebuilt (property reads freed). */
+const PATCH_MARKER = 'propertyReadsFreed';
+let readsFreed = false;
+
 export function loadGst(): GstBinding {
   const require = createRequire(import.meta.url);
-  return require('gstreamer-superficial') as GstBinding;
+  const b = require('gstreamer-superficial') as GstBinding & Record<string, unknown>;
+  readsFreed = b[PATCH_MARKER] === true;
+  return b;
 }
 
-/** Reads a property; every read leaks ~1.9 KB in the binding, so callers keep reads rare. */
+/**
+ * Whether the loaded binding frees what a property read allocates (our patch, applied at
+ * `npm install` by scripts/patch-binding.mjs). The stock 1.7.4 leaks ~2 KB per read of
+ * srtsink's `stats`; callers that read often (link adaptation) slow down without it.
+ */
+export function bindingFreesReads(): boolean {
+  return readsFreed;
+}
+
+/** Reads a property; with the stock binding every read leaks ~1.9 KB, so callers keep reads rare. */
 export function readProp(el: GstElement | undefined, prop: string): unknown {
   return el ? el[prop] : undefined;
 }

@@ -5,8 +5,8 @@
  * forced keyframes, null-packet padding into the appsrc. Runs with adaptation disabled
  * too (the loop then only reports), so congestion is visible either way.
  */
-import { SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
-import type { GstElement, GstPipeline } from './gst.js';
+import { FAST_SAMPLE_MS, SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
+import { bindingFreesReads, type GstElement, type GstPipeline } from './gst.js';
 import { rungCaps } from './plan.js';
 import { srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, nullPacket, type TsPacketizer } from './ts-packetizer.js';
@@ -70,7 +70,7 @@ export class PipelineAdaptation {
     const sink = p.findChild(plan.names.srtSink);
     if (!sink) return null;
     const a = new PipelineAdaptation(p, plan, sink, hooks, from);
-    a.sampleTimer = setTimeout(() => a.tick(), SAMPLE_MS);
+    a.sampleTimer = setTimeout(() => a.tick(), a.sampleMs);
     return a;
   }
 
@@ -79,17 +79,21 @@ export class PipelineAdaptation {
     for (const t of [this.sampleTimer, this.keyTimer, this.padTimer]) if (t) clearTimeout(t);
   }
 
-  // Every stats read leaks ~2 KB in the binding (measured, connected socket): ~57 MB
-  // over a 4-hour meeting at one read per SAMPLE_MS, in a process recycled after each
-  // meeting. Sampling slower when quiet (tried: 1 s) delayed the reaction to a collapse
-  // by up to 0.5 s, which the hub hears as lost audio: audio first.
+  /**
+   * srtsink is read every FAST_SAMPLE_MS: a collapse must be seen before the bottleneck's
+   * queue fills (0.3–0.5 s). With the stock binding each read leaks ~2 KB (measured,
+   * connected socket) — 288 MB over a 4-hour meeting at that rate — so without our patch
+   * (gst.ts bindingFreesReads) it reads every SAMPLE_MS (~57 MB) and reacts later.
+   */
+  private readonly sampleMs = bindingFreesReads() ? FAST_SAMPLE_MS : SAMPLE_MS;
+
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
     const st = srtStatsFromStructure(String(this.sink.stats ?? ''), 'send');
     this.lastSendStats = { st, at: now };
     this.loop.sample(st, now);
-    this.sampleTimer = setTimeout(() => this.tick(), SAMPLE_MS);
+    this.sampleTimer = setTimeout(() => this.tick(), this.sampleMs);
   }
 
   private setVideoBitrate(kbps: number): void {

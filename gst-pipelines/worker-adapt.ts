@@ -1,10 +1,12 @@
 /**
- * The worker's side of link adaptation: turns srtsink statistics into one LinkSample
- * per SAMPLE_MS, runs the pure controller (adapt.ts) and applies what it decides
- * through an Actuator (the pipeline's elements: worker-actuator.ts). No GStreamer here;
- * it runs for real in the adaptation integration tests.
+ * The worker's side of link adaptation: takes srtsink statistics as often as they are
+ * read (FAST_SAMPLE_MS, or SAMPLE_MS with the stock binding), runs the collapse check
+ * (fastCheck) on each reading and the controller (adaptStep) on one LinkSample per
+ * SAMPLE_MS, and applies what they decide through an Actuator (the pipeline's elements:
+ * worker-actuator.ts). No GStreamer here; unit-tested with scripted readings and run for
+ * real in the adaptation integration tests.
  */
-import { AUDIO_ONLY, adaptStep, initialAdapt, type AdaptChange, type AdaptConfig, type AdaptState, type LinkSample, type Rung } from './adapt.js';
+import { AUDIO_ONLY, SAMPLE_MS, adaptStep, fastCheck, initialAdapt, type AdaptChange, type AdaptConfig, type AdaptState, type FastSample, type LinkSample, type Rung } from './adapt.js';
 import type { SrtStats } from './srt-stats.js';
 
 export interface Actuator {
@@ -35,6 +37,8 @@ const delta = (prev: number | null, cur: number | null): number | null => (prev 
 export class AdaptLoop {
   private state: AdaptState;
   private prev: { st: SrtStats; at: number } | null = null;
+  /** Readings of the last second, for fastCheck (same socket only). */
+  private fast: FastSample[] = [];
   private last: { sample: LinkSample; congested: boolean } | null = null;
   private applied: { kbps: number; rung: string; padding: number };
 
@@ -52,9 +56,15 @@ export class AdaptLoop {
     if (this.state.rung !== top || this.state.targetKbps !== config.maxKbps) this.apply(this.state.targetKbps, this.state.rung, 0);
   }
 
-  /** Feeds one srtsink `stats` reading. Counters that went backwards (a new socket) restart the window. */
+  /**
+   * Feeds one srtsink `stats` reading, at any rate: the collapse check runs on each, the
+   * controller once the last LinkSample is SAMPLE_MS old. Counters that went backwards
+   * (a new socket) restart the window.
+   */
   sample(st: SrtStats, now: number): void {
+    this.fastSample(st, now);
     const prev = this.prev;
+    if (prev && now - prev.at < SAMPLE_MS - 20 && st.packetsSent !== null && prev.st.packetsSent !== null && st.packetsSent >= prev.st.packetsSent) return;
     this.prev = { st, at: now };
     if (!prev || st.source === 'none' || st.packetsSent === null) return;
     const sent = delta(prev.st.packetsSent, st.packetsSent);
@@ -68,10 +78,25 @@ export class AdaptLoop {
       lostPackets: delta(prev.st.packetsLost, st.packetsLost) ?? 0,
       retransPackets: delta(prev.st.packetsRetransmitted, st.packetsRetransmitted) ?? 0,
       droppedPackets: delta(prev.st.packetsDropped, st.packetsDropped) ?? 0,
+      ...(st.acksReceived !== null && prev.st.acksReceived !== null ? { acks: Math.max(0, st.acksReceived - prev.st.acksReceived) } : {}),
     };
     const r = adaptStep(this.state, s, this.config);
     this.state = r.state;
     this.last = { sample: s, congested: r.decision.congested };
+    this.apply(r.decision.targetKbps, r.decision.rung, r.decision.probeKbps);
+    if (r.decision.change) this.onChange(r.decision.change, this.report());
+  }
+
+  private fastSample(st: SrtStats, now: number): void {
+    if (st.source === 'none' || st.packetsSent === null || st.bytesSent === null || st.acksReceived === null) return;
+    const f: FastSample = { atMs: now, rttMs: st.rttMs, packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived };
+    const last = this.fast[this.fast.length - 1];
+    if (last && (f.packetsSent < last.packetsSent || f.acksReceived < last.acksReceived)) this.fast = [];
+    this.fast = [...this.fast.filter((w) => now - w.atMs <= 1000), f];
+    const r = fastCheck(this.state, this.fast, this.config);
+    if (!r) return;
+    this.state = r.state;
+    this.last = { sample: { atMs: now, rttMs: st.rttMs, sendKbps: this.last?.sample.sendKbps ?? null, sentPackets: 0, lostPackets: 0, retransPackets: 0, droppedPackets: 0 }, congested: true };
     this.apply(r.decision.targetKbps, r.decision.rung, r.decision.probeKbps);
     if (r.decision.change) this.onChange(r.decision.change, this.report());
   }

@@ -1,0 +1,230 @@
+/**
+ * The collapse check between controller steps (adapt.ts fastCheck) and the worker's loop
+ * that feeds it (worker-adapt.ts AdaptLoop), with srtsink readings scripted the way
+ * libsrt reports them: cumulative counters read every FAST_SAMPLE_MS. The ACK rates
+ * are the ones measured through the test bottleneck (docs/adapt.md): ~70 ACKs/s while
+ * 150 packets/s pass, ~50/s through 600 kbit/s, ~10/s through 100 kbit/s.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  AUDIO_ONLY,
+  FAST_SAMPLE_MS,
+  SAMPLE_MS,
+  adaptStep,
+  delayBudgetMs,
+  fastCheck,
+  initialAdapt,
+  ladderFor,
+  type AdaptChange,
+  type AdaptConfig,
+  type AdaptState,
+  type FastSample,
+  type LinkSample,
+} from '../../gst-pipelines/adapt.js';
+import type { SrtStats } from '../../gst-pipelines/srt-stats.js';
+import { AdaptLoop, type Actuator } from '../../gst-pipelines/worker-adapt.js';
+
+const VIDEO = { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 };
+const CONFIG: AdaptConfig = { enabled: true, maxKbps: 1500, ladder: ladderFor(VIDEO), audioWireKbps: 80, srtLatencyMs: 200 };
+const BYTES_PER_PACKET = 1360;
+
+/** A link as srtsink sees it: per-second rates of packets sent and ACKs, and the RTT, over time. */
+interface Phase {
+  untilMs: number;
+  sentPerS: number;
+  acksPerS: number;
+  rttMs: (tMs: number) => number;
+}
+
+function readings(phases: Phase[], stepMs = FAST_SAMPLE_MS): FastSample[] {
+  const out: FastSample[] = [];
+  let sent = 0;
+  let acks = 0;
+  let t = 0;
+  for (const p of phases) {
+    for (; t < p.untilMs; t += stepMs) {
+      sent += (p.sentPerS * stepMs) / 1000;
+      acks += (p.acksPerS * stepMs) / 1000;
+      out.push({ atMs: t, rttMs: p.rttMs(t), packetsSent: Math.floor(sent), bytesSent: Math.floor(sent) * BYTES_PER_PACKET, acksReceived: Math.floor(acks) });
+    }
+  }
+  return out;
+}
+
+/** Runs fastCheck over the readings as the loop does (last second of them); the first change. */
+function firstFastChange(rs: FastSample[], state: AdaptState = initialAdapt(CONFIG), config = CONFIG): { atMs: number; change: AdaptChange; state: AdaptState } | null {
+  for (let i = 0; i < rs.length; i++) {
+    const now = rs[i]!.atMs;
+    const r = fastCheck(state, rs.slice(0, i + 1).filter((w) => now - w.atMs <= 1000), config);
+    if (r?.decision.change) return { atMs: now, change: r.decision.change, state: r.state };
+  }
+  return null;
+}
+
+const flat = (ms: number) => (): number => ms;
+const clean: Phase = { untilMs: 5000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) };
+
+describe('fastCheck', () => {
+  it('ACKs that fall to 10/s while 150 packets/s are sent (a 100 kbit/s link): audio-only at once, marked unconfirmed', () => {
+    const hit = firstFastChange(readings([clean, { untilMs: 6000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]));
+    expect(hit).not.toBeNull();
+    expect(hit!.atMs - 5000).toBeLessThanOrEqual(300);
+    expect(hit!.change).toMatchObject({ direction: 'down', toRung: AUDIO_ONLY, reason: 'delivery-collapse' });
+    // Delivered ≈ 10 ACKs/s × 1360 B: the event says what the link carried.
+    expect(hit!.change.deliveredKbps).toBeGreaterThan(60);
+    expect(hit!.change.deliveredKbps).toBeLessThan(160);
+    expect(hit!.state.unconfirmed).toMatchObject({ rung: '720p30', targetKbps: 1500 });
+  });
+
+  it('ACKs at ~50/s (600 kbit/s): no capacity can be read from them, nothing happens on a flat RTT', () => {
+    expect(firstFastChange(readings([clean, { untilMs: 8000, sentPerS: 150, acksPerS: 50, rttMs: flat(2) }]))).toBeNull();
+  });
+
+  it('few packets sent (audio only, lowest rung idle): ACKs are not judged', () => {
+    expect(firstFastChange(readings([{ untilMs: 5000, sentPerS: 10, acksPerS: 3, rttMs: flat(2) }]))).toBeNull();
+  });
+
+  it('a queue growing from clean past 60 % of the budget at ≥ 15 % of real time: deep cut to a video rung, not audio-only', () => {
+    const budget = delayBudgetMs(CONFIG.srtLatencyMs);
+    // RTT from 2 ms rising 0.3 ms per ms (what the 600 kbit/s collapse showed) from 5 s.
+    const hit = firstFastChange(readings([clean, { untilMs: 7000, sentPerS: 150, acksPerS: 50, rttMs: (t) => 2 + 0.3 * (t - 5000) }]));
+    expect(hit).not.toBeNull();
+    expect(2 + 0.3 * (hit!.atMs - 5000)).toBeGreaterThan(budget * 0.6);
+    expect(hit!.atMs - 5000).toBeLessThanOrEqual(300);
+    expect(hit!.change).toMatchObject({ direction: 'down', reason: 'queueing-delay', toRung: '360p15' });
+    expect(hit!.change.toKbps).toBeLessThan(400);
+    expect(hit!.state.unconfirmed).toBeNull();
+  });
+
+  it('a slow drift (queue growing at 5 % of real time) is left to adaptStep', () => {
+    expect(firstFastChange(readings([clean, { untilMs: 9000, sentPerS: 150, acksPerS: 60, rttMs: (t) => 2 + 0.05 * (t - 5000) }]))).toBeNull();
+  });
+
+  it('does nothing when disabled, or already audio-only', () => {
+    const rs = readings([clean, { untilMs: 6000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]);
+    const off = { ...CONFIG, enabled: false };
+    expect(firstFastChange(rs, initialAdapt(off), off)).toBeNull();
+    expect(firstFastChange(rs, { ...initialAdapt(CONFIG), rung: AUDIO_ONLY, targetKbps: 0 })).toBeNull();
+  });
+});
+
+const linkSample = (atMs: number, rttMs: number, extra: Partial<LinkSample> = {}): LinkSample => ({ atMs, rttMs, sendKbps: 90, sentPackets: 4, lostPackets: 0, retransPackets: 0, droppedPackets: 0, ...extra });
+
+describe('a cut on ACKs alone', () => {
+  const starved = (): AdaptState => firstFastChange(readings([clean, { untilMs: 6000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]))!.state;
+
+  it('is undone (false-alarm) when no queue or loss confirms it within 1.5 s: a hub that stalled', () => {
+    let s = starved();
+    const at = s.lastDecreaseAt!;
+    let change: AdaptChange | null = null;
+    for (let t = at + SAMPLE_MS; t <= at + 2000 && !change; t += SAMPLE_MS) {
+      const r = adaptStep(s, linkSample(t, 2), CONFIG);
+      s = r.state;
+      change = r.decision.change;
+      if (change) expect(t - at).toBeGreaterThanOrEqual(1500);
+    }
+    expect(change).toMatchObject({ direction: 'up', reason: 'false-alarm', toRung: '720p30', toKbps: 1500 });
+    expect(s.unconfirmed).toBeNull();
+    expect(s.probeKbps).toBe(0);
+  });
+
+  it('stands once the queue shows (a real collapse): no false alarm afterwards', () => {
+    let s = starved();
+    const at = s.lastDecreaseAt!;
+    const changes: AdaptChange[] = [];
+    for (let t = at + SAMPLE_MS; t <= at + 3000; t += SAMPLE_MS) {
+      const r = adaptStep(s, linkSample(t, t - at < 1000 ? 2 + (t - at) : 1200), CONFIG);
+      s = r.state;
+      if (r.decision.change) changes.push(r.decision.change);
+    }
+    expect(changes).toEqual([]);
+    expect(s.rung).toBe(AUDIO_ONLY);
+    expect(s.unconfirmed).toBeNull();
+  });
+});
+
+describe('adaptStep after a deep cut', () => {
+  it('does not cut again while ACKs show the link delivering what is now sent, though the RTT still rises', () => {
+    const cutAt = (): AdaptState => firstFastChange(readings([clean, { untilMs: 7000, sentPerS: 150, acksPerS: 50, rttMs: (t) => 2 + 0.3 * (t - 5000) }]))!.state;
+    const run = (acks: number | undefined): AdaptChange[] => {
+      let s = cutAt();
+      const at = s.lastDecreaseAt!;
+      const out: AdaptChange[] = [];
+      for (let t = at + SAMPLE_MS; t <= at + 2500; t += SAMPLE_MS) {
+        // 24 packets per sample (48/s), the RTT still climbing behind the old queue.
+        const r = adaptStep(s, linkSample(t, 100 + (t - at) / 4, { sendKbps: 520, sentPackets: 24, ...(acks === undefined ? {} : { acks }) }), CONFIG);
+        s = r.state;
+        if (r.decision.change) out.push(r.decision.change);
+      }
+      return out;
+    };
+    expect(run(25)).toEqual([]);
+    // Without ACK counts (or too few of them) the rising RTT reads as a cut that did not work.
+    expect(run(undefined).map((c) => c.direction)).toEqual(['down']);
+    expect(run(12).map((c) => c.direction)).toEqual(['down']);
+  });
+});
+
+describe('AdaptLoop', () => {
+  const stats = (o: Partial<SrtStats>): SrtStats => ({
+    side: 'send',
+    source: 'socket',
+    peers: 0,
+    rttMs: 2,
+    sendRateMbps: null,
+    receiveRateMbps: null,
+    bandwidthMbps: null,
+    negotiatedLatencyMs: 200,
+    packetsSent: 0,
+    packetsReceived: null,
+    packetsLost: 0,
+    packetsRetransmitted: 0,
+    packetsDropped: 0,
+    acksReceived: 0,
+    bytesSent: 0,
+    bytesReceived: null,
+    elementBytes: null,
+    ...o,
+  });
+
+  function drive(rs: FastSample[]): { calls: string[]; changes: Array<{ atMs: number; c: AdaptChange }>; loop: AdaptLoop } {
+    const calls: string[] = [];
+    const act: Actuator = {
+      setVideoBitrate: (k) => calls.push(`bitrate ${k}`),
+      setRung: (r) => calls.push(`rung ${r?.id ?? AUDIO_ONLY}`),
+      setPaddingKbps: (k) => calls.push(`padding ${k}`),
+    };
+    const changes: Array<{ atMs: number; c: AdaptChange }> = [];
+    let now = 0;
+    const loop = new AdaptLoop(CONFIG, act, (c) => changes.push({ atMs: now, c }));
+    for (const r of rs) {
+      now = r.atMs;
+      loop.sample(stats({ rttMs: r.rttMs, packetsSent: r.packetsSent, bytesSent: r.bytesSent, acksReceived: r.acksReceived }), r.atMs);
+    }
+    return { calls, changes, loop };
+  }
+
+  it('fed every 100 ms: a 100 kbit/s collapse goes audio-only within 300 ms, and the actuator closes the video', () => {
+    const { calls, changes, loop } = drive(readings([clean, { untilMs: 5400, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]));
+    expect(changes).toHaveLength(1);
+    expect(changes[0]!.atMs - 5000).toBeLessThanOrEqual(300);
+    expect(changes[0]!.c.toRung).toBe(AUDIO_ONLY);
+    expect(calls).toEqual([`rung ${AUDIO_ONLY}`]);
+    expect(loop.report()).toMatchObject({ rung: AUDIO_ONLY, congested: true, steps: { down: 1, up: 0 } });
+  });
+
+  it('fed every 100 ms on a clean link: the controller still steps once per SAMPLE_MS (no change, rates over 500 ms)', () => {
+    const { calls, changes, loop } = drive(readings([{ untilMs: 10_000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]));
+    expect(changes).toEqual([]);
+    expect(calls).toEqual([]);
+    // 150 packets/s × 1360 B = 1632 kbit/s, measured over a SAMPLE_MS window, not 100 ms.
+    expect(loop.report().sendKbps).toBeGreaterThan(1500);
+    expect(loop.report().sendKbps).toBeLessThan(1750);
+  });
+
+  it('a new socket (counters back to zero) restarts the windows instead of reading a collapse', () => {
+    const before = readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]);
+    const after = readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]).map((r) => ({ ...r, atMs: r.atMs + 3000 }));
+    expect(drive([...before, ...after]).changes).toEqual([]);
+  });
+});

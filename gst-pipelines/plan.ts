@@ -90,16 +90,26 @@ function videoParams(spec: MediaJoinSpec): SessionPlan['video'] {
   };
 }
 
+/** Placeholder for bits per second in an encoder's control structure. */
+export const BPS = '{bps}';
+
+/** v4l2h264enc's `extra-controls` (GstStructure), bitrate left as BPS. */
+function v4l2Controls(gop: number): string {
+  return `controls,repeat_sequence_header=1,video_bitrate=${BPS},h264_i_frame_period=${gop}`;
+}
+
+const gopFor = (v: SessionPlan['video']): number => Math.max(1, Math.round(v.fps * 2)); // a keyframe at least every ~2 s
+
 /** Encoder section: raw video in (any format) → H.264 byte-stream out, named `venc`. */
 export function encoderChain(kind: VideoEncoderKind, v: SessionPlan['video']): string {
-  const gop = Math.max(1, Math.round(v.fps * 2)); // a keyframe at least every ~2 s
+  const gop = gopFor(v);
   const name = ELEMENT_NAMES.encoder;
   switch (kind) {
     case 'v4l2h264enc':
       return chain(
         'videoconvert',
         'video/x-raw,format=I420',
-        `v4l2h264enc name=${name} extra-controls="controls,repeat_sequence_header=1,video_bitrate=${v.bitrateKbps * 1000},h264_i_frame_period=${gop}"`,
+        `v4l2h264enc name=${name} extra-controls="${v4l2Controls(gop).replace(BPS, String(v.bitrateKbps * 1000))}"`,
         `video/x-h264,level=(string)${h264Level(v.width, v.height, v.fps)}`,
       );
     case 'vah264enc':
@@ -393,7 +403,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
       ladder,
       audioWireKbps: AUDIO_WIRE_KBPS,
       srtLatencyMs: latency,
-      bitrate: runtimeBitrate(encoder),
+      bitrate: runtimeBitrate(encoder, v),
       elements: { gate: n.videoGate, parser: n.videoParser, rate: n.videoRate, scale: n.videoCaps },
     },
   };
@@ -414,10 +424,12 @@ export function rungCaps(r: Pick<Rung, 'width' | 'height' | 'fps'>): string {
 /**
  * The encoder property that takes a bitrate while playing, through this binding (JS
  * numbers arrive as floats; whole kbit/s values are exact). v4l2h264enc keeps its bitrate
- * in the `extra-controls` structure, which the binding cannot set: on a Pi 4 only the
- * rung (size, frame rate) and audio-only adapt.
+ * in the `extra-controls` structure: set whole, from a string, which only the patched
+ * binding can do (scripts/patch-binding.mjs; gstv4l2object applies new extra-controls to
+ * an open device at once). With the stock binding the worker skips it, and a Pi 4
+ * adapts by rung (size, frame rate) and audio-only alone.
  */
-export function runtimeBitrate(kind: VideoEncoderKind): SessionPlan['adapt']['bitrate'] {
+export function runtimeBitrate(kind: VideoEncoderKind, v: SessionPlan['video']): SessionPlan['adapt']['bitrate'] {
   switch (kind) {
     case 'x264enc':
     case 'vah264enc':
@@ -425,7 +437,7 @@ export function runtimeBitrate(kind: VideoEncoderKind): SessionPlan['adapt']['bi
     case 'openh264enc':
       return { element: ELEMENT_NAMES.encoder, property: 'bitrate', perKbps: 1000 };
     case 'v4l2h264enc':
-      return null;
+      return { element: ELEMENT_NAMES.encoder, property: 'extra-controls', perKbps: 1000, structure: v4l2Controls(gopFor(v)) };
   }
 }
 

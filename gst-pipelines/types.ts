@@ -142,7 +142,11 @@ export interface SessionPlan {
 
 export interface AdaptPlan extends AdaptConfig {
   /** The encoder property that takes a new bitrate while playing (null: this encoder cannot). */
-  bitrate: { element: string; property: string; perKbps: number } | null;
+  /**
+   * `structure`: the property is a GstStructure (v4l2h264enc `extra-controls`) set whole
+   * from this string, bits per second in place of plan.ts BPS (patched binding only).
+   */
+  bitrate: { element: string; property: string; perKbps: number; structure?: string } | null;
   /** Elements the worker drives per rung (see plan.ts videoSend). */
   elements: { gate: string; parser: string; rate: string | null; scale: string | null };
 }

@@ -7,7 +7,7 @@
  */
 import { FAST_SAMPLE_MS, SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
 import { bindingFreesReads, type GstElement, type GstPipeline } from './gst.js';
-import { rungCaps } from './plan.js';
+import { BPS, rungCaps } from './plan.js';
 import { srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, nullPacket, type TsPacketizer } from './ts-packetizer.js';
 import type { SessionPlan } from './types.js';
@@ -98,7 +98,11 @@ export class PipelineAdaptation {
 
   private setVideoBitrate(kbps: number): void {
     const b = this.plan.adapt.bitrate;
-    if (this.enc && b) this.enc[b.property] = Math.max(1, Math.round(kbps * b.perKbps));
+    if (!this.enc || !b) return;
+    const value = Math.max(1, Math.round(kbps * b.perKbps));
+    if (b.structure === undefined) this.enc[b.property] = value;
+    // The stock binding cannot set a structure (it prints a warning and leaves it).
+    else if (bindingFreesReads()) this.enc[b.property] = b.structure.replace(BPS, String(value));
   }
 
   private setRung(rung: Rung | null): void {

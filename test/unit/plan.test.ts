@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { h264Level, parseSrtUrl, q } from '../../gst-pipelines/launch.js';
-import { isPlanError, planSession, planStandby, sinkEnv } from '../../gst-pipelines/plan.js';
+import { BPS, isPlanError, planSession, planStandby, sinkEnv } from '../../gst-pipelines/plan.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings } from '../../gst-pipelines/types.js';
 
 const SOFTWARE = ['x264enc', 'avdec_h264', 'openh264enc', 'openh264dec'];
@@ -40,6 +40,12 @@ describe('planSession: board profiles', () => {
     expect(p.pipeline).toMatch(/v4l2h264enc [^!]*! video\/x-h264,level=\(string\)3\.1/);
     expect(p.pipeline).toContain('video_bitrate=1500000');
     expect(p.pipeline).toContain('kmssink');
+    // Link adaptation sets the whole extra-controls structure, the launch string's own with a new bitrate.
+    const b = p.adapt.bitrate!;
+    expect(b).toMatchObject({ element: p.names.encoder, property: 'extra-controls', perKbps: 1000 });
+    const launch = /extra-controls="([^"]+)"/.exec(p.pipeline)?.[1];
+    expect(b.structure?.replace(BPS, '1500000')).toBe(launch);
+    expect(b.structure?.replace(BPS, '400000')).toBe('controls,repeat_sequence_header=1,video_bitrate=400000,h264_i_frame_period=60');
   });
 
   it('Pi 5: no H.264 hardware, so x264 with I420 forced and avdec_h264; libcamera camera first', () => {

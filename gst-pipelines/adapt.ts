@@ -449,7 +449,8 @@ export interface FastSample {
 export function fastCheck(prev: AdaptState, window: FastSample[], config: AdaptConfig): { state: AdaptState; decision: AdaptDecision } | null {
   const b = window[window.length - 1];
   const a = b && [...window].reverse().find((w) => b.atMs - w.atMs >= FAST_WINDOW_MS * 0.75);
-  if (!config.enabled || !a || !b || prev.rung === AUDIO_ONLY || b.packetsSent < a.packetsSent) return null;
+  // ACKs from the window's start: a socket still connecting (or just reconnected) has none yet.
+  if (!config.enabled || !a || !b || prev.rung === AUDIO_ONLY || b.packetsSent < a.packetsSent || a.acksReceived === 0) return null;
   const dt = (b.atMs - a.atMs) / 1000;
   const sentRate = (b.packetsSent - a.packetsSent) / dt;
   const ackRate = Math.max(0, b.acksReceived - a.acksReceived) / dt;

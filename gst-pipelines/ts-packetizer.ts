@@ -199,7 +199,9 @@ export class TsPacketizer {
         break;
       }
       if (at > o) this.skipJunk(at - o);
-      this.onPacket(Buffer.from(d.subarray(at, at + TS_PACKET_SIZE)), now);
+      // A view, not a copy: nothing writes into `d` afterwards (the caller's chunk or our
+      // own concat), and collect() copies once into the outgoing message.
+      this.onPacket(d.subarray(at, at + TS_PACKET_SIZE), now);
       o = at + TS_PACKET_SIZE;
     }
     this.carry = Buffer.from(d.subarray(o));
@@ -226,6 +228,11 @@ export class TsPacketizer {
     const oldest = this.pendingAt[0];
     if (oldest === undefined) return null;
     return Math.max(0, oldest + this.opts.holdMs - this.opts.now());
+  }
+
+  /** Video frames seen so far (stats() copies every counter; this is per-chunk cheap). */
+  get videoFrames(): number {
+    return this.s.videoFrames;
   }
 
   stats(): TsPacketizerStats {

@@ -32,6 +32,8 @@ export interface AdaptReport {
   steps: { down: number; up: number };
 }
 
+const CONNECT_SETTLE_MS = 2000;
+
 const delta = (prev: number | null, cur: number | null): number | null => (prev === null || cur === null || cur < prev ? null : cur - prev);
 
 export class AdaptLoop {
@@ -39,6 +41,8 @@ export class AdaptLoop {
   private prev: { st: SrtStats; at: number } | null = null;
   /** Readings of the last second, for fastCheck (same socket only). */
   private fast: FastSample[] = [];
+  /** When this socket's first ACK was seen (null: none yet). */
+  private ackedSince: number | null = null;
   private last: { sample: LinkSample; congested: boolean } | null = null;
   private applied: { kbps: number; rung: string; padding: number };
 
@@ -91,8 +95,15 @@ export class AdaptLoop {
     if (st.source === 'none' || st.packetsSent === null || st.bytesSent === null || st.acksReceived === null) return;
     const f: FastSample = { atMs: now, rttMs: st.rttMs, packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived };
     const last = this.fast[this.fast.length - 1];
-    if (last && (f.packetsSent < last.packetsSent || f.acksReceived < last.acksReceived)) this.fast = [];
+    if (last && (f.packetsSent < last.packetsSent || f.acksReceived < last.acksReceived)) {
+      this.fast = [];
+      this.ackedSince = null;
+    }
     this.fast = [...this.fast.filter((w) => now - w.atMs <= 1000), f];
+    if (f.acksReceived > 0) this.ackedSince ??= now;
+    // A new connection first sends what queued while it connected, and libsrt reports a
+    // default 100 ms RTT until it has measured one: no collapse is judged in its first seconds.
+    if (this.ackedSince === null || now - this.ackedSince < CONNECT_SETTLE_MS) return;
     const r = fastCheck(this.state, this.fast, this.config);
     if (!r) return;
     this.state = r.state;

@@ -197,11 +197,11 @@ export class MediaWorker {
     };
     const onTs = (buf: Buffer): void => {
       if (this.stopping) return;
-      const before = packetizer.stats().videoFrames;
+      const before = packetizer.videoFrames;
       const chunks = packetizer.push(buf);
       emit(chunks);
       const now = Date.now();
-      const frames = packetizer.stats().videoFrames - before;
+      const frames = packetizer.videoFrames - before;
       if (chunks.length > 0) {
         if (this.send.firstAt === null) this.send.firstAt = now;
         for (const c of chunks) this.send.bytes += c.length;

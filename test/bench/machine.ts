@@ -144,6 +144,34 @@ export function procCpuSeconds(pid: number): number | null {
   return (utime + stime) / ticksPerSecond();
 }
 
+/**
+ * CPU seconds of each thread of `pid` so far, keyed `tid` → { name, seconds }: the
+ * thread's comm (GStreamer names its streaming threads after the pad, e.g.
+ * `queue3:src`; libsrt `SRT:RcvQ:w1`; Node `node`, `libuv-worker`…).
+ */
+export function procThreadCpu(pid: number): Map<number, { name: string; seconds: number }> {
+  const out = new Map<number, { name: string; seconds: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let s: string;
+    try {
+      s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const name = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    const seconds = (Number(rest[11]) + Number(rest[12])) / ticksPerSecond();
+    if (Number.isFinite(seconds)) out.set(Number(tid), { name, seconds });
+  }
+  return out;
+}
+
 /** Pids whose parent is `ppid` (direct children only). */
 export function childPids(ppid: number): number[] {
   const out: number[] = [];

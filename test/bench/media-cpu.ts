@@ -27,7 +27,7 @@ import { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
 import { forkSpawner } from '../../gst-pipelines/worker-process.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan } from '../../gst-pipelines/types.js';
 import type { WorkerStats } from '../../gst-pipelines/worker-protocol.js';
-import { childPids, endChild, launchArgv, track, MeasurementError, monoMs, procCpuSeconds, round1, round3, sleep, udpPortBound, waitFor } from './machine.js';
+import { childPids, endChild, launchArgv, track, MeasurementError, monoMs, procCpuSeconds, procThreadCpu, round1, round3, sleep, udpPortBound, waitFor } from './machine.js';
 
 export const CPU_SRT_LATENCY_MS = 40;
 
@@ -123,8 +123,12 @@ async function hubChild(cfg: Extract<ToHub, { type: 'config' }>): Promise<void> 
 
 // ---- CPU accounting -------------------------------------------------------------------
 
+/** Thread names with their instance numbers folded (queue12:src → queue#:src) so runs compare. */
+const threadGroup = (name: string): string => name.replace(/\d+/g, '#');
+
 class CpuWindow {
   private readonly start = new Map<number, number>();
+  private readonly threadStart = new Map<string, number>();
   private selfStart = process.cpuUsage();
 
   constructor(
@@ -134,11 +138,24 @@ class CpuWindow {
 
   open(): void {
     this.start.clear();
+    this.threadStart.clear();
     for (const pid of this.pids()) {
       const c = procCpuSeconds(pid);
       if (c !== null) this.start.set(pid, c);
+      for (const [tid, t] of procThreadCpu(pid)) this.threadStart.set(`${pid}/${tid}`, t.seconds);
     }
     this.selfStart = process.cpuUsage();
+  }
+
+  /** CPU seconds since open() per thread group, over all counted processes, largest first. */
+  threads(): Array<{ name: string; cpuSeconds: number }> {
+    const by = new Map<string, number>();
+    for (const pid of this.pids())
+      for (const [tid, t] of procThreadCpu(pid)) {
+        const d = t.seconds - (this.threadStart.get(`${pid}/${tid}`) ?? 0);
+        if (d > 0) by.set(threadGroup(t.name), (by.get(threadGroup(t.name)) ?? 0) + d);
+      }
+    return [...by].map(([name, v]) => ({ name, cpuSeconds: round3(v) })).sort((a, b) => b.cpuSeconds - a.cpuSeconds);
   }
 
   /** CPU seconds since open(); throws when a counted process ended inside the window. */
@@ -176,6 +193,8 @@ export interface CpuRun {
   boxSentFps: number | null;
   boxReceivedFps: number | null;
   boxReceivedAudioEvidence: number | null;
+  /** Where the CPU went: per thread (instance numbers folded), counted processes only, bench process excluded. */
+  threads: Array<{ name: string; cpuSeconds: number }>;
 }
 
 export interface CpuResult {
@@ -241,6 +260,7 @@ async function runOnce(variant: CpuVariant, order: number, o: CpuOptions, launch
     const t0 = monoMs();
     win.open();
     await sleep(o.seconds * 1000);
+    const threads = win.threads();
     const used = win.close();
     const windowSeconds = (monoMs() - t0) / 1000;
     if (gstExit) throw new MeasurementError(`cpu ${variant}: ${gstExit}`);
@@ -266,6 +286,7 @@ async function runOnce(variant: CpuVariant, order: number, o: CpuOptions, launch
       boxSentFps: variant === 'worker' ? (st?.stats?.send.fps ?? null) : null,
       boxReceivedFps: boxRecv,
       boxReceivedAudioEvidence: audioEvidence,
+      threads,
     };
   } finally {
     if (supervisor) await supervisor.close();

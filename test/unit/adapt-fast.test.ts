@@ -222,6 +222,15 @@ describe('AdaptLoop', () => {
     expect(loop.report().sendKbps).toBeLessThan(1750);
   });
 
+  it('a connection in its first 2 s (queued data leaving, few ACKs yet) is not judged', () => {
+    // 150 packets/s from the start, ACKs trickling in at 10/s for the first 1.5 s.
+    const { changes } = drive(readings([{ untilMs: 1500, sentPerS: 150, acksPerS: 10, rttMs: flat(100) }, { untilMs: 6000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]));
+    expect(changes).toEqual([]);
+    // fastCheck itself: a window that starts before the first ACK says nothing.
+    const rs = readings([{ untilMs: 300, sentPerS: 150, acksPerS: 0, rttMs: flat(100) }, { untilMs: 600, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]);
+    expect(fastCheck(initialAdapt(CONFIG), rs.slice(2, 5), CONFIG)).toBeNull();
+  });
+
   it('a new socket (counters back to zero) restarts the windows instead of reading a collapse', () => {
     const before = readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]);
     const after = readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]).map((r) => ({ ...r, atMs: r.atMs + 3000 }));

@@ -24,6 +24,8 @@ export interface LocalHubOptions {
   title?: string;
   /** Program-audio level interval at the hub (ms): short to see audio breaks (adapt tests). */
   speakerLevelMs?: number;
+  /** Audit every received TS packet (WorkerStats.receive.audit): which Opus and video frames arrived whole. */
+  audit?: boolean;
 }
 
 /** A free TCP port on the host (SRT uses UDP; a port free for both is picked). */
@@ -112,7 +114,7 @@ export class LocalHub {
         standbyTitle: this.opts.title ?? 'District hub — program',
         ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
       },
-      { srtMode: 'listener', ...(this.opts.speakerLevelMs ? { speakerLevelMs: this.opts.speakerLevelMs } : {}) },
+      { srtMode: 'listener', ...(this.opts.speakerLevelMs ? { speakerLevelMs: this.opts.speakerLevelMs } : {}), ...(this.opts.audit ? { auditReceive: true } : {}) },
     );
     await this.supervisor.start(plan, this.opts.passphrase ? { passphrase: this.opts.passphrase } : {});
   }

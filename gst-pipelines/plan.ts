@@ -37,6 +37,8 @@ export const ELEMENT_NAMES = {
   srtSink: 'srtout',
   srtSrc: 'srtin',
   rxVideoTap: 'rxvtap',
+  /** The hub's raw receive tap (SessionRole.auditReceive): every TS packet, for TsAudit. */
+  rxTsOut: 'rxtsout',
   encoder: 'venc',
   snapshotSend: 'snapsend',
   snapshotReceive: 'snaprecv',
@@ -254,6 +256,11 @@ export interface SessionRole {
   srtMode: 'caller' | 'listener';
   /** Interval of the program-audio level reports (1000 ms; the test hub uses 100 to see audio breaks). */
   speakerLevelMs?: number;
+  /**
+   * The test hub: also hand every received TS packet to the worker (a FIFO, like the send
+   * side), which audits it (ts-audit.ts: each Opus frame and video frame, whole or not).
+   */
+  auditReceive?: boolean;
 }
 
 /** Plans one media session (send + receive + AEC) for the given capabilities. */
@@ -318,7 +325,15 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   const receive = branches(
     // keep-listening: a listener (the local hub) takes the next caller when one leaves; without it
     // srtsrc 1.22 serves one caller, then EOSes this branch for good (seen here).
-    chain(`srtsrc name=${n.srtSrc} uri=${q(`${recvUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.receive.streamId)}${mode === 'listener' ? ' keep-listening=true' : ''}`, 'tsdemux name=demux'),
+    chain(
+      `srtsrc name=${n.srtSrc} uri=${q(`${recvUri}?mode=${mode}`)} ${srtCommon}${streamId(spec.receive.streamId)}${mode === 'listener' ? ' keep-listening=true' : ''}`,
+      role.auditReceive ? 'tee name=rxts' : null,
+      role.auditReceive ? 'queue max-size-time=500000000' : null,
+      'tsdemux name=demux',
+    ),
+    // Never leaky: a dropped buffer here would read as audio the link lost. 2000 buffers
+    // (~10 s at this rate) of slack for the worker's reads.
+    role.auditReceive ? chain('rxts.', 'queue max-size-buffers=2000 max-size-bytes=0 max-size-time=0', `fdsink name=${n.rxTsOut} sync=false async=false`) : null,
     chain(
       'demux.',
       'queue max-size-time=500000000',
@@ -391,6 +406,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
       srtSink: n.srtSink,
       srtSrc: n.srtSrc,
       rxVideoTap: n.rxVideoTap,
+      ...(role.auditReceive ? { rxTsOut: n.rxTsOut } : {}),
       encoder: n.encoder,
       snapshotSend: snap ? n.snapshotSend : null,
       snapshotReceive: snap ? n.snapshotReceive : null,

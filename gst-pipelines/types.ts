@@ -128,6 +128,8 @@ export interface SessionPlan {
     srtSink: string;
     srtSrc: string;
     rxVideoTap: string;
+    /** The raw receive tap's fdsink (SessionRole.auditReceive). */
+    rxTsOut?: string;
     encoder: string | null;
     snapshotSend: string | null;
     snapshotReceive: string | null;

@@ -5,6 +5,7 @@
 import type { MediaPlan } from './types.js';
 import type { AdaptReport } from './worker-adapt.js';
 import type { AdaptChange } from './adapt.js';
+import type { TsAuditSnapshot } from './ts-audit.js';
 
 export interface DirectionStats {
   fps: number | null;
@@ -29,7 +30,8 @@ export interface WorkerStats {
   ts: number;
   uptimeMs: number;
   send: DirectionStats & { srt: SrtLinkStats | null; paddingPct: number | null };
-  receive: DirectionStats & { srt: SrtLinkStats | null };
+  /** audit: what arrived in this interval, Opus frame by frame (test hub only: SessionRole.auditReceive). */
+  receive: DirectionStats & { srt: SrtLinkStats | null; audit?: TsAuditSnapshot };
   /** RMS level in dBFS (−∞ reported as null), sent mic and received program. */
   audio: {
     micDb: number | null;

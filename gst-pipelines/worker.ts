@@ -15,6 +15,7 @@ import { ELEMENT_NAMES } from './plan.js';
 import { TsPacketizer } from './ts-packetizer.js';
 import { PipelineAdaptation, holdFor } from './worker-actuator.js';
 import { TsMerger } from './ts-merge.js';
+import { TsAudit } from './ts-audit.js';
 import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { classifyBusError } from './worker-errors.js';
 import type { FromWorker, SrtLinkStats, StallDirection, ToWorker, WorkerStats } from './worker-protocol.js';
@@ -37,6 +38,9 @@ export class MediaWorker {
   private tsIn: GstElement | undefined;
   private tsPipe: Socket | null = null;
   private tsAudioPipe: Socket | null = null;
+  /** The test hub's receive audit (SessionRole.auditReceive): its FIFO and the auditor. */
+  private rxTsPipe: Socket | null = null;
+  private audit: TsAudit | null = null;
   private fifos: Array<{ wfd: number; rfd: number }> = [];
   private timers: NodeJS.Timeout[] = [];
   private stalled = new Set<StallDirection>();
@@ -186,6 +190,13 @@ export class MediaWorker {
     };
     this.tsPipe = open(plan.names.tsOut);
     this.tsAudioPipe = open(plan.names.tsAudioOut);
+    this.rxTsPipe = open(plan.names.rxTsOut);
+    if (this.rxTsPipe) {
+      const audit = new TsAudit();
+      this.audit = audit;
+      this.rxTsPipe.on('data', (b: Buffer) => audit.push(b, Date.now()));
+      this.rxTsPipe.on('error', (e: Error) => this.ch.send({ type: 'error', cause: 'pipeline', source: 'rxtsout', message: `receive audit pipe: ${e.message}`, retryable: true }));
+    }
   }
 
   private wireSession(p: GstPipeline, plan: SessionPlan): void {
@@ -444,6 +455,7 @@ export class MediaWorker {
         bytes: this.receive.bytes,
         idleMs: this.receive.lastAt === null ? null : now - this.receive.lastAt,
         srt: this.linkStats('receive', recvSrt, dtMs),
+        ...(this.audit ? { audit: this.audit.takeInterval() } : {}),
       },
       audio: { ...this.audio, speakerMaxGapMs: this.speakerLevelAt === null ? null : Math.max(this.speakerMaxGapMs ?? 0, now - this.speakerLevelAt) },
       adapt: this.adaptation?.loop.report() ?? null,
@@ -475,6 +487,7 @@ export class MediaWorker {
     try {
       this.tsPipe?.destroy();
       this.tsAudioPipe?.destroy();
+      this.rxTsPipe?.destroy();
       this.pipeline?.stop();
     } finally {
       this.ch.send({ type: 'stopped' });

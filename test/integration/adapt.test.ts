@@ -6,13 +6,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Resources } from './helpers/media.js';
-import { audioCleanFrom, describeRun, firstDownAfter, fitAfter, framesPct, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario } from './helpers/adapt-run.js';
+import { audioCleanFrom, describeRun, firstDownAfter, fitAfter, framesPct, hubAudio, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario } from './helpers/adapt-run.js';
 
 const res = new Resources();
 afterEach(() => res.release());
 
 describe('link adaptation through a bottleneck', () => {
-  it('4 Mbit/s → 600 kbit/s at 20 s → 4 Mbit/s at 60 s: fits the link within 3 s (wire rate), ≥ 95 % of frames and no freeze over 1 s for 35 s, audio unbroken once fitted, full quality within 20 s, no oscillation', async () => {
+  it('4 Mbit/s → 600 kbit/s at 20 s → 4 Mbit/s at 60 s: fits the link within 3 s (wire rate), ≥ 95 % of frames and no freeze over 1 s for 35 s, audio unbroken throughout, full quality within 20 s, no oscillation', async () => {
     const run = await runAdaptScenario({ name: 'adapt on, 600 kbit/s', steps: [{ atS: 0, kbps: 4000 }, { atS: 20, kbps: 600 }, { atS: 60, kbps: 4000 }], durationS: 85, adapt: true }, res);
     const table = describeRun(run);
     console.info(table);
@@ -26,9 +26,14 @@ describe('link adaptation through a bottleneck', () => {
     const from = 20 + fitS! + 2;
     expect(framesPct(run, from, from + 35), table).toBeGreaterThanOrEqual(95);
     expect(maxGap(run, from, from + 35, 'video')!, table).toBeLessThanOrEqual(1000);
-    // Audio: the hub's level reports (every 100 ms) never stop for more than 400 ms for
-    // audio sent once the bottleneck stopped dropping — the overload before that (queue
-    // full, ~2 s) is what no sender can undo; docs/adapt.md shows it.
+    // Audio unbroken throughout: the hub's audit finds no Opus frame missing or broken
+    // over the whole run — the collapse check cut the rate before the bottleneck's queue
+    // filled. (Frames queued behind the collapse arrive late, not lost: the queue's delay
+    // grows by ~0.3 s, which the hub's level reports show as one longer wait.)
+    const audio = hubAudio(run, 1, 85);
+    expect(audio.reports, table).toBeGreaterThan(70);
+    expect(audio.frames, table).toBeGreaterThan(80 * 40);
+    expect({ missingMs: audio.missingMs, broken: audio.broken, ccErrors: audio.ccErrors }, table).toEqual({ missingMs: 0, broken: 0, ccErrors: 0 });
     const clean = noDropsFrom(run, 20, 60);
     expect(clean, table).not.toBeNull();
     expect(clean! - 20, table).toBeLessThanOrEqual(5);
@@ -40,24 +45,21 @@ describe('link adaptation through a bottleneck', () => {
     expect(run.restarts, table).toEqual([]);
   }, 150_000);
 
-  it('4 Mbit/s → 100 kbit/s at 10 s → 4 Mbit/s at 40 s: audio-only, audio at the hub unbroken once the queue drained, video back within 10 s', async () => {
+  it('4 Mbit/s → 100 kbit/s at 10 s → 4 Mbit/s at 40 s: audio-only within 1 s, audio at the hub unbroken, video back within 10 s', async () => {
     const run = await runAdaptScenario({ name: 'adapt on, 100 kbit/s', steps: [{ atS: 0, kbps: 4000 }, { atS: 10, kbps: 100 }, { atS: 40, kbps: 4000 }], durationS: 60, adapt: true }, res);
     const table = describeRun(run);
     console.info(table);
     const audioOnly = run.changes.find((c) => c.tS >= 10 && c.change.toRung === 'audio-only');
     expect(audioOnly, table).toBeDefined();
-    expect(audioOnly!.tS - 10, table).toBeLessThanOrEqual(5);
-    // A 60 KB queue is 4.8 s at 100 kbit/s: it holds the video sent before the collapse
-    // and drops audio until it has room again; from then on audio is unbroken (late by
-    // the queue, which drains at the rate audio leaves free).
-    const clean = noDropsFrom(run, 10, 40);
-    expect(clean, table).not.toBeNull();
-    expect(clean! - 10, table).toBeLessThanOrEqual(15);
-    // Judged while the link stays at 100 kbit/s. Audio-only travels in 7-packet messages
-    // (~140 ms of audio each), and when the 4.6 s standing delay collapses (the queue
-    // drains, or the link jumps back) SRT re-times the backlog: single gaps of 483 and
-    // 509 ms were seen in ~16 runs (docs/adapt.md), hence 600 ms here, 400 elsewhere.
-    expect(maxGap(run, audioCleanFrom(run, 10, 40)!, 40, 'audio')!, table).toBeLessThanOrEqual(600);
+    expect(audioOnly!.tS - 10, table).toBeLessThanOrEqual(1);
+    // Audio unbroken: no Opus frame missing or broken at the hub over the whole run. The
+    // video already in the 60 KB queue (4.8 s at 100 kbit/s) when the box went audio-only
+    // delays the audio behind it — the hub's level reports pause for up to ~2 s while that
+    // delay builds, then the same audio plays, late, until the queue drains.
+    const audio = hubAudio(run, 1, 60);
+    expect(audio.reports, table).toBeGreaterThan(50);
+    expect(audio.frames, table).toBeGreaterThan(55 * 40);
+    expect({ missingMs: audio.missingMs, broken: audio.broken, ccErrors: audio.ccErrors }, table).toEqual({ missingMs: 0, broken: 0, ccErrors: 0 });
     const back = run.changes.find((c) => c.tS >= 40 && c.change.fromRung === 'audio-only');
     expect(back, table).toBeDefined();
     expect(back!.tS - 40, table).toBeLessThanOrEqual(10);
@@ -73,5 +75,9 @@ describe('link adaptation through a bottleneck', () => {
     expect(run.timeline.every((p) => p.rung === null || p.rung === '720p30'), table).toBe(true);
     // Issue #4 measured 11.9 % with bare GStreamer; what matters here: far below the 95 %.
     expect(framesPct(run, 13, 45), table).toBeLessThan(60);
+    // And the audio with it: the same audit that finds nothing missing above finds seconds
+    // of it missing here — as PTS holes, or as Opus frames that never came (20 ms each).
+    const audio = hubAudio(run, 10, 45);
+    expect(audio.missingMs + Math.max(0, 35_000 - audio.frames * 20), table).toBeGreaterThan(1000);
   }, 100_000);
 });

@@ -5,9 +5,10 @@
  * supervised worker; only the link is modelled (this kernel has no netem).
  *
  * Frames are counted where they are real: the box's packetiser (video frames leaving for
- * the hub) and the hub's receive tap (access units after tsdemux + h264parse). Audio
- * breaks are the hub's program-audio `level` reports, every 100 ms: a gap between two
- * reports longer than that is audio that did not arrive.
+ * the hub) and the hub's receive tap (access units after tsdemux + h264parse). Audio is
+ * audited at the hub packet by packet (ts-audit.ts): every Opus frame whose PTS is
+ * missing between two received ones, or that arrived broken, is audio lost; the hub's
+ * `level` reports (every 100 ms) and the Opus arrival times show when it played late.
  */
 import type { AdaptChange } from '../../../gst-pipelines/adapt.js';
 import type { WorkerStats } from '../../../gst-pipelines/worker-protocol.js';
@@ -42,6 +43,8 @@ export interface TimelinePoint {
   hubAudioMaxGapMs: number | null;
   /** Packets the bottleneck dropped (queue full) in this interval. */
   relayDrops: number;
+  /** The hub's audit of the box's Opus frames this interval (null: no report). */
+  hubAudio: { frames: number; missingMs: number; broken: number; ccErrors: number; arrivalMaxGapMs: number | null } | null;
 }
 
 export interface AdaptRun {
@@ -83,9 +86,39 @@ const maxOf = (xs: Array<number | null>): number | null => {
   return v.length ? Math.max(...v) : null;
 };
 
+function audioOf(samples: Sample[]): TimelinePoint['hubAudio'] {
+  const audits = samples.flatMap((x) => (x.stats.receive.audit ? [x.stats.receive.audit] : []));
+  if (audits.length === 0) return null;
+  const sum = (f: (a: (typeof audits)[number]) => number): number => audits.reduce((t, a) => t + f(a), 0);
+  return {
+    frames: sum((a) => a.audioFrames),
+    missingMs: Math.round(sum((a) => a.audioMissingMs)),
+    broken: sum((a) => a.audioBroken),
+    ccErrors: sum((a) => a.audioCcErrors),
+    arrivalMaxGapMs: maxOf(audits.map((a) => a.audioArrivalMaxGapMs)),
+  };
+}
+
+/**
+ * The hub's audio over (fromS, toS]: Opus frames received whole, milliseconds of audio
+ * missing (PTS holes + broken frames), continuity errors, and the longest wait between
+ * two frames' arrivals (late audio: the queue's delay growing, not audio lost).
+ */
+export function hubAudio(run: AdaptRun, fromS: number, toS: number): { frames: number; missingMs: number; broken: number; ccErrors: number; arrivalMaxGapMs: number | null; reports: number } {
+  const pts = run.timeline.filter((p) => p.tS > fromS && p.tS <= toS && p.hubAudio !== null).map((p) => p.hubAudio!);
+  return {
+    frames: pts.reduce((a, p) => a + p.frames, 0),
+    missingMs: pts.reduce((a, p) => a + p.missingMs, 0),
+    broken: pts.reduce((a, p) => a + p.broken, 0),
+    ccErrors: pts.reduce((a, p) => a + p.ccErrors, 0),
+    arrivalMaxGapMs: maxOf(pts.map((p) => p.arrivalMaxGapMs)),
+    reports: pts.length,
+  };
+}
+
 export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promise<AdaptRun> {
   const latency = s.srtLatencyMs ?? 200;
-  const hub = await startHub(res, { video: SMALL, latencyMs: latency, speakerLevelMs: 100 });
+  const hub = await startHub(res, { video: SMALL, latencyMs: latency, speakerLevelMs: 100, audit: true });
   const relay = await BottleneckRelay.start({ target: { host: '127.0.0.1', port: hub.ingestPort }, capacityKbps: s.steps[0]!.kbps, queueBytes: s.queueBytes ?? 60_000 });
   res.add('bottleneck relay', () => relay.close());
   const spec = hubSpec(hub, HD, { srt: { latencyMs: latency } });
@@ -128,6 +161,7 @@ export async function runAdaptScenario(s: AdaptScenario, res: Resources): Promis
       hubMaxGapMs: maxOf(hubIn.map((x) => x.stats.receive.maxGapMs)),
       hubAudioMaxGapMs: maxOf(hubIn.map((x) => x.stats.audio.speakerMaxGapMs)),
       relayDrops: relaySamples.filter((x) => x.tS > tS - 1 && x.tS <= tS).reduce((a, x) => a + x.droppedPackets, 0),
+      hubAudio: audioOf(hubIn),
     });
   }
   const sends = boxLog.samples
@@ -202,7 +236,7 @@ export function recoveredAfter(run: AdaptRun, atS: number, topRung: string, maxK
 export function describeRun(run: AdaptRun): string {
   const rows = run.timeline.map(
     (p) =>
-      `${String(p.tS).padStart(3)}s cap ${String(p.capacityKbps).padStart(4)} | tgt ${String(p.targetKbps ?? '-').padStart(4)} ${(p.rung ?? '-').padEnd(10)} send ${String(p.sendKbps ?? '-').padStart(5)} rtt ${String(p.rttMs ?? '-').padStart(6)} | frames ${String(p.sentFrames).padStart(2)}→${String(p.hubFrames).padStart(2)} gap ${p.hubMaxGapMs ?? '-'} audio gap ${p.hubAudioMaxGapMs ?? '-'} | drops ${p.relayDrops}`,
+      `${String(p.tS).padStart(3)}s cap ${String(p.capacityKbps).padStart(4)} | tgt ${String(p.targetKbps ?? '-').padStart(4)} ${(p.rung ?? '-').padEnd(10)} send ${String(p.sendKbps ?? '-').padStart(5)} rtt ${String(p.rttMs ?? '-').padStart(6)} | frames ${String(p.sentFrames).padStart(2)}→${String(p.hubFrames).padStart(2)} gap ${p.hubMaxGapMs ?? '-'} | opus ${p.hubAudio ? `${p.hubAudio.frames} lost ${p.hubAudio.missingMs}ms${p.hubAudio.broken ? ` broken ${p.hubAudio.broken}` : ''} wait ${p.hubAudio.arrivalMaxGapMs ?? '-'}` : '-'} level gap ${p.hubAudioMaxGapMs ?? '-'} | drops ${p.relayDrops}`,
   );
   const ch = run.changes.map((c) => `${c.tS.toFixed(1)}s ${c.change.direction} ${c.change.fromRung}/${c.change.fromKbps} → ${c.change.toRung}/${c.change.toKbps} (${c.change.reason}, rtt ${c.change.rttMs} floor ${c.change.rttFloorMs})`);
   return [`${run.scenario.name}`, ...rows, 'changes:', ...ch, `restarts: ${run.restarts.map((r) => `${r.tS.toFixed(1)}s ${r.reason}`).join(', ') || 'none'}`].join('\n');

@@ -16,14 +16,19 @@
  * - maxFreezeMsAfterAdapt: longest gap between frames at the hub in that window;
  * - recoverSeconds: back at 720p30 and 1500 kbit/s after the 4 Mbit/s recovery;
  * - framesPctFixedBitrate: the anchor's hub ÷ box frames over the same window;
- * - audioBreakAtCollapseMs: the longest audio break at the hub around the collapse (the
- *   queue was full before any sender could react);
+ * - audioLostMsAt600 / audioLostMsAt100 / audioLostMsFixedBitrate: Opus audio the hub
+ *   never got whole over the whole run (its TS audit: PTS holes + broken frames, and
+ *   for the anchor frames that never came at all), ms — "audio unbroken" is 0;
+ * - audioLateMsAt600 / audioLateMsAt100: the longest wait between two Opus frames'
+ *   arrivals at the hub around the collapse (audio delayed behind the queue, not lost);
+ * - audioBreakAtCollapseMs: the longest pause between the hub's 100 ms level reports
+ *   around the 600 kbit/s collapse (what a listener hears: late audio included);
  * - audioOnlySeconds / videoBackSeconds: the 100 kbit/s run.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Resources } from '../integration/helpers/media.js';
-import { audioCleanFrom, firstDownAfter, fitAfter, framesPct, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario, type AdaptRun, type AdaptScenario } from '../integration/helpers/adapt-run.js';
+import { audioCleanFrom, firstDownAfter, fitAfter, framesPct, hubAudio, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario, type AdaptRun, type AdaptScenario } from '../integration/helpers/adapt-run.js';
 import { AUDIO_ONLY } from '../../gst-pipelines/adapt.js';
 import { MeasurementError } from './machine.js';
 import { svgTimelines } from './plot.js';
@@ -36,6 +41,11 @@ export interface AdaptBenchResult {
   recoverSeconds: number | null;
   framesPctFixedBitrate: number | null;
   audioBreakAtCollapseMs: number | null;
+  audioLostMsAt600: number;
+  audioLostMsAt100: number;
+  audioLostMsFixedBitrate: number;
+  audioLateMsAt600: number | null;
+  audioLateMsAt100: number | null;
   audioUnbrokenAfterSeconds: number | null;
   audioOnlySeconds: number | null;
   videoBackSeconds: number | null;
@@ -58,6 +68,18 @@ async function run(s: AdaptScenario, log: (l: string) => void): Promise<AdaptRun
   } finally {
     await res.release();
   }
+}
+
+/**
+ * Audio the hub did not get whole, ms: PTS holes + broken frames (exact), plus, when audio
+ * stopped arriving altogether (the anchor), the frames that never came — 20 ms each
+ * against the run's length, counted only past 1 s (report binning moves ±1 frame).
+ */
+function lostMs(r: AdaptRun, fromS: number, toS: number): number {
+  const a = hubAudio(r, fromS, toS);
+  const seconds = r.timeline.filter((p) => p.tS > fromS && p.tS <= toS).length;
+  const shortfall = Math.round(seconds * 1000 - a.frames * 20);
+  return a.missingMs + (shortfall > 1000 ? shortfall : 0);
 }
 
 export async function measureAdapt(opts: { log: (l: string) => void; plotDir: string | null; date: string }): Promise<AdaptBenchResult> {
@@ -95,6 +117,11 @@ export async function measureAdapt(opts: { log: (l: string) => void; plotDir: st
     recoverSeconds: recoveredAfter(on600, 60, '720p30', 1500),
     framesPctFixedBitrate: framesPct(off600, from, Math.min(60, from + 35)),
     audioBreakAtCollapseMs: maxGap(on600, 20, (audioClean ?? 30) + 1, 'audio'),
+    audioLostMsAt600: lostMs(on600, 1, SCENARIOS.on600.durationS),
+    audioLostMsAt100: lostMs(on100, 1, SCENARIOS.on100.durationS),
+    audioLostMsFixedBitrate: lostMs(off600, 1, SCENARIOS.off600.durationS),
+    audioLateMsAt600: hubAudio(on600, 19, 30).arrivalMaxGapMs,
+    audioLateMsAt100: hubAudio(on100, 9, 40).arrivalMaxGapMs,
     audioUnbrokenAfterSeconds: audioClean === null ? null : audioClean - 20,
     audioOnlySeconds: toAudioOnly ? Math.round((toAudioOnly.tS - 10) * 10) / 10 : null,
     videoBackSeconds: back ? Math.round((back.tS - 40) * 10) / 10 : null,

@@ -299,6 +299,11 @@ export const adaptSection: BenchSection = {
       recoverSeconds: r1(r?.recoverSeconds),
       framesPctFixedBitrate: r1(r?.framesPctFixedBitrate),
       firstStepSeconds: r1(r?.firstStepSeconds),
+      audioLostMsAt600: r?.audioLostMsAt600 ?? null,
+      audioLostMsAt100: r?.audioLostMsAt100 ?? null,
+      audioLostMsFixedBitrate: r?.audioLostMsFixedBitrate ?? null,
+      audioLateMsAt600: r1(r?.audioLateMsAt600),
+      audioLateMsAt100: r1(r?.audioLateMsAt100),
       audioBreakAtCollapseMs: r1(r?.audioBreakAtCollapseMs),
       audioUnbrokenAfterSeconds: r1(r?.audioUnbrokenAfterSeconds),
       audioOnlySeconds: r1(r?.audioOnlySeconds),
@@ -313,6 +318,8 @@ export const adaptSection: BenchSection = {
       goal('maxFreezeMsAfterAdapt', '≤ 1000 ms', data.maxFreezeMsAfterAdapt, (v) => v <= 1000),
       goal('recoverSeconds', '≤ 20 s', data.recoverSeconds, (v) => v <= 20),
       goal('videoBackSeconds', '≤ 10 s', data.videoBackSeconds, (v) => v <= 10),
+      goal('audioLostMsAt600', '0 ms', data.audioLostMsAt600, (v) => v === 0),
+      goal('audioLostMsAt100', '0 ms', data.audioLostMsAt100, (v) => v === 0),
     ];
     const { t, row, met } = sectionTable('adapt (720p30 1500 kbit/s through a 60 KB drop-tail bottleneck, SRT latency 200 ms)', goals, 44);
     row('600k collapse → wire rate fits the link', fmt(data.adaptSeconds, ' s'), met('adaptSeconds'));
@@ -321,8 +328,12 @@ export const adaptSection: BenchSection = {
     row('longest freeze in those 35 s', fmt(data.maxFreezeMsAfterAdapt, ' ms'), met('maxFreezeMsAfterAdapt'));
     row('back at 720p30/1500 after 4 Mbit/s returns', fmt(data.recoverSeconds, ' s'), met('recoverSeconds'));
     row('anchor: frames at the hub, adaptation off', fmt(data.framesPctFixedBitrate, ' %'));
-    row('audio break at the collapse (queue full)', fmt(data.audioBreakAtCollapseMs, ' ms'));
-    row('audio unbroken from (after the collapse)', fmt(data.audioUnbrokenAfterSeconds, ' s'));
+    row('audio lost at the hub, 600k run (Opus audit)', fmt(data.audioLostMsAt600, ' ms'), met('audioLostMsAt600'));
+    row('audio lost at the hub, 100k run', fmt(data.audioLostMsAt100, ' ms'), met('audioLostMsAt100'));
+    row('anchor: audio lost, adaptation off', fmt(data.audioLostMsFixedBitrate, ' ms'));
+    row('600k: longest wait between Opus frames', fmt(data.audioLateMsAt600, ' ms'));
+    row('100k: longest wait between Opus frames', fmt(data.audioLateMsAt100, ' ms'));
+    row('600k: longest pause in hub level reports', fmt(data.audioBreakAtCollapseMs, ' ms'));
     row('100k collapse → audio-only', fmt(data.audioOnlySeconds, ' s'));
     row('100k → 4 Mbit/s: video back', fmt(data.videoBackSeconds, ' s'), met('videoBackSeconds'));
     row('steps down at a steady 600 kbit/s (probes)', fmt(data.stepsDownAt600));

@@ -17,8 +17,8 @@
  * - recoverSeconds: back at 720p30 and 1500 kbit/s after the 4 Mbit/s recovery;
  * - framesPctFixedBitrate: the anchor's hub ÷ box frames over the same window;
  * - audioLostMsAt600 / audioLostMsAt100 / audioLostMsFixedBitrate: Opus audio the hub
- *   never got whole over the whole run (its TS audit: PTS holes + broken frames, and
- *   for the anchor frames that never came at all), ms — "audio unbroken" is 0;
+ *   never got whole over the whole run (its TS audit: PTS holes + broken frames, and a
+ *   silence at the end that no later frame closed), ms — "audio unbroken" is 0;
  * - audioLateMsAt600 / audioLateMsAt100: the longest wait between two Opus frames'
  *   arrivals at the hub around the collapse (audio delayed behind the queue, not lost);
  * - audioBreakAtCollapseMs: the longest pause between the hub's 100 ms level reports
@@ -71,15 +71,16 @@ async function run(s: AdaptScenario, log: (l: string) => void): Promise<AdaptRun
 }
 
 /**
- * Audio the hub did not get whole, ms: PTS holes + broken frames (exact), plus, when audio
- * stopped arriving altogether (the anchor), the frames that never came — 20 ms each
- * against the run's length, counted only past 1 s (report binning moves ±1 frame).
+ * Audio the hub did not get whole, ms: PTS holes + broken frames between received Opus
+ * frames (exact, from the hub's audit), plus a silence at the end of the run that no
+ * later frame closed (whole seconds whose reports counted no Opus frame).
  */
 function lostMs(r: AdaptRun, fromS: number, toS: number): number {
   const a = hubAudio(r, fromS, toS);
-  const seconds = r.timeline.filter((p) => p.tS > fromS && p.tS <= toS).length;
-  const shortfall = Math.round(seconds * 1000 - a.frames * 20);
-  return a.missingMs + (shortfall > 1000 ? shortfall : 0);
+  const reported = r.timeline.filter((p) => p.tS > fromS && p.tS <= toS && p.hubAudio !== null);
+  let trailing = 0;
+  for (let i = reported.length - 1; i >= 0 && reported[i]!.hubAudio!.frames === 0; i--) trailing++;
+  return a.missingMs + trailing * 1000;
 }
 
 export async function measureAdapt(opts: { log: (l: string) => void; plotDir: string | null; date: string }): Promise<AdaptBenchResult> {

@@ -1,7 +1,8 @@
 /**
  * A plain SVG of link-adaptation timelines (no dependency): one panel per run, time on x,
  * kbit/s on a log scale on the left (link capacity, the box's video target and its wire
- * rate), frames per second arriving at the hub on the right (bars), audio breaks marked.
+ * rate), frames per second arriving at the hub on the right (bars), audio lost (red) or
+ * only late (amber) marked.
  */
 import { AUDIO_ONLY } from '../../gst-pipelines/adapt.js';
 import type { TimelinePoint } from '../integration/helpers/adapt-run.js';
@@ -44,7 +45,11 @@ function panel(run: PlotRun, y0: number, tMax: number): string {
   const bw = Math.max(1, iw / tMax - 1);
   for (const p of run.timeline) {
     out.push(`<rect x="${x(p.tS - 1)}" y="${yF(p.hubFrames)}" width="${bw}" height="${yF(0) - yF(p.hubFrames)}" fill="#b7d7f0"/>`);
-    if ((p.hubAudioMaxGapMs ?? 0) > 400) out.push(`<rect x="${x(p.tS - 1)}" y="${y0 + M.top + ih - 6}" width="${bw}" height="6" fill="#d9534f"/>`);
+    // Audio lost (the hub's Opus audit: frames missing or broken) in red; audio only late
+    // (a pause over 400 ms in the hub's level reports, nothing missing) in amber.
+    const lost = p.hubAudio ? p.hubAudio.missingMs > 0 : (p.hubAudioMaxGapMs ?? 0) > 400;
+    const late = !lost && (p.hubAudioMaxGapMs ?? 0) > 400;
+    if (lost || late) out.push(`<rect x="${x(p.tS - 1)}" y="${y0 + M.top + ih - 6}" width="${bw}" height="6" fill="${lost ? '#d9534f' : '#f0ad4e'}"/>`);
   }
   const line = (pts: Array<[number, number]>, color: string, dash = '', step = false): void => {
     if (pts.length === 0) return;
@@ -64,7 +69,8 @@ function legend(y: number): string {
     ['#2a7d2a', 'video target (bottom: audio-only)', 105],
     ['#e08a00', 'wire rate sent', 315],
     ['#b7d7f0', 'frames/s at the hub', 425],
-    ['#d9534f', 'audio break > 400 ms at the hub', 565],
+    ['#d9534f', 'audio lost at the hub', 565],
+    ['#f0ad4e', 'audio late (pause > 400 ms)', 705],
   ];
   return items.map(([c, label, dx]) => `<rect x="${M.left + dx}" y="${y}" width="14" height="10" fill="${c}"/><text x="${M.left + dx + 18}" y="${y + 9}" font-size="11">${esc(label)}</text>`).join('\n');
 }

@@ -45,6 +45,8 @@ const ACK_PER_PACKET_RATE = 40;
 const ACK_STARVED_SHARE = 0.5;
 /** ACK starvation is only judged while sending at least this many packets a second. */
 const ACK_MIN_SEND_RATE = 20;
+/** A queue growing at this share of real time or faster: the link carries < 20 % of what is sent. */
+const SLOPE_AUDIO_ONLY = 0.8;
 /** A cut on ACKs alone is undone unless a queue or losses confirm it within this time. */
 const VERIFY_MS = 1500;
 /** ACKs per packet sent that say the link delivers all of it (libsrt ACKs ~90 % of arrivals at ~50/s). */
@@ -492,14 +494,29 @@ export function fastCheck(prev: AdaptState, window: FastSample[], config: AdaptC
   }
 
   const slope = (queueB - queueA) / (dt * 1000);
+  // A queue growing at a share `slope` of real time means the link carries about
+  // (1 − slope) of what is sent. libsrt's smoothing understates the slope at first (so
+  // this overstates the capacity: safe); the deep cut applies whichever is lower.
+  const carried = sentKbps * Math.max(0, 1 - slope);
+  const lowest = config.ladder[config.ladder.length - 1];
+  // Audio-only on the queue alone needs it growing nearly as fast as time since its onset
+  // (the last clean reading, at least two readings back — not a window straddling the
+  // collapse): a hub whose ACKs say nothing (gosrt ACKs every 10 ms whatever arrived).
+  const qOf = (w: FastSample): number => (w.rttMs !== null && Number.isFinite(floor) ? w.rttMs - floor : 0);
+  const onsetAt = window.findLastIndex((w) => qOf(w) <= budget * 0.2);
+  const onset = onsetAt >= 0 && onsetAt <= window.length - 3 ? window[onsetAt]! : null;
+  const onsetSlope = onset ? (queueB - qOf(onset)) / (b.atMs - onset.atMs) : 0;
+  const lowestWire = lowest ? wireKbps(lowest.minKbps, lowest.fps, config, state.frameKbit) : 0;
+  const audioOnlyNow = onsetSlope >= SLOPE_AUDIO_ONLY && queueB > budget * INCREASE_QUEUE_SHARE && sentKbps * (1 - onsetSlope) * DRAIN_SHARE < lowestWire;
+  if (audioOnlyNow && since >= FAST_WINDOW_MS / 2) return cut({ rung: AUDIO_ONLY, kbps: 0 }, 'queueing-delay', true, 0, sentKbps * (1 - onsetSlope));
+
   if (queueB > budget * INCREASE_QUEUE_SHARE && queueA < budget * INCREASE_QUEUE_SHARE && slope >= COLLAPSE_SLOPE && since >= DECREASE_GAP_MS) {
-    const wire = Math.min(sentKbps, wireKbps(state.targetKbps, fps, config, state.frameKbit)) * 0.25;
+    const wire = Math.min(Math.min(sentKbps, wireKbps(state.targetKbps, fps, config, state.frameKbit)) * 0.25, carried * DRAIN_SHARE);
     let fitted = fitWire(wire, config, state.frameKbit);
-    const lowest = config.ladder[config.ladder.length - 1];
-    // Audio-only needs the lowest rung to have failed (adaptStep) or the ACKs to say so (above).
+    // Audio-only needs the lowest rung to have failed (adaptStep), the ACKs (above) or a steep queue to say so.
     if (fitted.rung === AUDIO_ONLY && lowest) fitted = { rung: lowest.id, kbps: lowest.minKbps };
     if (fitted.rung === state.rung && fitted.kbps >= state.targetKbps) return null;
-    return cut(fitted, 'queueing-delay', true, fitted.kbps * 1.25, null);
+    return cut(fitted, 'queueing-delay', true, fitted.kbps * 1.25, carried);
   }
   return null;
 }

@@ -61,6 +61,20 @@ function firstFastChange(rs: FastSample[], state: AdaptState = initialAdapt(CONF
   return null;
 }
 
+/** Every change fastCheck makes over the readings, its state threaded through. */
+function fastChanges(rs: FastSample[], config = CONFIG): Array<{ atMs: number; change: AdaptChange; state: AdaptState }> {
+  let state = initialAdapt(config);
+  const out: Array<{ atMs: number; change: AdaptChange; state: AdaptState }> = [];
+  for (let i = 0; i < rs.length; i++) {
+    const now = rs[i]!.atMs;
+    const r = fastCheck(state, rs.slice(0, i + 1).filter((w) => now - w.atMs <= 1000), config);
+    if (!r) continue;
+    state = r.state;
+    if (r.decision.change) out.push({ atMs: now, change: r.decision.change, state });
+  }
+  return out;
+}
+
 const flat = (ms: number) => (): number => ms;
 const clean: Phase = { untilMs: 5000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) };
 
@@ -94,6 +108,22 @@ describe('fastCheck', () => {
     expect(hit!.change).toMatchObject({ direction: 'down', reason: 'queueing-delay', toRung: '360p15' });
     expect(hit!.change.toKbps).toBeLessThan(400);
     expect(hit!.state.unconfirmed).toBeNull();
+  });
+
+  it('a queue growing nearly as fast as time, ACKs uninformative (gosrt ACKs every 10 ms): audio-only on the queue alone', () => {
+    // 100 kbit/s behind a hub that ACKs 100 times a second whatever arrives: only the RTT tells.
+    const rs = readings([clean, { untilMs: 7000, sentPerS: 150, acksPerS: 100, rttMs: (t) => 2 + 0.9 * (t - 5000) }]);
+    const all = fastChanges(rs);
+    // The first reading past the threshold cuts deep; the next one, with the slope measured
+    // from the queue's onset, goes audio-only (confirmed by the queue itself).
+    expect(all.map((c) => [c.atMs, c.change.toRung])).toEqual([
+      [5100, '360p15'],
+      [5200, AUDIO_ONLY],
+    ]);
+    expect(all[1]!.state.unconfirmed).toBeNull();
+    // The same queue growing at 0.3 of real time (600 kbit/s) never goes audio-only here.
+    const mild = fastChanges(readings([clean, { untilMs: 7000, sentPerS: 150, acksPerS: 100, rttMs: (t) => 2 + 0.3 * (t - 5000) }]));
+    expect(mild.map((c) => c.change.toRung)).toEqual(['360p15']);
   });
 
   it('a slow drift (queue growing at 5 % of real time) is left to adaptStep', () => {

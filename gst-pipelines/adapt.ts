@@ -350,7 +350,8 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
     // arriving packet at these rates): the RTT still rises — its ACKACKs wait behind the
     // queue built before the cut — but the queue no longer grows.
     const sentRate = (s.sentPackets * 1000) / SAMPLE_MS;
-    const keepsUp = episode && s.acks !== undefined && sentRate <= ACK_PER_PACKET_RATE * 1.5 && s.acks >= s.sentPackets * KEEPS_UP_SHARE;
+    const recentCut = state.lastDecreaseAt !== null && s.atMs - state.lastDecreaseAt < DECREASE_GAP_MS * 1.5;
+    const keepsUp = recentCut && s.acks !== undefined && sentRate <= ACK_PER_PACKET_RATE * 1.5 && s.acks >= s.sentPackets * KEEPS_UP_SHARE;
     const draining = keepsUp || (state.decreaseRttMs !== null && s.rttMs !== null && s.rttMs < state.decreaseRttMs * 0.9);
     state.decreaseRttMs = s.rttMs;
     if (draining) return { state, decision: decide(state, null, true) };
@@ -418,7 +419,10 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
 
 /** The bookkeeping of every decrease (slow or fast path); `apply` makes the change itself. */
 function decrease(state: AdaptState, atMs: number, to: { kbps: number; rung: string }, limitKbps: number, severe: boolean, apply: () => AdaptChange): AdaptChange {
-  state.ceiling = { kbps: Math.max(0, Math.min(state.targetKbps, limitKbps)), atMs };
+  // A deeper cut right after another does not lower the limit the first one found (the
+  // second is the RTT catching up with the same overload, not a narrower link).
+  const known = state.ceiling && atMs - state.ceiling.atMs < EPISODE_MS ? state.ceiling.kbps : 0;
+  state.ceiling = { kbps: Math.max(known, Math.max(0, Math.min(state.targetKbps, limitKbps))), atMs };
   state.lastDecreaseAt = atMs;
   if (severe) state.severeAt = atMs;
   state.upStreak = 0;

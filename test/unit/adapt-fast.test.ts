@@ -195,6 +195,29 @@ describe('adaptStep after a deep cut', () => {
   });
 });
 
+describe('adaptStep after a mild cut (a probe that overshot)', () => {
+  const afterMildCut = (): AdaptState => {
+    let s = { ...initialAdapt(CONFIG), targetKbps: 490, rung: '540p15' };
+    for (let t = 0; t < 5000; t += SAMPLE_MS) s = adaptStep(s, linkSample(t, 10, { sendKbps: 580, sentPackets: 27, acks: 27 }), CONFIG).state;
+    const r = adaptStep(s, linkSample(5000, 10 + delayBudgetMs(200) * 1.5, { sendKbps: 650, sentPackets: 30, acks: 27 }), CONFIG);
+    expect(r.decision.change).toMatchObject({ direction: 'down', toRung: '540p15' });
+    return r.state;
+  };
+
+  it('no deeper cut while the ACKs show the link delivering what is now sent, though the RTT catches up', () => {
+    const r = adaptStep(afterMildCut(), linkSample(5500, 10 + delayBudgetMs(200) * 4.2, { sendKbps: 520, sentPackets: 24, acks: 24 }), CONFIG);
+    expect(r.decision.change).toBeNull();
+  });
+
+  it('a deeper cut (no ACK evidence) keeps the limit the mild one found: increases from there are fast until near it', () => {
+    const mild = afterMildCut();
+    const r = adaptStep(mild, linkSample(5500, 10 + delayBudgetMs(200) * 4.2, { sendKbps: 520, sentPackets: 24 }), CONFIG);
+    expect(r.decision.change?.direction).toBe('down');
+    expect(r.state.targetKbps).toBeLessThan(200);
+    expect(r.state.ceiling?.kbps).toBe(mild.ceiling?.kbps);
+  });
+});
+
 describe('AdaptLoop', () => {
   const stats = (o: Partial<SrtStats>): SrtStats => ({
     side: 'send',

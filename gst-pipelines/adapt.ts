@@ -77,9 +77,9 @@ const MIN_BITS_PER_PIXEL = 0.035;
 const RUNG_UP_MARGIN = 1.2;
 /** Audio-only: probe steps (padding rate over the audio's own rate) and their length. */
 const PROBE_STEP_MS = SAMPLE_MS;
-const PROBE_FACTOR = 1.3;
+const PROBE_FACTOR = 1.5;
 /** Wait before the next probe after 1, 2, 3+ failed ones (short: video back soon after a recovery). */
-const PROBE_BACKOFF_MS = [3000, 4000, 6000];
+const PROBE_BACKOFF_MS = [2500, 3000, 4000];
 
 export interface Rung {
   id: string;

@@ -70,7 +70,7 @@ function legend(y: number): string {
     ['#e08a00', 'wire rate sent', 315],
     ['#b7d7f0', 'frames/s at the hub', 425],
     ['#d9534f', 'audio lost at the hub', 565],
-    ['#f0ad4e', 'audio late (pause > 400 ms)', 705],
+    ['#f0ad4e', 'audio late', 705],
   ];
   return items.map(([c, label, dx]) => `<rect x="${M.left + dx}" y="${y}" width="14" height="10" fill="${c}"/><text x="${M.left + dx + 18}" y="${y + 9}" font-size="11">${esc(label)}</text>`).join('\n');
 }

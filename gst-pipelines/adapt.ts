@@ -1,7 +1,8 @@
 /**
  * Link adaptation (pure): a window of srtsink statistics → the video bitrate to encode
  * at and the rung of the quality ladder. No GStreamer, no clock: the worker feeds it one
- * `LinkSample` every SAMPLE_MS and applies the decision (worker.ts).
+ * `LinkSample` every SAMPLE_MS and applies the decision (worker-adapt.ts). Between two
+ * samples, the collapse check (adapt-collapse.ts) may cut first.
  *
  * What saturates a rural link is capacity, not random loss (issue #4: a 1.5 Mbit/s stream
  * through a 600 kbit/s bottleneck delivered 12 % of its frames; 5–20 % random loss, SRT
@@ -25,34 +26,19 @@ import type { SessionPlan } from './types.js';
 /** Statistics interval the controller is designed for. */
 export const SAMPLE_MS = 500;
 /**
- * srtsink is read this often for the collapse check (fastCheck): a 60 KB drop-tail queue
- * fills in 0.3 s at 100 kbit/s and 0.5 s at 600 kbit/s, and what is sent after that is
- * lost — audio included. (With the stock binding, each read leaks; see worker-actuator.)
- */
-export const FAST_SAMPLE_MS = 100;
-/** fastCheck looks at this much history (at least two fast samples). */
-const FAST_WINDOW_MS = 200;
-/** Queueing delay growing at this share of real time or more: the link collapsed. */
-const COLLAPSE_SLOPE = 0.15;
-/**
  * libsrt's receiver sends a full ACK every 10 ms when new data arrived: below ~40 ACKs a
  * second it is one ACK per arriving packet (measured: ~70/s for 150 packets/s through a
  * 4 Mbit/s link, 50/s through 600 kbit/s, 10/s through 100 kbit/s). ACKs that fall far
  * below the packets sent say how many packets the link delivers — at once, while the RTT
  * (its ACKACKs cross the full queue) still shows next to nothing.
  */
-const ACK_PER_PACKET_RATE = 40;
-const ACK_STARVED_SHARE = 0.5;
-/** ACK starvation is only judged while sending at least this many packets a second. */
-const ACK_MIN_SEND_RATE = 20;
-/** A queue growing at this share of real time or faster: the link carries < 20 % of what is sent. */
-const SLOPE_AUDIO_ONLY = 0.8;
+export const ACK_PER_PACKET_RATE = 40;
 /** A cut on ACKs alone is undone unless a queue or losses confirm it within this time. */
 const VERIFY_MS = 1500;
 /** ACKs per packet sent that say the link delivers all of it (libsrt ACKs ~90 % of arrivals at ~50/s). */
 const KEEPS_UP_SHARE = 0.9;
 /** Decreases at least this far apart: a decrease needs ~1 RTT + a frame to show. */
-const DECREASE_GAP_MS = 2000;
+export const DECREASE_GAP_MS = 2000;
 /** Decreases within this time of a severe one are the same congestion episode. */
 const EPISODE_MS = 5000;
 /** Time at the lowest video rung, still congested and not draining, before audio-only. */
@@ -68,7 +54,7 @@ const CEILING_MEMORY_MS = 30_000;
 const INCREASE_FACTOR = 1.25;
 const NEAR_CEILING_FACTOR = 1.1;
 /** After congestion: this share of the delivered rate goes to media (the rest drains the queue). */
-const DRAIN_SHARE = 0.8;
+export const DRAIN_SHARE = 0.8;
 /** RTT floor: the minimum over this long. */
 const RTT_FLOOR_WINDOW_MS = 30_000;
 /** Bits per pixel a rung needs at least (x264 ultrafast/zerolatency, talking heads). */
@@ -243,7 +229,7 @@ export function delayBudgetMs(srtLatencyMs: number): number {
 }
 
 /** An increase needs the queue under this share of the budget: a queue already forming says "at capacity". */
-const INCREASE_QUEUE_SHARE = 0.6;
+export const INCREASE_QUEUE_SHARE = 0.6;
 /** …or the queue grew by more than this share of the budget since the last sample. */
 const QUEUE_RISE_SHARE = 0.2;
 
@@ -268,7 +254,7 @@ function videoForWire(wire: number, fps: number, config: Pick<AdaptConfig, 'audi
   return (wire - config.audioWireKbps - fps * frameKbit) / (1 + VIDEO_OVERHEAD);
 }
 
-function rungFps(rung: string, config: AdaptConfig): number {
+export function rungFps(rung: string, config: AdaptConfig): number {
   return config.ladder.find((r) => r.id === rung)?.fps ?? 0;
 }
 
@@ -301,28 +287,20 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
 
   if (state.ceiling && s.atMs - state.ceiling.atMs > CEILING_MEMORY_MS) state.ceiling = null;
   if (!config.enabled) return { state, decision: decide(state, null, congested) };
+  const seen: ChangeEvidence = { rttMs: s.rttMs, rttFloorMs: floor, deliveredKbps: delivered, lossPct: Math.round(lossPct * 10) / 10 };
   const unconfirmed = state.unconfirmed;
   if (unconfirmed && (queueMs > budget / 2 || s.lostPackets > 0 || s.droppedPackets > 0)) state.unconfirmed = null;
   else if (unconfirmed && s.atMs - unconfirmed.atMs >= VERIFY_MS) {
     // Nothing confirmed the ACK starvation: the hub stalled, the link did not collapse.
     state.unconfirmed = null;
-    const fromKbps = state.targetKbps;
-    const fromRung = state.rung;
-    Object.assign(state, { targetKbps: unconfirmed.targetKbps, rung: unconfirmed.rung, probe: null, probeKbps: 0, ceiling: null, severeAt: null, atLowestSince: null, lastIncreaseAt: s.atMs });
-    state.steps.up++;
-    const c: AdaptChange = { direction: 'up', fromKbps, toKbps: state.targetKbps, fromRung, toRung: state.rung, reason: 'false-alarm', rttMs: s.rttMs, rttFloorMs: floor, deliveredKbps: delivered === null ? null : Math.round(delivered), lossPct: Math.round(lossPct * 10) / 10 };
+    Object.assign(state, { probe: null, probeKbps: 0, ceiling: null, severeAt: null, lastIncreaseAt: s.atMs });
+    const c = applyChange(state, config, s.atMs, { kbps: unconfirmed.targetKbps, rung: unconfirmed.rung }, 'up', 'false-alarm', seen);
+    state.atLowestSince = null;
     return { state, decision: decide(state, c, false) };
   }
 
-  const change = (to: number, direction: 'down' | 'up', why: AdaptReason, rung?: string): AdaptChange => {
-    const fromKbps = state.targetKbps;
-    const fromRung = state.rung;
-    state.targetKbps = Math.round(to);
-    state.rung = rung ?? rungFor(state.targetKbps, fromRung, config.ladder);
-    if (state.rung !== fromRung) state.atLowestSince = state.rung === config.ladder[config.ladder.length - 1]?.id ? s.atMs : null;
-    state.steps[direction]++;
-    return { direction, fromKbps, toKbps: state.targetKbps, fromRung, toRung: state.rung, reason: why, rttMs: s.rttMs, rttFloorMs: floor, deliveredKbps: delivered === null ? null : Math.round(delivered), lossPct: Math.round(lossPct * 10) / 10 };
-  };
+  const change = (to: number, direction: 'down' | 'up', why: AdaptReason, rung?: string): AdaptChange =>
+    applyChange(state, config, s.atMs, rung === undefined ? { kbps: to } : { kbps: to, rung }, direction, why, seen);
 
   if (congested) {
     state.cleanSince = null;
@@ -387,7 +365,7 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
     // queue says "just above what we sent"; a full one says only "below": then just above
     // the new rate.
     const limit = factor >= 0.85 ? videoForWire(sent, rungFps(state.rung, config), config, state.frameKbit) : to * 1.25;
-    const c = decrease(state, s.atMs, { kbps: to, rung: fitted.rung }, limit, severity > 4 && !episode, () => change(to, 'down', reason!, fitted.rung));
+    const c = decrease(state, s.atMs, limit, severity > 4 && !episode, () => change(to, 'down', reason!, fitted.rung));
     return { state, decision: decide(state, c, true) };
   }
 
@@ -417,8 +395,31 @@ export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig):
   return { state, decision: decide(state, c, false) };
 }
 
+/** What a change is described with (the event and the logs). */
+export interface ChangeEvidence {
+  rttMs: number | null;
+  rttFloorMs: number | null;
+  deliveredKbps: number | null;
+  lossPct: number | null;
+}
+
+/**
+ * Every change of target or rung goes through here: moves the state, counts the step,
+ * describes it. No rung given: the best the target reaches (rungFor).
+ */
+export function applyChange(state: AdaptState, config: AdaptConfig, atMs: number, to: { kbps: number; rung?: string }, direction: 'down' | 'up', reason: AdaptReason, seen: ChangeEvidence): AdaptChange {
+  const fromKbps = state.targetKbps;
+  const fromRung = state.rung;
+  state.targetKbps = Math.round(to.kbps);
+  state.rung = to.rung ?? rungFor(state.targetKbps, fromRung, config.ladder);
+  if (state.rung !== fromRung) state.atLowestSince = state.rung === config.ladder[config.ladder.length - 1]?.id ? atMs : null;
+  state.steps[direction]++;
+  const { deliveredKbps, ...rest } = seen;
+  return { direction, fromKbps, toKbps: state.targetKbps, fromRung, toRung: state.rung, reason, ...rest, deliveredKbps: deliveredKbps === null ? null : Math.round(deliveredKbps) };
+}
+
 /** The bookkeeping of every decrease (slow or fast path); `apply` makes the change itself. */
-function decrease(state: AdaptState, atMs: number, to: { kbps: number; rung: string }, limitKbps: number, severe: boolean, apply: () => AdaptChange): AdaptChange {
+export function decrease(state: AdaptState, atMs: number, limitKbps: number, severe: boolean, apply: () => AdaptChange): AdaptChange {
   // A deeper cut right after another does not lower the limit the first one found (the
   // second is the RTT catching up with the same overload, not a narrower link).
   const known = state.ceiling && atMs - state.ceiling.atMs < EPISODE_MS ? state.ceiling.kbps : 0;
@@ -429,100 +430,6 @@ function decrease(state: AdaptState, atMs: number, to: { kbps: number; rung: str
   const c = apply();
   if (state.rung === AUDIO_ONLY) state.probe = { startedAt: 0, stepAt: 0, failures: 0, nextAt: atMs + PROBE_BACKOFF_MS[0]! };
   return c;
-}
-
-/** One fast reading of srtsink (cumulative counters, as libsrt reports them). */
-export interface FastSample {
-  atMs: number;
-  rttMs: number | null;
-  packetsSent: number;
-  bytesSent: number;
-  acksReceived: number;
-}
-
-/**
- * The collapse check, between two adaptSteps, over the last FAST_WINDOW_MS of fast
- * samples (oldest first). It acts only on a collapse, when waiting for the next
- * SAMPLE_MS would let the bottleneck's queue fill and drop audio:
- * - delivery collapse: ACKs fell far below the packets sent. They then count the packets
- *   the link delivers, so its capacity is known: straight to what fits in DRAIN_SHARE of
- *   it — audio-only at once if no video rung does (no trial at the lowest rung).
- * - queue collapse: the queueing delay went from clean past 60 % of the budget while
- *   growing at COLLAPSE_SLOPE of real time or faster — the deep cut adaptStep makes for a sudden
- *   jump, a few hundred ms earlier. A slow drift is left to adaptStep's mild cuts.
- * Returns null when it does nothing (adaptStep then decides as before).
- */
-export function fastCheck(prev: AdaptState, window: FastSample[], config: AdaptConfig): { state: AdaptState; decision: AdaptDecision } | null {
-  const b = window[window.length - 1];
-  const a = b && [...window].reverse().find((w) => b.atMs - w.atMs >= FAST_WINDOW_MS * 0.75);
-  // ACKs from the window's start: a socket still connecting (or just reconnected) has none yet.
-  if (!config.enabled || !a || !b || prev.rung === AUDIO_ONLY || b.packetsSent < a.packetsSent || a.acksReceived === 0) return null;
-  const dt = (b.atMs - a.atMs) / 1000;
-  const sentRate = (b.packetsSent - a.packetsSent) / dt;
-  const ackRate = Math.max(0, b.acksReceived - a.acksReceived) / dt;
-  const bytesPerPacket = b.packetsSent > a.packetsSent ? (b.bytesSent - a.bytesSent) / (b.packetsSent - a.packetsSent) : 0;
-  const sentKbps = ((b.bytesSent - a.bytesSent) * 8) / (dt * 1000);
-  const floor = Math.min(...prev.rttHistory.map((h) => h.rttMs), ...window.flatMap((w) => (w.rttMs !== null && w.rttMs > 0 ? [w.rttMs] : [])));
-  const budget = delayBudgetMs(config.srtLatencyMs);
-  const queueB = b.rttMs !== null && Number.isFinite(floor) ? b.rttMs - floor : 0;
-  const queueA = a.rttMs !== null && Number.isFinite(floor) ? a.rttMs - floor : 0;
-  const since = prev.lastDecreaseAt === null ? Infinity : b.atMs - prev.lastDecreaseAt;
-
-  const state: AdaptState = { ...prev, steps: { ...prev.steps } };
-  const fps = rungFps(state.rung, config);
-  const cut = (to: { rung: string; kbps: number }, reason: AdaptReason, severe: boolean, limit: number, delivered: number | null): { state: AdaptState; decision: AdaptDecision } => {
-    const fromKbps = state.targetKbps;
-    const fromRung = state.rung;
-    const c = decrease(state, b.atMs, to, limit, severe, () => {
-      state.targetKbps = Math.round(to.kbps);
-      state.rung = to.rung;
-      if (state.rung !== fromRung) state.atLowestSince = state.rung === config.ladder[config.ladder.length - 1]?.id ? b.atMs : null;
-      state.steps.down++;
-      return { direction: 'down', fromKbps, toKbps: state.targetKbps, fromRung, toRung: state.rung, reason, rttMs: b.rttMs, rttFloorMs: Number.isFinite(floor) ? floor : null, deliveredKbps: delivered === null ? null : Math.round(delivered), lossPct: null };
-    });
-    state.decreaseRttMs = b.rttMs;
-    state.lastQueueMs = queueB;
-    return { state, decision: decide(state, c, true) };
-  };
-
-  if (sentRate >= ACK_MIN_SEND_RATE && ackRate < ACK_PER_PACKET_RATE && ackRate < sentRate * ACK_STARVED_SHARE && since >= FAST_WINDOW_MS * 2) {
-    const capacity = (ackRate * bytesPerPacket * 8) / 1000;
-    const fitted = fitWire(capacity * DRAIN_SHARE, config, state.frameKbit);
-    const lower = fitted.rung !== state.rung ? config.ladder.findIndex((r) => r.id === fitted.rung) > config.ladder.findIndex((r) => r.id === state.rung) || fitted.rung === AUDIO_ONLY : fitted.kbps < state.targetKbps * 0.85;
-    if (lower) {
-      const undo = { atMs: b.atMs, rung: state.rung, targetKbps: state.targetKbps };
-      const r = cut(fitted, 'delivery-collapse', true, fitted.rung === AUDIO_ONLY ? 0 : fitted.kbps * 1.25, capacity);
-      r.state.unconfirmed = prev.unconfirmed ?? undo;
-      return r;
-    }
-  }
-
-  const slope = (queueB - queueA) / (dt * 1000);
-  // A queue growing at a share `slope` of real time means the link carries about
-  // (1 − slope) of what is sent. libsrt's smoothing understates the slope at first (so
-  // this overstates the capacity: safe); the deep cut applies whichever is lower.
-  const carried = sentKbps * Math.max(0, 1 - slope);
-  const lowest = config.ladder[config.ladder.length - 1];
-  // Audio-only on the queue alone needs it growing nearly as fast as time since its onset
-  // (the last clean reading, at least two readings back — not a window straddling the
-  // collapse): a hub whose ACKs say nothing (gosrt ACKs every 10 ms whatever arrived).
-  const qOf = (w: FastSample): number => (w.rttMs !== null && Number.isFinite(floor) ? w.rttMs - floor : 0);
-  const onsetAt = window.findLastIndex((w) => qOf(w) <= budget * 0.2);
-  const onset = onsetAt >= 0 && onsetAt <= window.length - 3 ? window[onsetAt]! : null;
-  const onsetSlope = onset ? (queueB - qOf(onset)) / (b.atMs - onset.atMs) : 0;
-  const lowestWire = lowest ? wireKbps(lowest.minKbps, lowest.fps, config, state.frameKbit) : 0;
-  const audioOnlyNow = onsetSlope >= SLOPE_AUDIO_ONLY && queueB > budget * INCREASE_QUEUE_SHARE && sentKbps * (1 - onsetSlope) * DRAIN_SHARE < lowestWire;
-  if (audioOnlyNow && since >= FAST_WINDOW_MS / 2) return cut({ rung: AUDIO_ONLY, kbps: 0 }, 'queueing-delay', true, 0, sentKbps * (1 - onsetSlope));
-
-  if (queueB > budget * INCREASE_QUEUE_SHARE && queueA < budget * INCREASE_QUEUE_SHARE && slope >= COLLAPSE_SLOPE && since >= DECREASE_GAP_MS) {
-    const wire = Math.min(Math.min(sentKbps, wireKbps(state.targetKbps, fps, config, state.frameKbit)) * 0.25, carried * DRAIN_SHARE);
-    let fitted = fitWire(wire, config, state.frameKbit);
-    // Audio-only needs the lowest rung to have failed (adaptStep), the ACKs (above) or a steep queue to say so.
-    if (fitted.rung === AUDIO_ONLY && lowest) fitted = { rung: lowest.id, kbps: lowest.minKbps };
-    if (fitted.rung === state.rung && fitted.kbps >= state.targetKbps) return null;
-    return cut(fitted, 'queueing-delay', true, fitted.kbps * 1.25, carried);
-  }
-  return null;
 }
 
 /**
@@ -576,6 +483,6 @@ function learnFrameCost(state: AdaptState, s: LinkSample, config: AdaptConfig): 
   state.frameKbit = Math.round((state.frameKbit * 0.9 + bounded * 0.1) * 10) / 10;
 }
 
-function decide(state: AdaptState, change: AdaptChange | null, congested: boolean): AdaptDecision {
+export function decide(state: AdaptState, change: AdaptChange | null, congested: boolean): AdaptDecision {
   return { targetKbps: state.targetKbps, rung: state.rung, probeKbps: state.probeKbps, change, congested };
 }

@@ -5,7 +5,8 @@
  * forced keyframes, null-packet padding into the appsrc. Runs with adaptation disabled
  * too (the loop then only reports), so congestion is visible either way.
  */
-import { FAST_SAMPLE_MS, SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
+import { SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
+import { FAST_SAMPLE_MS } from './adapt-collapse.js';
 import { bindingFreesReads, type GstElement, type GstPipeline } from './gst.js';
 import { BPS, rungCaps } from './plan.js';
 import { srtStatsFromStructure, type SrtStats } from './srt-stats.js';

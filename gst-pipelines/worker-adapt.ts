@@ -6,7 +6,8 @@
  * worker-actuator.ts). No GStreamer here; unit-tested with scripted readings and run for
  * real in the adaptation integration tests.
  */
-import { AUDIO_ONLY, SAMPLE_MS, adaptStep, fastCheck, initialAdapt, type AdaptChange, type AdaptConfig, type AdaptState, type FastSample, type LinkSample, type Rung } from './adapt.js';
+import { AUDIO_ONLY, SAMPLE_MS, adaptStep, initialAdapt, type AdaptChange, type AdaptConfig, type AdaptState, type LinkSample, type Rung } from './adapt.js';
+import { fastCheck, type FastSample } from './adapt-collapse.js';
 import type { SrtStats } from './srt-stats.js';
 
 export interface Actuator {

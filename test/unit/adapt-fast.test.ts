@@ -8,19 +8,17 @@
 import { describe, expect, it } from 'vitest';
 import {
   AUDIO_ONLY,
-  FAST_SAMPLE_MS,
   SAMPLE_MS,
   adaptStep,
   delayBudgetMs,
-  fastCheck,
   initialAdapt,
   ladderFor,
   type AdaptChange,
   type AdaptConfig,
   type AdaptState,
-  type FastSample,
   type LinkSample,
 } from '../../gst-pipelines/adapt.js';
+import { FAST_SAMPLE_MS, fastCheck, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
 import type { SrtStats } from '../../gst-pipelines/srt-stats.js';
 import { AdaptLoop, type Actuator } from '../../gst-pipelines/worker-adapt.js';
 

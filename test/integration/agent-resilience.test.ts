@@ -138,10 +138,13 @@ describe('the broker is killed for 15 s and restarted', () => {
         expect(d.delayMs, `${id} attempt ${d.attempt}`).toBeLessThanOrEqual(step);
       });
     }
-    const firstDelays = IDS.map((id) => delays[id]![0]!.delayMs);
-    expect(new Set(firstDelays).size, `first delays ${firstDelays.join(', ')}`).toBe(IDS.length);
+    // Lockstep = the same sequence of delays. Two of three boxes drawing the same first delay
+    // (501 values) happens about once in 170 runs and is not lockstep: CI once failed on
+    // "983, 609, 983". Whole sequences of ≥ 3 draws colliding is ~1 in 10^7.
     const sequences = IDS.map((id) => delays[id]!.map((d) => d.delayMs).join(','));
-    expect(new Set(sequences).size).toBe(IDS.length);
+    expect(new Set(sequences).size, `delay sequences ${sequences.join(' | ')}`).toBe(IDS.length);
+    const firstDelays = IDS.map((id) => delays[id]![0]!.delayMs);
+    expect(new Set(firstDelays).size, `first delays ${firstDelays.join(', ')}`).toBeGreaterThan(1);
 
     // Events raised while offline: delivered after the reconnect, in order, none twice.
     await hub.waitFor((m) => m.n > mark && m.kind === 'event' && m.deviceId === 'box-b' && (m.json as BoxEvent).type === 'media_restart', 15_000, "box-b's media_restart event");

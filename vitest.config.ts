@@ -1,4 +1,7 @@
 import { defineConfig } from 'vitest/config';
+import { withNativePlugins } from './gst-pipelines/native.js';
+
+const pluginPath = withNativePlugins(process.env).GST_PLUGIN_PATH;
 
 export default defineConfig({
   test: {
@@ -9,5 +12,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    // Our epframer plugin (dist/native, built by `npm run build`) for every GStreamer the
+    // tests start, the test process's own binding included (native.ts).
+    env: pluginPath === undefined ? {} : { GST_PLUGIN_PATH: pluginPath },
   },
 });

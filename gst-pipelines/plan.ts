@@ -34,6 +34,8 @@ export const ELEMENT_NAMES = {
   tsAudioOut: 'tsaout',
   audioMux: 'amux',
   tsIn: 'tsin',
+  /** epframer (native.ts): merges the two muxers and frames SRT messages in GStreamer. */
+  framer: 'framer',
   srtSink: 'srtout',
   srtSrc: 'srtin',
   rxVideoTap: 'rxvtap',
@@ -280,6 +282,8 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   const ends = pickEndpoints(caps, settings, v, settings.standbyTitle ?? spec.title ?? spec.meetingId);
   const n = ELEMENT_NAMES;
   const snap = settings.snapshotDir !== undefined;
+  // Our native framer, when the build made it and the probe found it (native.ts).
+  const framer = caps.elements.epframer === true;
   const pbkeylen = spec.srt?.passphrase ? ` pbkeylen=${spec.srt.pbkeylen ?? 16}` : '';
   const srtCommon = `latency=${latency}${pbkeylen}`;
   // The mode goes in the URI: srtsink/srtsrc 1.22 re-derive it from the URI, and a
@@ -348,7 +352,16 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
       'queue max-size-buffers=3 leaky=downstream',
       ends.display.sink,
     ),
-    chain('rxtee.', 'queue leaky=downstream max-size-buffers=60', `appsink name=${n.rxVideoTap} sync=false async=false max-buffers=60 drop=true`),
+    // Received frames are counted here. A box reads the fakesink's `rendered` count a few
+    // times a second (no per-frame work in Node); the test hub's audit pulls every frame
+    // through an appsink for exact arrival times (freeze lengths to the millisecond).
+    chain(
+      'rxtee.',
+      'queue leaky=downstream max-size-buffers=60',
+      role.auditReceive
+        ? `appsink name=${n.rxVideoTap} sync=false async=false max-buffers=60 drop=true`
+        : `fakesink name=${n.rxVideoTap} sync=false async=false`,
+    ),
     chain(
       'demux.',
       'queue max-size-time=500000000',
@@ -371,18 +384,31 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
   // after the encoder slowed down (measured through the bottleneck, issue #4).
   const sendOpts = mode === 'caller' ? '&maxbw=0&oheadbw=25' : '';
   const srtSink = `srtsink name=${n.srtSink} uri=${q(`${sendUri}?mode=${mode}${sendOpts}`)} ${srtCommon}${streamId(spec.send.streamId)} wait-for-connection=false sync=false async=false`;
-  const pipeline = branches(
-    videoSend,
-    // Audio in its own muxer (PID 66): in one muxer every video frame waited for the Opus
-    // packet covering its timestamp (~20 ms); ts-merge.ts joins the two outputs.
-    chain(audioSend, `${n.audioMux}.sink_66`),
-    // fdsinks: the worker points their fds at pipes it reads (worker.ts openTsPipe).
-    chain('mpegtsmux name=mux alignment=0', `fdsink name=${n.tsOut} sync=false async=false`),
-    chain(`mpegtsmux name=${n.audioMux} alignment=0`, `fdsink name=${n.tsAudioOut} sync=false async=false`),
-    chain(`appsrc name=${n.tsIn} is-live=true format=time do-timestamp=true caps=video/mpegts,systemstream=true,packetsize=188`, srtSink),
-    receive,
-  );
-  const direct = branches(videoSend, chain(audioSend, 'mux.sink_66'), chain('mpegtsmux name=mux alignment=7', srtSink), receive);
+  // Audio in its own muxer (PID 66): in one muxer every video frame waited for the Opus
+  // packet covering its timestamp (~20 ms). The two outputs become one stream of whole
+  // SRT messages, flushed at every video frame end: inside GStreamer by our epframer
+  // element where it is built (native.ts), else in the worker (ts-merge.ts +
+  // ts-packetizer.ts) between fdsinks it reads and an appsrc it feeds.
+  const pipeline = framer
+    ? branches(
+        videoSend,
+        chain(audioSend, `${n.audioMux}.sink_66`),
+        chain('mpegtsmux name=mux alignment=0', `${n.framer}.video`),
+        chain(`mpegtsmux name=${n.audioMux} alignment=0`, `${n.framer}.audio`),
+        chain(`epframer name=${n.framer}`, srtSink),
+        receive,
+      )
+    : branches(
+        videoSend,
+        chain(audioSend, `${n.audioMux}.sink_66`),
+        // fdsinks: the worker points their fds at pipes it reads (worker.ts openTsPipe).
+        chain('mpegtsmux name=mux alignment=0', `fdsink name=${n.tsOut} sync=false async=false`),
+        chain(`mpegtsmux name=${n.audioMux} alignment=0`, `fdsink name=${n.tsAudioOut} sync=false async=false`),
+        chain(`appsrc name=${n.tsIn} is-live=true format=time do-timestamp=true caps=video/mpegts,systemstream=true,packetsize=188`, srtSink),
+        receive,
+      );
+  // What gst-launch-1.0 can run (benchmarks): with epframer, the pipeline itself.
+  const direct = framer ? pipeline : branches(videoSend, chain(audioSend, 'mux.sink_66'), chain('mpegtsmux name=mux alignment=7', srtSink), receive);
 
   const choices: PlanChoices = {
     encoder,
@@ -400,9 +426,7 @@ export function planSession(spec: MediaJoinSpec, caps: Capabilities, settings: M
     choices,
     env: sinkEnv(ends.display.sink),
     names: {
-      tsOut: n.tsOut,
-      tsAudioOut: n.tsAudioOut,
-      tsIn: n.tsIn,
+      ...(framer ? { framer: n.framer } : { tsOut: n.tsOut, tsAudioOut: n.tsAudioOut, tsIn: n.tsIn }),
       srtSink: n.srtSink,
       srtSrc: n.srtSrc,
       rxVideoTap: n.rxVideoTap,

@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { hostPaths } from '../device/host/paths.js';
+import { withNativePlugins } from './native.js';
 import type { HostPaths } from '../device/host/paths.js';
 import {
   boardKind,
@@ -55,6 +56,8 @@ export const PROBE_ELEMENTS = [
   'autovideosink', 'fakesink', 'alsasrc', 'alsasink', 'pulsesrc', 'pulsesink',
   'autoaudiosrc', 'autoaudiosink', 'webrtcdsp', 'webrtcechoprobe', 'opusenc', 'opusdec',
   'srtsink', 'srtsrc', 'mpegtsmux', 'tsdemux', 'h264parse', 'level', 'pngenc', 'textoverlay',
+  // ours (native.ts): frames the send stream into SRT messages inside GStreamer
+  'epframer',
 ] as const;
 
 /** The same list under the name the brief asked for. */
@@ -78,7 +81,7 @@ export function execRunCommand(env: NodeJS.ProcessEnv = process.env): RunCommand
         execFile(
           cmd,
           args,
-          { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8', env: { ...env, LC_ALL: 'C' } },
+          { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8', env: { ...withNativePlugins(env), LC_ALL: 'C' } },
           (err, stdout, stderr) => {
             let code: number | null = 0;
             if (err) code = typeof err.code === 'number' && !err.killed ? err.code : null;

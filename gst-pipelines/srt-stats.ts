@@ -158,8 +158,35 @@ function readValue(r: Reader, inherited: string | null = null): unknown {
   return convert(type, r.until(',;>}').trim(), false);
 }
 
+const FLAT_FIELD = /^\s*([A-Za-z][\w\-/.+:]*)=\(([\w-]+)\)([^,;]*)$/;
+
+/**
+ * The common case, fast: a flat structure of typed scalars (srtsink/srtsrc in caller
+ * mode, read 10 times a second by link adaptation): no quotes, escapes or nesting. Null
+ * when the string is anything else; then the full reader below parses it. Same values
+ * as the reader (same `convert`), checked on every fixture (test/unit/srt-stats.test.ts).
+ */
+function parseFlatStructure(s: string): GstStructureValue | null {
+  if (/["\\<>{}[\]]/.test(s)) return null;
+  const parts = s.replace(/;\s*$/, '').split(',');
+  const name = (parts[0] ?? '').trim();
+  if (!/^[A-Za-z][\w\-/.+:]*$/.test(name)) return null;
+  const fields: Record<string, unknown> = {};
+  for (let i = 1; i < parts.length; i++) {
+    const m = FLAT_FIELD.exec(parts[i]!);
+    if (!m || !isScalarType(m[2]!)) return null;
+    fields[m[1]!] = convert(m[2]!, m[3]!.trim(), false);
+  }
+  return { name, fields };
+}
+
 /** Parse a serialized GstStructure (`name, key=(type)value, …;`) with its name. */
 export function parseGstStructureWithName(s: string): GstStructureValue {
+  return parseFlatStructure(s.trim()) ?? readGstStructure(s);
+}
+
+/** The full reader (quotes, escapes, lists, nested structures); exported for its tests. */
+export function readGstStructure(s: string): GstStructureValue {
   const r = new Reader(s.trim());
   const name = r.until(',;').trim();
   if (!/^[A-Za-z][\w\-/.+:]*$/.test(name)) r.fail('bad structure name');

@@ -121,10 +121,14 @@ export interface SessionPlan {
   choices: PlanChoices;
   /** Names of elements the worker reads at run time. */
   names: {
-    tsOut: string;
+    /** The video muxer's fdsink, read by the worker (absent with `framer`). */
+    tsOut?: string;
     /** The audio muxer's fdsink (audio is muxed apart so video never waits for it). */
     tsAudioOut?: string;
-    tsIn: string;
+    /** The appsrc the worker feeds with SRT messages (absent with `framer`). */
+    tsIn?: string;
+    /** epframer (native.ts): merges and frames in GStreamer; the worker only reads its counters. */
+    framer?: string;
     srtSink: string;
     srtSrc: string;
     rxVideoTap: string;

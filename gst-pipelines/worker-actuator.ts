@@ -10,7 +10,7 @@ import { FAST_SAMPLE_MS } from './adapt-collapse.js';
 import { bindingFreesReads, type GstElement, type GstPipeline } from './gst.js';
 import { BPS, rungCaps } from './plan.js';
 import { srtStatsFromStructure, type SrtStats } from './srt-stats.js';
-import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, nullPacket, type TsPacketizer } from './ts-packetizer.js';
+import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, nullPacket } from './ts-packetizer.js';
 import type { SessionPlan } from './types.js';
 import { AdaptLoop, type AdaptReport } from './worker-adapt.js';
 
@@ -25,10 +25,18 @@ const AUDIO_ONLY_HOLD_MS = 150;
 const KEYFRAME_EVERY_MS = 2000;
 const PAD_TICK_MS = 20;
 
+/** The send framing adaptation acts on: epframer's properties, or the Node packetiser. */
+export type Framing =
+  | { setHoldMs(ms: number): void; setPaddingKbps(kbps: number): void; ownPadTimer: false }
+  | {
+      setHoldMs(ms: number): void;
+      /** Into the appsrc before srtsink (whole SRT messages). */
+      push(message: Buffer): void;
+      ownPadTimer: true;
+    };
+
 export interface AdaptationHooks {
-  packetizer: () => TsPacketizer | null;
-  /** Into the appsrc before srtsink (whole SRT messages). */
-  push: (message: Buffer) => void;
+  framing: () => Framing | null;
   onChange: (change: AdaptChange, report: AdaptReport) => void;
 }
 
@@ -107,18 +115,18 @@ export class PipelineAdaptation {
   }
 
   private setRung(rung: Rung | null): void {
-    const packetizer = this.hooks.packetizer();
+    const framing = this.hooks.framing();
     if (rung === null) {
       if (this.gate) this.gate.drop = true;
       this.videoOn = false;
       this.audioOnly = true;
       // Audio alone: fill whole 7-packet messages instead of padding every 40 ms.
-      packetizer?.setHoldMs(AUDIO_ONLY_HOLD_MS);
+      framing?.setHoldMs(AUDIO_ONLY_HOLD_MS);
       this.keyframesEvery(null);
       return;
     }
     if (this.caps) this.caps.caps = rungCaps(rung);
-    packetizer?.setHoldMs(holdFor(rung.fps));
+    framing?.setHoldMs(holdFor(rung.fps));
     this.audioOnly = false;
     if (!this.videoOn) {
       if (this.gate) this.gate.drop = false;
@@ -143,10 +151,17 @@ export class PipelineAdaptation {
     }, KEYFRAME_EVERY_MS);
   }
 
-  /** Null-packet padding straight into srtsink (whole messages): the audio-only probe. */
+  /**
+   * Null-packet padding straight into srtsink (whole messages): the audio-only probe.
+   * epframer pads itself (its `pad-kbps`, paced by the audio it passes every 20 ms);
+   * with the Node packetiser a timer pushes into the appsrc.
+   */
   private setPadding(kbps: number): void {
     if (this.padTimer) clearInterval(this.padTimer);
     this.padTimer = null;
+    const framing = this.hooks.framing();
+    if (!framing) return;
+    if (!framing.ownPadTimer) return framing.setPaddingKbps(Math.max(0, Math.round(kbps)));
     if (kbps <= 0) return;
     const message = Buffer.concat(Array.from({ length: PACKETS_PER_MESSAGE }, () => nullPacket()));
     let credit = 0;
@@ -155,7 +170,7 @@ export class PipelineAdaptation {
       const now = Date.now();
       credit += (kbps * (now - last)) / 8; // kbit/s × ms / 8 = bytes
       last = now;
-      for (; credit >= SRT_MESSAGE_SIZE && !this.stopped; credit -= SRT_MESSAGE_SIZE) this.hooks.push(message);
+      for (; credit >= SRT_MESSAGE_SIZE && !this.stopped; credit -= SRT_MESSAGE_SIZE) framing.push(message);
     }, PAD_TICK_MS);
   }
 }

@@ -6,6 +6,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withNativePlugins } from './native.js';
 import { isFromWorker, type FromWorker, type ToWorker } from './worker-protocol.js';
 
 export interface WorkerHandle {
@@ -76,7 +77,7 @@ export function forkSpawner(opts: ForkSpawnerOptions = {}): WorkerSpawner {
     spawn(env) {
       if (!existsSync(workerPath)) throw new Error(`media worker not built: ${workerPath} is missing (run npm run build)`);
       const child = fork(workerPath, [], {
-        env: { ...process.env, ...env, UV_THREADPOOL_SIZE: String(opts.threadpoolSize ?? 16) },
+        env: { ...withNativePlugins({ ...process.env, ...env }), UV_THREADPOOL_SIZE: String(opts.threadpoolSize ?? 16) },
         stdio: ['ignore', 'ignore', opts.stderr ?? 'inherit', 'ipc'],
         serialization: 'json',
       });

@@ -3,8 +3,10 @@
  * Started by the supervisor (supervisor.ts) through worker-main.ts; never imported by
  * the agent. It exits when its parent goes away, so it can never outlive the agent.
  *
- * Send path: mpegtsmux (alignment=0) → appsink `tsout` → TsPacketizer (whole 1316-byte
- * messages, flushed at every frame end) → appsrc `tsin` → srtsink.
+ * Send path: two mpegtsmux (alignment=0, video and audio apart) → epframer (our element,
+ * native.ts: merged, whole 1316-byte messages flushed at every frame end) → srtsink, all
+ * inside GStreamer; this process reads the framer's counters a few times a second. Where
+ * epframer is not built: fdsinks → FIFOs → TsMerger + TsPacketizer here → appsrc `tsin`.
  */
 import { writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
@@ -13,7 +15,7 @@ import { countArrival, makeTsFifo, newCounter, parseLevelDb, PRELOAD_ELEMENTS, S
 import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
 import { ELEMENT_NAMES } from './plan.js';
 import { TsPacketizer } from './ts-packetizer.js';
-import { PipelineAdaptation, holdFor } from './worker-actuator.js';
+import { PipelineAdaptation, holdFor, type Framing } from './worker-actuator.js';
 import { TsMerger } from './ts-merge.js';
 import { TsAudit } from './ts-audit.js';
 import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
@@ -36,6 +38,12 @@ export class MediaWorker {
   private receive = newCounter(Date.now());
   private packetizer: TsPacketizer | null = null;
   private tsIn: GstElement | undefined;
+  /** epframer, when the plan frames in GStreamer; its counters as last read. */
+  private framer: GstElement | undefined;
+  private framerSeen = { frames: 0, bytes: 0, padding: 0 };
+  /** The received-video fakesink whose `rendered` count is sampled (no pull per frame). */
+  private rxCountTap: GstElement | undefined;
+  private rxRendered = 0;
   private tsPipe: Socket | null = null;
   private tsAudioPipe: Socket | null = null;
   /** The test hub's receive audit (SessionRole.auditReceive): its FIFO and the auditor. */
@@ -144,7 +152,11 @@ export class MediaWorker {
         if (src) src.passphrase = m.secrets.passphrase;
       }
     }
-    if (m.plan.kind === 'session') this.openTsPipe(p, m.plan);
+    if (m.plan.kind === 'session') {
+      this.openTsPipe(p, m.plan);
+      this.framer = m.plan.names.framer ? p.findChild(m.plan.names.framer) : undefined;
+      if (this.framer) this.framer['hold-ms'] = holdFor(m.plan.video.fps);
+    }
     p.pollBus((msg) => this.onBus(msg));
     this.playAt = Date.now();
     this.send = newCounter(this.playAt);
@@ -159,8 +171,7 @@ export class MediaWorker {
           p,
           m.plan,
           {
-            packetizer: () => this.packetizer,
-            push: (message) => this.tsIn?.push?.(message),
+            framing: () => this.framing(),
             onChange: (change, report) => this.ch.send({ type: 'adapt', change, report }),
           },
           m.adaptFrom ?? null,
@@ -199,10 +210,45 @@ export class MediaWorker {
     }
   }
 
+  /** What adaptation changes in the framing: the hold time and null padding (a probe). */
+  private framing(): Framing | null {
+    const f = this.framer;
+    if (f) return { setHoldMs: (ms) => (f['hold-ms'] = ms), setPaddingKbps: (kbps) => (f['pad-kbps'] = kbps), ownPadTimer: false };
+    const pk = this.packetizer;
+    if (!pk) return null;
+    return { setHoldMs: (ms) => pk.setHoldMs(ms), push: (message) => this.tsIn?.push?.(message), ownPadTimer: true };
+  }
+
+  /**
+   * epframer's counters → the send counter (every 250 ms, with the stall check): frames,
+   * bytes and the time the last frame left, at that resolution. Integer property reads,
+   * no per-frame work in this process.
+   */
+  private readFramer(now: number): void {
+    const f = this.framer;
+    if (!f || this.stopping) return;
+    const frames = Number(f['video-frames'] ?? 0);
+    const bytes = Number(f['bytes-out'] ?? 0);
+    const seen = this.framerSeen;
+    const c = this.send;
+    if (bytes > seen.bytes) {
+      if (c.firstAt === null) c.firstAt = now;
+      c.bytes += bytes - seen.bytes;
+    }
+    if (frames > seen.frames) {
+      if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, now - c.lastAt);
+      c.frames += frames - seen.frames;
+      c.lastAt = now;
+    }
+    this.framerSeen = { frames, bytes, padding: Number(f['padding-packets'] ?? 0) };
+  }
+
   private wireSession(p: GstPipeline, plan: SessionPlan): void {
+    this.wireReceive(p, plan);
+    if (this.framer) return;
     const packetizer = new TsPacketizer({ holdMs: holdFor(plan.video.fps), now: () => Date.now() });
     this.packetizer = packetizer;
-    this.tsIn = p.findChild(plan.names.tsIn);
+    this.tsIn = plan.names.tsIn ? p.findChild(plan.names.tsIn) : undefined;
     const emit = (chunks: Buffer[]): void => {
       for (const c of chunks) this.tsIn?.push?.(c);
     };
@@ -252,7 +298,12 @@ export class MediaWorker {
     });
     for (const pipe of [this.tsPipe, this.tsAudioPipe])
       pipe?.on('error', (e: Error) => this.ch.send({ type: 'error', cause: 'pipeline', source: 'tsout', message: `TS pipe: ${e.message}`, retryable: true }));
+  }
+
+  /** The received video tap (frame counting, stall) and the snapshot sinks. */
+  private wireReceive(p: GstPipeline, plan: SessionPlan): void {
     const tap = p.findChild(plan.names.rxVideoTap);
+    if (tap && !tap.pull) this.rxCountTap = tap;
     if (tap?.pull) {
       const pull = tap.pull.bind(tap);
       const onFrame = (buf: Buffer | null): void => {
@@ -385,8 +436,31 @@ export class MediaWorker {
     }
   }
 
+  /**
+   * The received-video fakesink's `rendered` count → the receive counter (every 250 ms,
+   * with the stall check; bytes come from srtsrc's stats in reportStats).
+   */
+  private readRxCount(now: number): void {
+    const tap = this.rxCountTap;
+    if (!tap || this.stopping) return;
+    const m = /rendered=\(g?u?int64\)(\d+)/.exec(String(tap.stats ?? ''));
+    const rendered = m ? Number(m[1]) : this.rxRendered;
+    if (rendered <= this.rxRendered) return;
+    const c = this.receive;
+    if (c.firstAt === null) {
+      c.firstAt = now;
+      this.ch.send({ type: 'first-bytes', direction: 'receive', atMs: now - this.playAt });
+    }
+    if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, now - c.lastAt);
+    c.frames += rendered - this.rxRendered;
+    c.lastAt = now;
+    this.rxRendered = rendered;
+  }
+
   private checkStall(stallMs: number): void {
     const now = Date.now();
+    this.readFramer(now);
+    this.readRxCount(now);
     // Grace before the first frame: SRT handshake plus waiting for the hub's next keyframe.
     const grace = Math.max(stallMs, 5000);
     for (const [dir, c] of [['send', this.send], ['receive', this.receive]] as const) {
@@ -435,9 +509,15 @@ export class MediaWorker {
       const cached = this.adaptation?.lastSendStats;
       sendSrt = cached && now - cached.at < 1000 ? cached.st : srtStatsFromStructure(String(p.findChild(plan.names.srtSink)?.stats ?? ''), 'send');
       recvSrt = srtStatsFromStructure(String(p.findChild(plan.names.srtSrc)?.stats ?? ''), 'receive');
+      // Sampled frame counts: the received bytes are srtsrc's payload bytes (TS, audio included).
+      if (this.rxCountTap && recvSrt.elementBytes !== null) this.receive.bytes = recvSrt.elementBytes;
     }
     const dtMs = now - this.lastSrt.at;
     const pk = this.packetizer?.stats();
+    const seen = this.framerSeen;
+    const paddingPct = this.framer
+      ? seen.bytes > 0 ? Math.round(((seen.padding * 188) / seen.bytes) * 1000) / 10 : null
+      : pk && pk.bytesOut > 0 ? Math.round((pk.paddingBytes / pk.bytesOut) * 1000) / 10 : null;
     const stats: WorkerStats = {
       ts: now,
       uptimeMs: now - this.startedAt,
@@ -447,7 +527,7 @@ export class MediaWorker {
         bytes: this.send.bytes,
         idleMs: this.send.lastAt === null ? null : now - this.send.lastAt,
         srt: this.linkStats('send', sendSrt, dtMs),
-        paddingPct: pk && pk.bytesOut > 0 ? Math.round((pk.paddingBytes / pk.bytesOut) * 1000) / 10 : null,
+        paddingPct,
       },
       receive: {
         ...rate(this.receive),

@@ -25,6 +25,7 @@ import { freePort, LocalHub } from '../../gst-pipelines/local-hub.js';
 import { planSession } from '../../gst-pipelines/plan.js';
 import { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
 import { forkSpawner } from '../../gst-pipelines/worker-process.js';
+import { withNativePlugins } from '../../gst-pipelines/native.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan } from '../../gst-pipelines/types.js';
 import type { WorkerStats } from '../../gst-pipelines/worker-protocol.js';
 import { childPids, endChild, launchArgv, track, MeasurementError, monoMs, procCpuSeconds, procThreadCpu, round1, round3, sleep, udpPortBound, waitFor } from './machine.js';
@@ -232,7 +233,7 @@ async function runOnce(variant: CpuVariant, order: number, o: CpuOptions, launch
   let gstExit: string | null = null;
   try {
     if (variant === 'gst') {
-      gst = track(spawn('gst-launch-1.0', ['-m', ...launchArgv(plan.direct)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      gst = track(spawn('gst-launch-1.0', ['-m', ...launchArgv(plan.direct)], { stdio: ['ignore', 'pipe', 'pipe'], env: withNativePlugins(process.env) }));
       gst.stdout?.on('data', (d: Buffer) => {
         levelMessages += (d.toString().match(/from element "rxlevel"/g) ?? []).length;
       });

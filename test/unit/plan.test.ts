@@ -115,6 +115,19 @@ describe('planSession: transport and audio', () => {
     expect(p.pipeline).toContain('appsrc name=tsin');
     expect(p.direct).toContain('mpegtsmux name=mux alignment=7 ! srtsink');
     expect(p.direct).not.toContain('appsrc');
+    expect(p.names.framer).toBeUndefined();
+  });
+
+  it('frames inside GStreamer when the probe found our epframer: no FIFO, no appsrc, one string for worker and gst-launch', () => {
+    const f = planSession(spec, caps({ extra: ['epframer'] }), settings);
+    expect(f.pipeline).toContain('mpegtsmux name=mux alignment=0 ! framer.video');
+    expect(f.pipeline).toContain('mpegtsmux name=amux alignment=0 ! framer.audio');
+    expect(f.pipeline).toMatch(/epframer name=framer ! srtsink name=srtout /);
+    expect(f.pipeline).not.toMatch(/appsrc|fdsink/);
+    expect(f.direct).toBe(f.pipeline);
+    expect(f.names).toMatchObject({ framer: 'framer', srtSink: 'srtout' });
+    expect(f.names.tsOut).toBeUndefined();
+    expect(f.names.tsIn).toBeUndefined();
   });
 
   it('puts enums and the stream id in the launch string, never the passphrase', () => {

@@ -4,6 +4,7 @@ import {
   isGstStructureParseError,
   parseGstStructure,
   parseGstStructureWithName,
+  readGstStructure,
   srtRatesBetween,
   srtStatsFromStructure,
 } from '../../gst-pipelines/srt-stats.js';
@@ -39,6 +40,20 @@ describe('parseGstStructure', () => {
     expect(callers).toHaveLength(2);
     expect(callers[1]).toMatchObject({ 'packets-sent': 732, 'rtt-ms': 0.113, 'caller-address': null });
     expect(fields['bytes-sent-total']).toBe(1922112);
+  });
+
+  it('the flat fast path gives what the full reader gives, on every recorded stats string', () => {
+    const names = ['idle', 'send-caller', 'send-listener', 'send-listener-two-callers', 'receive-caller', 'receive-listener'];
+    let flat = 0;
+    for (const name of names)
+      for (const line of fixture(name)) {
+        expect(parseGstStructureWithName(line), `${name}: ${line.slice(0, 80)}`).toEqual(readGstStructure(line));
+        if (!/[<"]/.test(line)) flat++;
+      }
+    expect(flat, 'caller-mode lines take the fast path').toBeGreaterThan(5);
+    // Falls back (and still parses) on what the fast path does not take.
+    expect(parseGstStructureWithName('x/y, a=(int)1, raw=7;')).toEqual({ name: 'x/y', fields: { a: 1, raw: '7' } });
+    expect(parseGstStructureWithName('x/y, a=(int)1; b=(int)2')).toEqual({ name: 'x/y', fields: { a: 1 } });
   });
 
   it('parses idle strings', () => {

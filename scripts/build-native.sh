@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the native GStreamer element `epframer` (gst-pipelines/native/epframer.c).
+#   bash scripts/build-native.sh [OUTDIR]     # default OUTDIR: dist/native (repo root)
+# Output: OUTDIR/libgstepframer.so; use it with GST_PLUGIN_PATH=OUTDIR.
+# Idempotent: compiles only when the .so is missing or older than the .c (or this script).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SRC="$ROOT/gst-pipelines/native/epframer.c"
+OUTDIR="${1:-$ROOT/dist/native}"
+OUT="$OUTDIR/libgstepframer.so"
+APT_HINT="install them with: sudo apt-get install libgstreamer1.0-dev build-essential pkg-config"
+
+die() {
+  echo "build-native: ERROR: $*" >&2
+  exit 1
+}
+
+[ -f "$SRC" ] || die "source not found: $SRC"
+command -v gcc >/dev/null 2>&1 || die "gcc not found; $APT_HINT"
+command -v pkg-config >/dev/null 2>&1 || die "pkg-config not found; $APT_HINT"
+pkg-config --exists gstreamer-1.0 gstreamer-base-1.0 ||
+  die "GStreamer development files (gstreamer-1.0.pc, gstreamer-base-1.0.pc) not found; $APT_HINT"
+
+if [ -f "$OUT" ] && [ "$OUT" -nt "$SRC" ] && [ "$OUT" -nt "${BASH_SOURCE[0]}" ]; then
+  echo "build-native: $OUT is up to date"
+  exit 0
+fi
+
+mkdir -p "$OUTDIR"
+# shellcheck disable=SC2046 # pkg-config output is a list of flags
+FLAGS=($(pkg-config --cflags --libs gstreamer-1.0 gstreamer-base-1.0))
+# Compile to a temporary name and rename: a reader (gst-inspect, a running test) never
+# sees a half-written plugin, and a failed build leaves the previous one in place.
+TMP="$OUT.tmp.$$"
+trap 'rm -f "$TMP"' EXIT
+gcc -Wall -Wextra -Werror -O2 -fPIC -shared -o "$TMP" "$SRC" "${FLAGS[@]}" ||
+  die "compilation failed (if gst/gst.h is missing: $APT_HINT)"
+mv -f "$TMP" "$OUT"
+trap - EXIT
+echo "build-native: built $OUT"

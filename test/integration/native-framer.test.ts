@@ -1,0 +1,304 @@
+/**
+ * The native `epframer` element (gst-pipelines/native/epframer.c), built by
+ * scripts/build-native.sh into a temporary directory, on real mpegtsmux output:
+ *  - live video + audio muxers (PIDs 65/66, as plan.ts makes them) → epframer →
+ *    whole 1316-byte messages that ffprobe/ffmpeg read as one program;
+ *  - the same muxer outputs recorded to files and framed by the element and by the JS
+ *    reference (TsMerger + TsPacketizer): byte-identical results;
+ *  - pad-kbps and hold-ms, on gst-launch and set while PLAYING through the Node binding.
+ * Counters come from the `epframer-stats` element message the element posts at EOS
+ * (`gst-launch-1.0 -m` prints it).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadGst } from '../../gst-pipelines/gst.js';
+import { TsMerger } from '../../gst-pipelines/ts-merge.js';
+import { NULL_PID, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, TsPacketizer } from '../../gst-pipelines/ts-packetizer.js';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const VIDEO_PID = 65;
+const AUDIO_PID = 66;
+
+let dir = '';
+let pluginDir = '';
+/** The plugin directory and a registry of our own: the user's registry cache is left alone. */
+let env: NodeJS.ProcessEnv = {};
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'ep-framer-'));
+  pluginDir = path.join(dir, 'plugin');
+  await run('bash', [path.join(ROOT, 'scripts/build-native.sh'), pluginDir]);
+  env = { ...process.env, GST_PLUGIN_PATH: pluginDir, GST_REGISTRY: path.join(dir, 'registry.bin') };
+  const { stdout } = await run('gst-inspect-1.0', ['epframer'], { env });
+  expect(stdout).toContain('GstEpFramer');
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+type Stats = Record<string, number>;
+
+/** Runs gst-launch-1.0 -m; returns the element's EOS counters (epframer-stats message). */
+async function launch(pipeline: string): Promise<Stats> {
+  const { stdout, stderr } = await run('gst-launch-1.0', ['-m', ...pipeline.split(/\s+/).filter(Boolean)], { env, maxBuffer: 16 << 20 });
+  expect(stderr).not.toMatch(/CRITICAL|WARNING|ERROR/);
+  const m = /epframer-stats, ([^;]*);/.exec(stdout);
+  if (!m?.[1]) throw new Error(`no epframer-stats message in:\n${stdout.slice(-3000)}`);
+  const stats: Stats = {};
+  for (const kv of m[1].split(', ')) {
+    const f = /^([\w-]+)=\([\w]+\)(\d+)$/.exec(kv);
+    if (f?.[1] && f[2]) stats[f[1]] = Number(f[2]);
+  }
+  return stats;
+}
+
+function videoBranch(fps: number, frames: number, live: boolean): string {
+  return `videotestsrc is-live=${live} num-buffers=${frames} ! video/x-raw,width=640,height=360,framerate=${fps}/1,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=800 ! h264parse config-interval=-1 ! mux.sink_65 mpegtsmux name=mux alignment=0`;
+}
+function audioBranch(buffers: number, live: boolean): string {
+  return `audiotestsrc is-live=${live} num-buffers=${buffers} samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! amux.sink_66 mpegtsmux name=amux alignment=0`;
+}
+/** Live video (fps, seconds) and audio (20 ms buffers) into epframer `props` → file. */
+function livePipeline(out: string, fps: number, seconds: number, props = ''): string {
+  return `${videoBranch(fps, fps * seconds, true)} ! f.video ${audioBranch(seconds * 50, true)} ! f.audio epframer name=f ${props} ! filesink location=${out}`;
+}
+
+const packets = (b: Buffer): Buffer[] => {
+  const out: Buffer[] = [];
+  for (let o = 0; o + TS_PACKET_SIZE <= b.length; o += TS_PACKET_SIZE) out.push(b.subarray(o, o + TS_PACKET_SIZE));
+  return out;
+};
+const pidOf = (p: Buffer): number => ((p[1]! & 0x1f) << 8) | p[2]!;
+const nullMessage = Buffer.concat(Array.from({ length: 7 }, () => Buffer.from([0x47, 0x1f, 0xff, 0x10, ...new Array<number>(184).fill(0xff)])));
+
+function expectWholeMessages(out: Buffer): void {
+  expect(out.length).toBeGreaterThan(0);
+  expect(out.length % SRT_MESSAGE_SIZE).toBe(0);
+  for (let o = 0; o < out.length; o += TS_PACKET_SIZE) if (out[o] !== 0x47) throw new Error(`no sync byte at ${o}`);
+}
+
+/** Messages made of 7 null packets (only pad-kbps makes them: a flush pads a non-empty remainder). */
+function nullMessages(out: Buffer): number {
+  let n = 0;
+  for (let o = 0; o < out.length; o += SRT_MESSAGE_SIZE) if (out.subarray(o, o + SRT_MESSAGE_SIZE).equals(nullMessage)) n++;
+  return n;
+}
+
+/** TsMerger → TsPacketizer as the worker chains them, fed in filesrc-sized chunks, no hold. */
+function reference(video: Buffer, audio: Buffer | null): { out: Buffer; stats: ReturnType<TsPacketizer['stats']> } {
+  const merger = new TsMerger();
+  const packetizer = new TsPacketizer({ holdMs: 1e9, now: () => 0 });
+  const out: Buffer[] = [];
+  if (audio) out.push(...packetizer.push(merger.pushAudio(audio)));
+  for (let o = 0; o < video.length; o += 4096) out.push(...packetizer.push(merger.pushVideo(video.subarray(o, o + 4096))));
+  out.push(...packetizer.flush());
+  return { out: Buffer.concat(out), stats: packetizer.stats() };
+}
+
+describe('epframer (native GStreamer element)', () => {
+  it('frames live video + audio muxers into whole 1316-byte messages ffmpeg decodes as one program', async () => {
+    const out = path.join(dir, 'live.ts');
+    const stats = await launch(livePipeline(out, 30, 5));
+    const data = await readFile(out);
+    expectWholeMessages(data);
+    expect(stats['bytes-out']).toBe(data.length);
+    expect(stats['messages-out']).toBe(data.length / SRT_MESSAGE_SIZE);
+    expect(stats['video-frames']).toBe(150);
+    expect(stats['frames-ended']).toBe(150);
+    expect(stats['flushes-frame-end']).toBeGreaterThan(100);
+    expect(stats['audio-pes']).toBeGreaterThanOrEqual(240);
+    expect(stats['continuity-errors']).toBe(0);
+    expect(stats['resyncs']).toBe(0);
+    expect(stats['pad-messages']).toBe(0);
+
+    const probe = await run('ffprobe', ['-v', 'error', '-show_streams', '-show_entries', 'program_stream=codec_name,id', '-of', 'json', out]);
+    const parsed = JSON.parse(probe.stdout) as { programs: Array<{ streams: Array<{ codec_name: string; id: string }> }>; streams: Array<{ codec_name: string }> };
+    expect(parsed.programs).toHaveLength(1);
+    expect(parsed.programs[0]!.streams.map((s) => `${s.codec_name}@${s.id}`).sort()).toEqual(['h264@0x41', 'opus@0x42']);
+    expect(parsed.streams.map((s) => s.codec_name).sort()).toEqual(['h264', 'opus']);
+
+    const dec = await run('ffmpeg', ['-hide_banner', '-nostats', '-v', 'warning', '-progress', 'pipe:1', '-i', out, '-map', '0:v', '-f', 'null', '-']);
+    const frames = Number([...dec.stdout.matchAll(/^frame=(\d+)$/gm)].pop()?.[1] ?? 0);
+    expect(frames).toBeGreaterThanOrEqual(143);
+    expect(dec.stderr).not.toMatch(/continuity|corrupt|error/i);
+  }, 30_000);
+
+  describe('on recorded muxer output, against TsMerger + TsPacketizer', () => {
+    let video = Buffer.alloc(0);
+    let audio = Buffer.alloc(0);
+    let vFile = '';
+    let aFile = '';
+
+    beforeAll(async () => {
+      vFile = path.join(dir, 'v.ts');
+      aFile = path.join(dir, 'a.ts');
+      await run('gst-launch-1.0', ['-q', ...`${videoBranch(30, 150, false)} ! filesink location=${vFile} ${audioBranch(250, false)} ! filesink location=${aFile}`.split(' ')], { env });
+      [video, audio] = await Promise.all([readFile(vFile), readFile(aFile)]);
+      // The reconstruction below drops null packets: the video muxer must write none.
+      expect(packets(video).filter((p) => pidOf(p) === NULL_PID)).toHaveLength(0);
+    });
+
+    it('video only, with junk between packets: byte-identical output and counters', async () => {
+      // Zero-filled junk (no 0x47 in it, >= 188 bytes so no false sync inside it) at three places.
+      const cuts = [37 * TS_PACKET_SIZE, 400 * TS_PACKET_SIZE, 1111 * TS_PACKET_SIZE];
+      const junk = [200, 377, 1000];
+      const parts: Buffer[] = [];
+      let last = 0;
+      cuts.forEach((c, i) => {
+        parts.push(video.subarray(last, c), Buffer.alloc(junk[i]!));
+        last = c;
+      });
+      parts.push(video.subarray(last));
+      const junky = Buffer.concat(parts);
+      const jFile = path.join(dir, 'vjunk.ts');
+      await writeFile(jFile, junky);
+
+      const out = path.join(dir, 'vonly.out.ts');
+      // The audio pad is not linked: it counts as EOS.
+      const stats = await launch(`filesrc location=${jFile} ! f.video epframer name=f hold-ms=10000 ! filesink location=${out}`);
+      const data = await readFile(out);
+      const ref = reference(junky, null);
+      expectWholeMessages(data);
+      expect(data.equals(ref.out)).toBe(true);
+      expect(stats['video-frames']).toBe(ref.stats.videoFrames);
+      expect(stats['video-frames']).toBe(150);
+      expect(stats['frames-ended']).toBe(ref.stats.framesEnded);
+      expect(stats['flushes-frame-end']).toBe(ref.stats.flushes.frameEnd);
+      expect(stats['flushes-forced']).toBe(ref.stats.flushes.forced);
+      expect(stats['flushes-hold']).toBe(0);
+      expect(stats['padding-packets']! * TS_PACKET_SIZE).toBe(ref.stats.paddingBytes);
+      expect(stats['junk-bytes']).toBe(1577);
+      expect(stats['resyncs']).toBeGreaterThanOrEqual(3);
+      expect(stats['continuity-errors']).toBe(0);
+    });
+
+    it('video + audio: the same packets as TsMerger, framed exactly as TsPacketizer frames them', async () => {
+      const out = path.join(dir, 'va.out.ts');
+      const stats = await launch(`filesrc location=${vFile} ! f.video filesrc location=${aFile} ! f.audio epframer name=f hold-ms=10000 ! filesink location=${out}`);
+      const data = await readFile(out);
+      expectWholeMessages(data);
+      const got = packets(data).filter((p) => pidOf(p) !== NULL_PID);
+
+      // Merger: per PID, the packets TsMerger gives (the interleaving of the two files
+      // depends on which filesrc ran first; within each stream the order is kept).
+      const plain = packets(new TsMerger().pushVideo(video));
+      const m = new TsMerger();
+      const audioRef = packets(m.pushAudio(audio));
+      const extended = packets(m.pushVideo(video));
+      const ofPid = (ps: Buffer[], pid: number): Buffer[] => ps.filter((p) => pidOf(p) === pid);
+      const same = (a: Buffer[], b: Buffer[]): boolean => a.length === b.length && a.every((p, i) => p.equals(b[i]!));
+      expect(ofPid(got, VIDEO_PID).length).toBeGreaterThan(1000);
+      expect(same(ofPid(got, VIDEO_PID), ofPid(plain, VIDEO_PID))).toBe(true);
+      expect(ofPid(got, AUDIO_PID).length).toBeGreaterThan(250);
+      expect(same(ofPid(got, AUDIO_PID), ofPid(audioRef, AUDIO_PID))).toBe(true);
+      expect(same(ofPid(got, 0), ofPid(plain, 0))).toBe(true);
+      // The video PMT: as the muxer wrote it until the audio PMT was learnt, extended after.
+      const pmtPid = pidOf(plain.find((p) => pidOf(p) !== 0 && pidOf(p) !== VIDEO_PID)!);
+      const pmts = ofPid(got, pmtPid);
+      expect(pmts.length).toBeGreaterThan(10);
+      pmts.forEach((p, i) => expect(p.equals(ofPid(extended, pmtPid)[i]!) || p.equals(ofPid(plain, pmtPid)[i]!)).toBe(true));
+      expect(pmts.at(-1)!.equals(ofPid(extended, pmtPid).at(-1)!)).toBe(true);
+      expect(got.length).toBe(plain.length + ofPid(audioRef, AUDIO_PID).length);
+
+      // Packetizer: the merged stream in the element's order, through TsPacketizer.
+      const packetizer = new TsPacketizer({ holdMs: 1e9, now: () => 0 });
+      const ref = Buffer.concat([...packetizer.push(Buffer.concat(got)), ...packetizer.flush()]);
+      const s = packetizer.stats();
+      expect(data.equals(ref)).toBe(true);
+      expect(stats['video-frames']).toBe(s.videoFrames);
+      expect(stats['frames-ended']).toBe(s.framesEnded);
+      expect(stats['frames-ended']).toBe(150);
+      expect(stats['flushes-frame-end']).toBe(s.flushes.frameEnd);
+      expect(stats['flushes-hold']).toBe(0);
+      expect(stats['padding-packets']! * TS_PACKET_SIZE).toBe(s.paddingBytes);
+      expect(stats['audio-pes']).toBe(s.audioPes);
+      expect(stats['continuity-errors']).toBe(0);
+    });
+  });
+
+  it('pad-kbps adds null messages at the rate; hold-ms flushes audio remainders between 5 fps frames', async () => {
+    const seconds = 4;
+    const files = ['pad', 'hold20', 'hold10s'].map((n) => path.join(dir, `${n}.ts`));
+    const [pad, hold20, hold10s] = await Promise.all([
+      launch(livePipeline(files[0]!, 5, seconds, 'pad-kbps=200')),
+      launch(livePipeline(files[1]!, 5, seconds, 'hold-ms=20')),
+      launch(livePipeline(files[2]!, 5, seconds, 'hold-ms=10000')),
+    ]);
+    const expected = (200_000 / 8) * seconds / SRT_MESSAGE_SIZE; // 76 messages
+    expect(pad['pad-messages']).toBeGreaterThan(expected * 0.7);
+    expect(pad['pad-messages']).toBeLessThan(expected * 1.3);
+    const padOut = await readFile(files[0]!);
+    expectWholeMessages(padOut);
+    expect(nullMessages(padOut)).toBe(pad['pad-messages']);
+    expect(pad['messages-out']).toBe(padOut.length / SRT_MESSAGE_SIZE);
+
+    expect(hold20['flushes-hold']).toBeGreaterThan(20);
+    expect(hold10s['flushes-hold']).toBe(0);
+    expect(hold20['video-frames']).toBe(5 * seconds);
+    for (const f of files.slice(1)) {
+      const out = await readFile(f);
+      expectWholeMessages(out);
+      expect(nullMessages(out)).toBe(0);
+    }
+  }, 30_000);
+
+  it('runs with the audio pad alone (video pad unlinked): its own stream-start, audio packets only', async () => {
+    const out = path.join(dir, 'aonly.ts');
+    const stats = await launch(`${audioBranch(100, false)} ! f.audio epframer name=f ! filesink location=${out}`);
+    const data = await readFile(out);
+    expectWholeMessages(data);
+    // The audio muxer's PAT/PMT are dropped (the video muxer's would carry the program).
+    expect(new Set(packets(data).map(pidOf))).toEqual(new Set([AUDIO_PID, NULL_PID]));
+    expect(stats['audio-pes']).toBe(0); // the audio PID is learnt from the video PMT
+    expect(stats['video-frames']).toBe(0);
+    expect(stats['messages-out']).toBe(data.length / SRT_MESSAGE_SIZE);
+  });
+
+  it('pad-kbps and hold-ms set while PLAYING through the Node binding (audio only)', async () => {
+    // The binding initialises GStreamer when loaded: the plugin path must be set first.
+    process.env.GST_PLUGIN_PATH = pluginDir;
+    process.env.GST_REGISTRY = path.join(dir, 'registry.bin');
+    const gst = loadGst();
+    const p = new gst.Pipeline(`${audioBranch(-1, true)} ! f.audio epframer name=f hold-ms=150 ! fakesink sync=false`);
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    try {
+      p.play();
+      await sleep(1000);
+      const f = p.findChild('f');
+      if (!f) throw new Error('no epframer in the pipeline');
+      expect(f['hold-ms']).toBe(150);
+      expect(f['messages-out']).toBeGreaterThan(0);
+      expect(f['pad-messages']).toBe(0);
+      f['pad-kbps'] = 400;
+      expect(f['pad-kbps']).toBe(400);
+      await sleep(1500);
+      const padded = f['pad-messages'] as number;
+      const expected = (400_000 / 8) * 1.5 / SRT_MESSAGE_SIZE; // 57
+      expect(padded).toBeGreaterThan(expected * 0.6);
+      expect(padded).toBeLessThan(expected * 1.4);
+      f['pad-kbps'] = 0;
+      const stopped = f['pad-messages'] as number;
+      await sleep(400);
+      expect(f['pad-messages']).toBe(stopped);
+      f['hold-ms'] = 20;
+      expect(f['hold-ms']).toBe(20);
+      const holds = f['flushes-hold'] as number;
+      await sleep(400);
+      expect(f['flushes-hold'] as number).toBeGreaterThan(holds + 5);
+      // guint64 reaches JS as a string (the binding transforms unknown types to strings).
+      const bytes = Number(f['bytes-out']);
+      expect(bytes).toBeGreaterThan(0);
+      expect(bytes % SRT_MESSAGE_SIZE).toBe(0);
+      expect(f['continuity-errors']).toBe(0);
+    } finally {
+      p.stop();
+    }
+  }, 20_000);
+});

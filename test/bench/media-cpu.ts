@@ -209,6 +209,8 @@ export interface CpuResult {
   /** worker running the `direct` string ÷ gst-launch running it: the binding's own cost. */
   ratioBindingDirectVsGstLaunch: number | null;
   pairRatios: number[];
+  /** Median of pairRatios: one noisy pair moves it less than the ratio of sums. */
+  medianPairRatio: number;
   launch: { pipeline: string; direct: string };
 }
 
@@ -296,6 +298,12 @@ async function runOnce(variant: CpuVariant, order: number, o: CpuOptions, launch
   }
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /** Alternated runs (e.g. worker, gst, binding, worker, gst, binding). */
 export async function measureCpu(o: CpuOptions): Promise<CpuResult> {
   const runs: CpuRun[] = [];
@@ -326,6 +334,7 @@ export async function measureCpu(o: CpuOptions): Promise<CpuResult> {
     ratioWorkerVsGstLaunch: round3(sums.worker / sums.gst),
     ratioBindingDirectVsGstLaunch: sums.binding > 0 ? round3(sums.binding / sums.gst) : null,
     pairRatios,
+    medianPairRatio: round3(median(pairRatios)),
     launch,
   };
 }

@@ -5,7 +5,7 @@
  * counter drawn as 48×48-px black/white blocks in the luma plane (and the complement of
  * the counter in a second row, so a damaged read is rejected, never guessed). It runs
  * the box's own send path through the production MediaWorker: the plan's encoder chain,
- * `mpegtsmux alignment=0 ! appsink` → TsPacketizer → `appsrc ! srtsink`. A receiver
+ * two `mpegtsmux alignment=0` → `epframer ! srtsink` (docs/media.md). A receiver
  * process runs the box's receive path from the same plan (srtsrc listener → tsdemux →
  * h264parse → avdec_h264) into an appsink and reads the counter back from the luma.
  * Both processes stamp frames with CLOCK_MONOTONIC (shared by all processes of the
@@ -16,12 +16,15 @@
  * plan changes shape so that the cut no longer applies, the bench says so and fails.
  *
  * Variants (same frames, same encoder settings, same receiver unless stated):
- * - ours:            the plan's `pipeline` (alignment=0 + TsPacketizer), SRT latency 40 ms.
+ * - ours:            the plan's `pipeline` (alignment=0 + epframer), SRT latency 40 ms.
+ * - ours-node:       the plan without epframer: FIFOs → TsMerger + TsPacketizer in the
+ *                    worker → appsrc (the fallback where the element is not built).
  * - ours-video-only: the same without the audio branch (what audio costs the video; since
  *                    audio has its own muxer, nothing).
  * - ours-opus10:     the same with 10 ms audio buffers and Opus frames (a proposal;
  *                    not run by default).
- * - direct:          the plan's `direct` string (`mpegtsmux alignment=7 ! srtsink`).
+ * - direct:          one `mpegtsmux alignment=7 ! srtsink` (the plan's `direct` string
+ *                    without epframer: what bare gst-launch could run before it).
  * - before:          `direct`, and a receiver without the `video/x-h264,alignment=au`
  *                    caps (bare gst-launch as it was before this work).
  * - rtp:             the plan's encoder → rtph264pay → UDP, no jitter buffer: the floor of
@@ -34,6 +37,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../gst-pipelines/local-hub.js';
+import { withNativePlugins } from '../../gst-pipelines/native.js';
 import { ELEMENT_NAMES, pickEndpoints, planSession } from '../../gst-pipelines/plan.js';
 import type { GstPipeline } from '../../gst-pipelines/gst.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan } from '../../gst-pipelines/types.js';
@@ -138,13 +142,14 @@ export class FrameMaker {
 
 // ---- pipelines cut out of the plan ----------------------------------------------------
 
-export type LatencyVariantId = 'ours' | 'ours-video-only' | 'ours-opus10' | 'direct' | 'before' | 'rtp';
+export type LatencyVariantId = 'ours' | 'ours-video-only' | 'ours-node' | 'ours-opus10' | 'direct' | 'before' | 'rtp';
 
 export const LATENCY_VARIANTS: Record<LatencyVariantId, string> = {
-  ours: 'our path: mpegtsmux alignment=0 → TsPacketizer (1316-byte messages flushed at each frame end) → srtsink',
+  ours: 'our path: two mpegtsmux alignment=0 → epframer where built, else the Node packetiser (1316-byte messages flushed at each frame end) → srtsink',
+  'ours-node': 'our path framed in Node instead of epframer: fdsink FIFOs → TsMerger + TsPacketizer → appsrc → srtsink (the fallback)',
   'ours-video-only': 'our path without the audio branch (audio is muxed apart: it should cost the video nothing)',
   'ours-opus10': 'our path with 10 ms audio (audiotestsrc samplesperbuffer=480, opusenc frame-size=10): a proposed change, not the plan',
-  direct: 'the plan’s direct string: mpegtsmux alignment=7 → srtsink (what bare gst-launch can run)',
+  direct: 'one mpegtsmux alignment=7 → srtsink (what bare gst-launch could run without epframer)',
   before: 'direct, and a receiver without video/x-h264,alignment=au after tsdemux (bare gst-launch before this work)',
   rtp: 'reference floor: same encoder → rtph264pay → UDP → rtph264depay → decoder, no jitter buffer, no SRT buffer',
 };
@@ -192,6 +197,8 @@ export interface LatencyPipelines {
 /** Builds the sender and receiver of one variant from planSession(). */
 export function latencyPipelines(variant: LatencyVariantId, caps: Capabilities, port: number): LatencyPipelines {
   const sendPlan = planSession(benchSpec(port, port + 1), caps, BENCH_SETTINGS, { srtMode: 'caller' });
+  // Without epframer: the Node-framed fallback and the alignment=7 `direct` reference.
+  const nodePlan = planSession(benchSpec(port, port + 1), { ...caps, elements: { ...caps.elements, epframer: false } }, BENCH_SETTINGS, { srtMode: 'caller' });
   const recvPlan = planSession(benchSpec(port + 1, port), caps, BENCH_SETTINGS, { srtMode: 'listener' });
   const camera = pickEndpoints(caps, BENCH_SETTINGS, sendPlan.video, BENCH_SETTINGS.standbyTitle ?? '').camera.chain;
   const display = pickEndpoints(caps, BENCH_SETTINGS, recvPlan.video, BENCH_SETTINGS.standbyTitle ?? '').display.sink;
@@ -219,6 +226,9 @@ export function latencyPipelines(variant: LatencyVariantId, caps: Capabilities, 
     case 'ours':
       sender = senderFrom(sendPlan.pipeline);
       break;
+    case 'ours-node':
+      sender = senderFrom(nodePlan.pipeline);
+      break;
     case 'ours-video-only': {
       const pieces = piecesOf(senderFrom(sendPlan.pipeline));
       const audio = pieces.findIndex((x) => x.includes('opusenc'));
@@ -235,17 +245,17 @@ export function latencyPipelines(variant: LatencyVariantId, caps: Capabilities, 
       break;
     }
     case 'direct':
-      sender = senderFrom(sendPlan.direct);
+      sender = senderFrom(nodePlan.direct);
       break;
     case 'before': {
-      sender = senderFrom(sendPlan.direct);
+      sender = senderFrom(nodePlan.direct);
       const au = ' ! video/x-h264,alignment=au';
       if (!ourReceiver.includes(au)) throw cutError('the alignment=au caps of the receiver');
       receiver = ourReceiver.replace(au, '');
       break;
     }
     case 'rtp': {
-      const video = senderFrom(sendPlan.direct)
+      const video = senderFrom(nodePlan.direct)
         .split('  ')
         .find((p) => p.startsWith(appsrcCamera));
       const muxPad = video ? / ! mux\.(sink_\d+)?$/.exec(video) : null;
@@ -256,7 +266,8 @@ export function latencyPipelines(variant: LatencyVariantId, caps: Capabilities, 
       break;
     }
   }
-  return { sender, receiver, port, senderPlan: { ...sendPlan, pipeline: sender, direct: sender } };
+  const base = variant === 'ours-node' ? nodePlan : sendPlan;
+  return { sender, receiver, port, senderPlan: { ...base, pipeline: sender, direct: sender } };
 }
 
 // ---- the measurement (bench process) ---------------------------------------------------
@@ -321,7 +332,7 @@ class Child {
 
   constructor(readonly role: 'sender' | 'receiver', log: (line: string) => void) {
     this.proc = track(fork(CHILD_PATH, ['--child', role], {
-      env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
+      env: { ...withNativePlugins(process.env), UV_THREADPOOL_SIZE: '16' },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'json',
     }));

@@ -15,9 +15,9 @@
  *   --only LIST                 sections or section.part, comma-separated
  *   --latency-seconds N         measured seconds of our path (default 15)
  *   --reference-seconds N       measured seconds of each reference variant (default 10)
- *   --latency-variants LIST     default ours,ours-video-only,direct,before,rtp (also: ours-opus10)
+ *   --latency-variants LIST     default ours,ours-video-only,ours-node,direct,before,rtp (also: ours-opus10)
  *   --cpu-seconds N             window of each CPU run (default 20)
- *   --cpu-rounds N              rounds of worker/gst/binding runs (default 2)
+ *   --cpu-rounds N              rounds of worker/gst(/binding) runs (default 4)
  *   --startup-runs N            repetitions of start → first bytes (default 7)
  *   --agent-runs N              repetitions of the agent measurements (default 5)
  *   --plot-dir DIR              the adapt section writes DATE-adapt.svg there
@@ -58,9 +58,9 @@ export function parseArgs(argv: string[]): BenchOptions {
     only: null,
     latencySeconds: 15,
     referenceSeconds: 10,
-    latencyVariants: ['ours', 'ours-video-only', 'direct', 'before', 'rtp'],
+    latencyVariants: ['ours', 'ours-video-only', 'ours-node', 'direct', 'before', 'rtp'],
     cpuSeconds: 20,
-    cpuRounds: 2,
+    cpuRounds: 4,
     startupRuns: 7,
     agentRuns: 5,
     plotDir: null,
@@ -196,7 +196,9 @@ export const mediaSection: BenchSection = {
       const rest = refs.length ? await measureLatency({ caps, seconds: o.referenceSeconds, warmupSeconds: 1.5, variants: refs, log: ctx.log }) : null;
       return { ...ours, variants: [...ours.variants, ...(rest?.variants ?? [])] };
     });
-    const cpuVariants: CpuVariant[] = ['worker', 'gst', 'binding'];
+    // With epframer the worker runs the very string gst-launch runs (plan.direct ===
+    // plan.pipeline): `binding` would repeat `worker`, so the rounds go to the pair.
+    const cpuVariants: CpuVariant[] = caps.elements.epframer ? ['worker', 'gst'] : ['worker', 'gst', 'binding'];
     const cpu = await part('cpu', parts, unmeasured, ['cpuRatioVsGstLaunch', 'cpuRatioBindingDirectVsGstLaunch'], (): Promise<CpuResult> =>
       measureCpu({ caps, seconds: o.cpuSeconds, settleSeconds: 3, rounds: o.cpuRounds, variants: cpuVariants, log: ctx.log }),
     );
@@ -212,6 +214,7 @@ export const mediaSection: BenchSection = {
       latencyP99Ms: ours?.p99Ms ?? null,
       cpuRatioVsGstLaunch: cpu?.ratioWorkerVsGstLaunch ?? null,
       cpuRatioBindingDirectVsGstLaunch: cpu?.ratioBindingDirectVsGstLaunch ?? null,
+      cpuMedianPairRatio: cpu?.medianPairRatio ?? null,
       startToFirstBytesMs: startup?.medianMs ?? null,
       startToFirstBytesMaxMs: startup?.maxMs ?? null,
       plan: { encoder: null as string | null, decoder: null as string | null },
@@ -242,7 +245,7 @@ export const mediaSection: BenchSection = {
     if (cpu) {
       t.push('', '  CPU runs (alternated)          CPU-s   window   % of a core   hub got fps');
       for (const r of cpu.runs) t.push(`  ${`${r.order}. ${r.variant}`.padEnd(30)}${String(r.cpuSeconds).padStart(7)}  ${String(r.windowSeconds).padStart(7)}  ${String(r.cpuPercentOfOneCore).padStart(11)}   ${fmt(r.hubReceivedFps)}`);
-      t.push(`  sums: worker ${cpu.sums.worker}, gst-launch ${cpu.sums.gst}, worker(direct) ${cpu.sums.binding} CPU-s; per-pair worker÷gst ${cpu.pairRatios.join(', ')}`);
+      t.push(`  sums: worker ${cpu.sums.worker}, gst-launch ${cpu.sums.gst}, worker(direct) ${cpu.sums.binding} CPU-s; per-pair worker÷gst ${cpu.pairRatios.join(', ')} (median ${cpu.medianPairRatio})`);
     }
     if (startup) {
       t.push('', `  start → first bytes (ms): ${startup.runs.map((r) => r.startToFirstBytesMs).join(', ')}`);

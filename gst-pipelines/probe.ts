@@ -232,6 +232,7 @@ export function capabilityWarnings(c: Capabilities): string[] {
   if (missing.length) w.push(`missing GStreamer elements: ${missing.join(', ')}`);
   if (!c.elements.webrtcdsp || !c.elements.webrtcechoprobe) w.push('webrtcdsp missing: no echo cancellation');
   if (!c.elements.alsasrc || !c.elements.alsasink) w.push('alsasrc/alsasink missing (package gstreamer1.0-alsa)');
+  if (!c.elements.epframer) w.push('epframer not built (npm run build; gcc + libgstreamer1.0-dev): the send stream is framed in Node, at more CPU');
   if (c.cameras.length === 0) w.push('no camera found');
   if (!c.displays.some((d) => d.connected)) w.push('no TV connected');
   if (c.audio.capture.length === 0) w.push('no microphone found');

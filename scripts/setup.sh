@@ -12,6 +12,9 @@ APT_PACKAGES=(
   # GStreamer: tools, the codecs and elements the planner uses (x264, avdec_h264, srt, webrtcdsp, opus)
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-alsa
+  # Pango text overlays (textoverlay: standby titles, the TV's on-screen name; only a
+  # recommended package, so --no-install-recommends alone leaves it out)
+  gstreamer1.0-x
   # headers for the gstreamer-superficial native binding
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev build-essential python3 pkg-config
   # foreign SRT peers for the tests, the MQTT broker the tests start, certificates

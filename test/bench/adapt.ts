@@ -25,7 +25,7 @@
  *   around the 600 kbit/s collapse (what a listener hears: late audio included);
  * - audioOnlySeconds / videoBackSeconds: the 100 kbit/s run.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Resources } from '../integration/helpers/media.js';
 import { audioCleanFrom, firstDownAfter, fitAfter, framesPct, hubAudio, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario, type AdaptRun, type AdaptScenario } from '../integration/helpers/adapt-run.js';
@@ -97,6 +97,8 @@ export async function measureAdapt(opts: { log: (l: string) => void; plotDir: st
   let plot: string | null = null;
   if (opts.plotDir) {
     plot = path.join(opts.plotDir, `${opts.date}-adapt.svg`);
+    // Created if missing: a run once lost three minutes of measurements to a missing directory.
+    await mkdir(opts.plotDir, { recursive: true });
     await writeFile(
       plot,
       svgTimelines(

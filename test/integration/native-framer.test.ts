@@ -33,7 +33,7 @@ let env: NodeJS.ProcessEnv = {};
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'ep-framer-'));
   pluginDir = path.join(dir, 'plugin');
-  await run('bash', [path.join(ROOT, 'scripts/build-native.sh'), pluginDir]);
+  await run('bash', [path.join(ROOT, 'scripts/build-native.sh'), pluginDir], { env: { ...process.env, EPFRAMER_WERROR: '1' } });
   env = { ...process.env, GST_PLUGIN_PATH: pluginDir, GST_REGISTRY: path.join(dir, 'registry.bin') };
   const { stdout } = await run('gst-inspect-1.0', ['epframer'], { env });
   expect(stdout).toContain('GstEpFramer');

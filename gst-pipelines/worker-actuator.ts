@@ -9,7 +9,7 @@ import { SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
 import { FAST_SAMPLE_MS } from './adapt-collapse.js';
 import { bindingFreesReads, type GstElement, type GstPipeline } from './gst.js';
 import { BPS, rungCaps } from './plan.js';
-import { srtStatsFromStructure, type SrtStats } from './srt-stats.js';
+import { fastReadingOf, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, nullPacket } from './ts-packetizer.js';
 import type { SessionPlan } from './types.js';
 import { AdaptLoop, type AdaptReport } from './worker-adapt.js';
@@ -99,10 +99,13 @@ export class PipelineAdaptation {
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
-    const st = srtStatsFromStructure(String(this.sink.stats ?? ''), 'send');
+    const raw = String(this.sink.stats ?? '');
+    this.sampleTimer = setTimeout(() => this.tick(), this.sampleMs);
+    const light = fastReadingOf(raw);
+    if (light && !this.loop.needsFullReading(now, light.packetsSent)) return this.loop.fastReading(light, now);
+    const st = srtStatsFromStructure(raw, 'send');
     this.lastSendStats = { st, at: now };
     this.loop.sample(st, now);
-    this.sampleTimer = setTimeout(() => this.tick(), this.sampleMs);
   }
 
   private setVideoBitrate(kbps: number): void {

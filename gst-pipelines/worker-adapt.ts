@@ -35,6 +35,9 @@ export interface AdaptReport {
 
 const CONNECT_SETTLE_MS = 2000;
 
+/** The srtsink counters the collapse check reads (srt-stats.ts fastReadingOf). */
+export type FastReading = Pick<SrtStats, 'rttMs' | 'packetsSent' | 'bytesSent' | 'acksReceived'>;
+
 const delta = (prev: number | null, cur: number | null): number | null => (prev === null || cur === null || cur < prev ? null : cur - prev);
 
 export class AdaptLoop {
@@ -67,7 +70,7 @@ export class AdaptLoop {
    * (a new socket) restart the window.
    */
   sample(st: SrtStats, now: number): void {
-    this.fastSample(st, now);
+    this.fastSample(st.source === 'none' ? null : st, now);
     const prev = this.prev;
     if (prev && now - prev.at < SAMPLE_MS - 20 && st.packetsSent !== null && prev.st.packetsSent !== null && st.packetsSent >= prev.st.packetsSent) return;
     this.prev = { st, at: now };
@@ -92,8 +95,24 @@ export class AdaptLoop {
     if (r.decision.change) this.onChange(r.decision.change, this.report());
   }
 
-  private fastSample(st: SrtStats, now: number): void {
-    if (st.source === 'none' || st.packetsSent === null || st.bytesSent === null || st.acksReceived === null) return;
+  /**
+   * True when the next reading must be a whole SrtStats for sample(): a LinkSample is
+   * due, or the counters went backwards (a new socket). Otherwise fastReading() with the
+   * four counters the collapse check uses is enough (srtsink is read 10 times a second;
+   * the whole parse at that rate was half the worker's remaining JavaScript CPU).
+   */
+  needsFullReading(now: number, packetsSent: number | null): boolean {
+    const prev = this.prev;
+    return !prev || now - prev.at >= SAMPLE_MS - 20 || packetsSent === null || prev.st.packetsSent === null || packetsSent < prev.st.packetsSent;
+  }
+
+  /** A reading between two LinkSamples: the collapse check only (see needsFullReading). */
+  fastReading(r: FastReading, now: number): void {
+    this.fastSample(r, now);
+  }
+
+  private fastSample(st: FastReading | null, now: number): void {
+    if (!st || st.packetsSent === null || st.bytesSent === null || st.acksReceived === null) return;
     const f: FastSample = { atMs: now, rttMs: st.rttMs, packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived };
     const last = this.fast[this.fast.length - 1];
     if (last && (f.packetsSent < last.packetsSent || f.acksReceived < last.acksReceived)) {

@@ -19,7 +19,8 @@ import {
   type LinkSample,
 } from '../../gst-pipelines/adapt.js';
 import { FAST_SAMPLE_MS, fastCheck, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
-import type { SrtStats } from '../../gst-pipelines/srt-stats.js';
+import { readFileSync } from 'node:fs';
+import { fastReadingOf, srtStatsFromStructure, type SrtStats } from '../../gst-pipelines/srt-stats.js';
 import { AdaptLoop, type Actuator } from '../../gst-pipelines/worker-adapt.js';
 
 const VIDEO = { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 };
@@ -238,7 +239,21 @@ describe('AdaptLoop', () => {
     ...o,
   });
 
-  function drive(rs: FastSample[]): { calls: string[]; changes: Array<{ atMs: number; c: AdaptChange }>; loop: AdaptLoop } {
+  /** A recorded caller-mode srtsink string (test/unit/fixtures) carrying this reading's counters. */
+  const recorded = readFileSync(new URL('./fixtures/srt-stats-send-caller.txt', import.meta.url), 'utf8').split('\n').filter(Boolean).at(-1)!;
+  const asString = (r: FastSample): string =>
+    recorded
+      .replace(/packets-sent=\(gint64\)\d+/, `packets-sent=(gint64)${r.packetsSent}`)
+      .replace(/bytes-sent=\(guint64\)\d+/, `bytes-sent=(guint64)${r.bytesSent}`)
+      .replace(/packet-ack-received=\(int\)\d+/, `packet-ack-received=(int)${r.acksReceived}`)
+      .replace(/rtt-ms=\(double\)[\d.]+/, `rtt-ms=(double)${r.rttMs}`);
+
+  /**
+   * `full`: every reading parsed whole and fed to sample(). `worker`: as the worker's
+   * tick does it (worker-actuator.ts) — the recorded string, the four counters only
+   * (fastReadingOf → fastReading) unless needsFullReading says a LinkSample is due.
+   */
+  function drive(rs: FastSample[], mode: 'full' | 'worker' = 'full'): { calls: string[]; changes: Array<{ atMs: number; c: AdaptChange }>; loop: AdaptLoop; light: number } {
     const calls: string[] = [];
     const act: Actuator = {
       setVideoBitrate: (k) => calls.push(`bitrate ${k}`),
@@ -248,12 +263,46 @@ describe('AdaptLoop', () => {
     const changes: Array<{ atMs: number; c: AdaptChange }> = [];
     let now = 0;
     const loop = new AdaptLoop(CONFIG, act, (c) => changes.push({ atMs: now, c }));
+    let light = 0;
     for (const r of rs) {
       now = r.atMs;
-      loop.sample(stats({ rttMs: r.rttMs, packetsSent: r.packetsSent, bytesSent: r.bytesSent, acksReceived: r.acksReceived }), r.atMs);
+      if (mode === 'full') {
+        loop.sample(stats({ rttMs: r.rttMs, packetsSent: r.packetsSent, bytesSent: r.bytesSent, acksReceived: r.acksReceived }), r.atMs);
+        continue;
+      }
+      const raw = asString(r);
+      const f = fastReadingOf(raw);
+      if (f && !loop.needsFullReading(now, f.packetsSent)) {
+        light++;
+        loop.fastReading(f, now);
+      } else loop.sample(srtStatsFromStructure(raw, 'send'), now);
     }
-    return { calls, changes, loop };
+    return { calls, changes, loop, light };
   }
+
+  it("the worker's light readings (4 counters between LinkSamples) decide exactly as whole readings do", () => {
+    const scenarios: Record<string, FastSample[]> = {
+      'collapse to 100 kbit/s': readings([clean, { untilMs: 9000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]),
+      'queue collapse (RTT climbing)': readings([clean, { untilMs: 9000, sentPerS: 150, acksPerS: 50, rttMs: (t) => 2 + (t - 5000) * 0.5 }]),
+      'clean link': readings([{ untilMs: 10_000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]),
+      'new socket': [
+        ...readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]),
+        ...readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }]).map((r) => ({ ...r, atMs: r.atMs + 3000 })),
+      ],
+    };
+    for (const [name, rs] of Object.entries(scenarios)) {
+      const full = drive(rs, 'full');
+      const worker = drive(rs, 'worker');
+      expect(worker.light, `${name}: most readings are light`).toBeGreaterThan(rs.length / 2);
+      expect(worker.changes, name).toEqual(full.changes);
+      expect(worker.calls, name).toEqual(full.calls);
+      expect(worker.loop.report(), name).toEqual(full.loop.report());
+    }
+    // The scenarios do exercise the collapse check.
+    const collapse = drive(scenarios['collapse to 100 kbit/s']!, 'worker').changes;
+    expect(collapse[0]).toMatchObject({ atMs: expect.any(Number), c: { toRung: AUDIO_ONLY } });
+    expect(drive(scenarios['queue collapse (RTT climbing)']!, 'worker').changes.length).toBeGreaterThan(0);
+  });
 
   it('fed every 100 ms: a 100 kbit/s collapse goes audio-only within 300 ms, and the actuator closes the video', () => {
     const { calls, changes, loop } = drive(readings([clean, { untilMs: 5400, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]));

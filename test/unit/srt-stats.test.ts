@@ -5,6 +5,7 @@ import {
   parseGstStructure,
   parseGstStructureWithName,
   readGstStructure,
+  fastReadingOf,
   srtRatesBetween,
   srtStatsFromStructure,
 } from '../../gst-pipelines/srt-stats.js';
@@ -54,6 +55,17 @@ describe('parseGstStructure', () => {
     // Falls back (and still parses) on what the fast path does not take.
     expect(parseGstStructureWithName('x/y, a=(int)1, raw=7;')).toEqual({ name: 'x/y', fields: { a: 1, raw: '7' } });
     expect(parseGstStructureWithName('x/y, a=(int)1; b=(int)2')).toEqual({ name: 'x/y', fields: { a: 1 } });
+  });
+
+  it('fastReadingOf: the four counters of a caller-mode srtsink string, as the whole parse gives them; null otherwise', () => {
+    let n = 0;
+    for (const line of [...fixture('send-caller'), ...fixture('receive-caller')]) {
+      const st = srtStatsFromStructure(line, 'send');
+      expect(fastReadingOf(line), line.slice(0, 80)).toEqual({ packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived, rttMs: st.rttMs });
+      n++;
+    }
+    expect(n).toBeGreaterThan(5);
+    for (const line of [...fixture('send-listener-two-callers'), ...fixture('idle')]) expect(fastReadingOf(line)).toBeNull();
   });
 
   it('parses idle strings', () => {

@@ -261,6 +261,7 @@ export function formatCapabilities(c: Capabilities): string {
   );
   list('Microphones', c.audio.capture.map((a) => `${a.name} (${a.alsa})`));
   list('Speakers', c.audio.playback.map((a) => `${a.name} (${a.alsa})`));
+  out.push(`SRT framing: ${c.elements.epframer ? 'epframer (inside GStreamer)' : 'Node packetiser (fallback: epframer not built)'}`);
   out.push(`Session: ${c.headless ? 'headless (no X11/Wayland; kmssink may take the display)' : 'desktop session present'}`);
   const warnings = capabilityWarnings(c);
   list('Warnings', warnings);

@@ -213,6 +213,8 @@ describe('probe on board profiles', () => {
     expect(text).toContain('no hardware H.264 encoder: software x264 will be used');
     expect(text).toContain('no microphone found');
     expect(text).toContain('epframer not built'); // this fake registry lists no epframer
+    expect(text).toContain('SRT framing: Node packetiser (fallback: epframer not built)');
+    expect(formatCapabilities({ ...caps, elements: { ...caps.elements, epframer: true } })).toContain('SRT framing: epframer (inside GStreamer)');
     expect(text).toContain('imx708 (libcamera /base/axi/pcie@120000/rp1/i2c@88000/imx708@1a)');
   });
 

@@ -24,6 +24,17 @@ export const holdFor = (fps: number): number => Math.min(100, Math.ceil(1000 / M
 const AUDIO_ONLY_HOLD_MS = 150;
 const KEYFRAME_EVERY_MS = 2000;
 const PAD_TICK_MS = 20;
+/**
+ * Video frames that must have left before the video may stop. The program tables
+ * (PAT/PMT, with the audio entry merged in) come only from the video muxer, which writes
+ * nothing while its input is closed: a worker restarted straight into audio-only (a
+ * restart resumes the rung) sent Opus the hub could not find for as long as it stayed
+ * there (seen: no audio at the hub for 4 s, until video came back). Half a second of the
+ * lowest rung's video (at its floor bitrate) carries the tables many times over
+ * (mpegtsmux repeats them every ~33 ms of stream time).
+ */
+const VIDEO_FRAMES_BEFORE_GATE = 8;
+const GATE_WAIT_MAX_MS = 3000;
 
 /** The send framing adaptation acts on: epframer's properties, or the Node packetiser. */
 export type Framing =
@@ -37,6 +48,8 @@ export type Framing =
 
 export interface AdaptationHooks {
   framing: () => Framing | null;
+  /** Video frames the send path has passed so far (epframer or the Node packetiser). */
+  videoFramesSent: () => number;
   onChange: (change: AdaptChange, report: AdaptReport) => void;
 }
 
@@ -51,6 +64,9 @@ export class PipelineAdaptation {
   private sampleTimer: NodeJS.Timeout | null = null;
   private keyTimer: NodeJS.Timeout | null = null;
   private padTimer: NodeJS.Timeout | null = null;
+  private gateTimer: NodeJS.Timeout | null = null;
+  /** The encoder runs at the lowest rung's floor while the tables go out (not the loop's target). */
+  private floorBitrate = false;
   private readonly enc: GstElement | undefined;
   private readonly gate: GstElement | undefined;
   private readonly caps: GstElement | undefined;
@@ -85,7 +101,7 @@ export class PipelineAdaptation {
 
   stop(): void {
     this.stopped = true;
-    for (const t of [this.sampleTimer, this.keyTimer, this.padTimer]) if (t) clearTimeout(t);
+    for (const t of [this.sampleTimer, this.keyTimer, this.padTimer, this.gateTimer]) if (t) clearTimeout(t);
   }
 
   /**
@@ -119,8 +135,10 @@ export class PipelineAdaptation {
 
   private setRung(rung: Rung | null): void {
     const framing = this.hooks.framing();
+    if (this.gateTimer) clearInterval(this.gateTimer);
+    this.gateTimer = null;
     if (rung === null) {
-      if (this.gate) this.gate.drop = true;
+      this.closeGateOnceTablesSent();
       this.videoOn = false;
       this.audioOnly = true;
       // Audio alone: fill whole 7-packet messages instead of padding every 40 ms.
@@ -129,6 +147,11 @@ export class PipelineAdaptation {
       return;
     }
     if (this.caps) this.caps.caps = rungCaps(rung);
+    if (this.floorBitrate) {
+      // The loop set no bitrate if its target did not change: restore it here.
+      this.floorBitrate = false;
+      this.setVideoBitrate(this.loop.report().targetKbps);
+    }
     framing?.setHoldMs(holdFor(rung.fps));
     this.audioOnly = false;
     if (!this.videoOn) {
@@ -138,6 +161,31 @@ export class PipelineAdaptation {
       this.p.forceKeyUnit(this.plan.adapt.elements.parser, 1);
     }
     this.keyframesEvery(rung);
+  }
+
+  /** Closes the video gate, after VIDEO_FRAMES_BEFORE_GATE frames if fewer have left yet. */
+  private closeGateOnceTablesSent(): void {
+    const gate = this.gate;
+    if (!gate) return;
+    if (this.hooks.videoFramesSent() >= VIDEO_FRAMES_BEFORE_GATE) {
+      gate.drop = true;
+      return;
+    }
+    // Until then, the least the link has to carry: the lowest rung at its floor.
+    const low = this.plan.adapt.ladder.at(-1);
+    if (low) {
+      if (this.caps) this.caps.caps = rungCaps(low);
+      this.setVideoBitrate(low.minKbps);
+      this.floorBitrate = true;
+    }
+    const since = Date.now();
+    this.gateTimer = setInterval(() => {
+      if (this.stopped || this.videoOn) return;
+      if (this.hooks.videoFramesSent() < VIDEO_FRAMES_BEFORE_GATE && Date.now() - since < GATE_WAIT_MAX_MS) return;
+      gate.drop = true;
+      if (this.gateTimer) clearInterval(this.gateTimer);
+      this.gateTimer = null;
+    }, 50);
   }
 
   /**

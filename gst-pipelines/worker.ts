@@ -172,6 +172,7 @@ export class MediaWorker {
           m.plan,
           {
             framing: () => this.framing(),
+            videoFramesSent: () => (this.framer ? Number(this.framer['video-frames'] ?? 0) : (this.packetizer?.videoFrames ?? 0)),
             onChange: (change, report) => this.ch.send({ type: 'adapt', change, report }),
           },
           m.adaptFrom ?? null,

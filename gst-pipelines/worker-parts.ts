@@ -45,9 +45,15 @@ export const newCounter = (now: number): Counter => ({ frames: 0, bytes: 0, last
 
 /** Counts one frame (or message) arriving at `now`. */
 export function countArrival(c: Counter, now: number, bytes: number): void {
-  if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, now - c.lastAt);
-  c.frames++;
+  countFrames(c, now, 1);
   c.bytes += bytes;
+}
+
+/** Counts `n` frames seen at `now` (a pull, a push or a sampled counter); the gap since the last ones. */
+export function countFrames(c: Counter, now: number, n: number): void {
+  if (n <= 0) return;
+  if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, now - c.lastAt);
+  c.frames += n;
   c.lastAt = now;
 }
 

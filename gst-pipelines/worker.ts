@@ -14,9 +14,10 @@ import path from 'node:path';
 import { countArrival, makeTsFifo, newCounter, parseLevelDb, PRELOAD_ELEMENTS, SEND_CONNECT_GRACE_MS, type Counter } from './worker-parts.js';
 import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
 import { ELEMENT_NAMES } from './plan.js';
-import { TsPacketizer } from './ts-packetizer.js';
+import type { TsPacketizer } from './ts-packetizer.js';
+import { wireNodeFraming } from './worker-node-framing.js';
+import { SampledCounts } from './worker-counters.js';
 import { PipelineAdaptation, holdFor, type Framing } from './worker-actuator.js';
-import { TsMerger } from './ts-merge.js';
 import { TsAudit } from './ts-audit.js';
 import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 import { classifyBusError } from './worker-errors.js';
@@ -38,12 +39,10 @@ export class MediaWorker {
   private receive = newCounter(Date.now());
   private packetizer: TsPacketizer | null = null;
   private tsIn: GstElement | undefined;
-  /** epframer, when the plan frames in GStreamer; its counters as last read. */
+  /** epframer, when the plan frames in GStreamer. */
   private framer: GstElement | undefined;
-  private framerSeen = { frames: 0, bytes: 0, padding: 0 };
-  /** The received-video fakesink whose `rendered` count is sampled (no pull per frame). */
-  private rxCountTap: GstElement | undefined;
-  private rxRendered = 0;
+  /** Counts read from epframer and the received-video fakesink (worker-counters.ts). */
+  private readonly sampled = new SampledCounts();
   private tsPipe: Socket | null = null;
   private tsAudioPipe: Socket | null = null;
   /** The test hub's receive audit (SessionRole.auditReceive): its FIFO and the auditor. */
@@ -156,6 +155,7 @@ export class MediaWorker {
       this.openTsPipe(p, m.plan);
       this.framer = m.plan.names.framer ? p.findChild(m.plan.names.framer) : undefined;
       if (this.framer) this.framer['hold-ms'] = holdFor(m.plan.video.fps);
+      this.sampled.framer = this.framer;
     }
     p.pollBus((msg) => this.onBus(msg));
     this.playAt = Date.now();
@@ -220,91 +220,26 @@ export class MediaWorker {
     return { setHoldMs: (ms) => pk.setHoldMs(ms), push: (message) => this.tsIn?.push?.(message), ownPadTimer: true };
   }
 
-  /**
-   * epframer's counters → the send counter (every 250 ms, with the stall check): frames,
-   * bytes and the time the last frame left, at that resolution. Integer property reads,
-   * no per-frame work in this process.
-   */
-  private readFramer(now: number): void {
-    const f = this.framer;
-    if (!f || this.stopping) return;
-    const frames = Number(f['video-frames'] ?? 0);
-    const bytes = Number(f['bytes-out'] ?? 0);
-    const seen = this.framerSeen;
-    const c = this.send;
-    if (bytes > seen.bytes) {
-      if (c.firstAt === null) c.firstAt = now;
-      c.bytes += bytes - seen.bytes;
-    }
-    if (frames > seen.frames) {
-      if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, now - c.lastAt);
-      c.frames += frames - seen.frames;
-      c.lastAt = now;
-    }
-    this.framerSeen = { frames, bytes, padding: Number(f['padding-packets'] ?? 0) };
-  }
-
   private wireSession(p: GstPipeline, plan: SessionPlan): void {
     this.wireReceive(p, plan);
     if (this.framer) return;
-    const packetizer = new TsPacketizer({ holdMs: holdFor(plan.video.fps), now: () => Date.now() });
-    this.packetizer = packetizer;
     this.tsIn = plan.names.tsIn ? p.findChild(plan.names.tsIn) : undefined;
-    const emit = (chunks: Buffer[]): void => {
-      for (const c of chunks) this.tsIn?.push?.(c);
-    };
-    const onTs = (buf: Buffer): void => {
-      if (this.stopping) return;
-      const before = packetizer.videoFrames;
-      const chunks = packetizer.push(buf);
-      emit(chunks);
-      const now = Date.now();
-      const frames = packetizer.videoFrames - before;
-      if (chunks.length > 0) {
-        if (this.send.firstAt === null) this.send.firstAt = now;
-        for (const c of chunks) this.send.bytes += c.length;
-      }
-      if (frames > 0) {
-        if (this.send.lastAt !== null) this.send.maxGapMs = Math.max(this.send.maxGapMs, now - this.send.lastAt);
-        this.send.frames += frames;
-        this.send.lastAt = now;
-      }
-    };
-    // The muxer's output arrives through a pipe (see openTsPipe): one read per muxed
-    // frame or audio packet, however the kernel splits it; the packetiser finds frame
-    // ends in the stream itself.
-    // A held audio remainder is flushed by a timer armed only while one is held: no
-    // 50-a-second wakeups when every frame end flushes anyway.
-    let holdTimer: NodeJS.Timeout | null = null;
-    const armHold = (): void => {
-      const due = packetizer.msUntilDue();
-      if (due === null || holdTimer || this.stopping) return;
-      holdTimer = setTimeout(() => {
-        holdTimer = null;
-        emit(packetizer.flushDue());
-        armHold();
-      }, due);
-      this.timers.push(holdTimer);
-    };
-    // Video and audio come from two muxers (plan.ts); the merger makes one stream of them.
-    const merger = this.tsAudioPipe ? new TsMerger() : null;
-    this.tsPipe?.on('data', (b: Buffer) => {
-      onTs(merger ? merger.pushVideo(b) : b);
-      armHold();
+    this.packetizer = wireNodeFraming({
+      video: this.tsPipe,
+      audio: this.tsAudioPipe,
+      tsIn: this.tsIn,
+      holdMs: holdFor(plan.video.fps),
+      send: this.send,
+      stopping: () => this.stopping,
+      addTimer: (t) => this.timers.push(t),
+      onError: (message) => this.ch.send({ type: 'error', cause: 'pipeline', source: 'tsout', message, retryable: true }),
     });
-    this.tsAudioPipe?.on('data', (b: Buffer) => {
-      const audio = merger?.pushAudio(b);
-      if (audio?.length) onTs(audio);
-      armHold();
-    });
-    for (const pipe of [this.tsPipe, this.tsAudioPipe])
-      pipe?.on('error', (e: Error) => this.ch.send({ type: 'error', cause: 'pipeline', source: 'tsout', message: `TS pipe: ${e.message}`, retryable: true }));
   }
 
   /** The received video tap (frame counting, stall) and the snapshot sinks. */
   private wireReceive(p: GstPipeline, plan: SessionPlan): void {
     const tap = p.findChild(plan.names.rxVideoTap);
-    if (tap && !tap.pull) this.rxCountTap = tap;
+    if (tap && !tap.pull) this.sampled.rxTap = tap;
     if (tap?.pull) {
       const pull = tap.pull.bind(tap);
       const onFrame = (buf: Buffer | null): void => {
@@ -437,31 +372,12 @@ export class MediaWorker {
     }
   }
 
-  /**
-   * The received-video fakesink's `rendered` count → the receive counter (every 250 ms,
-   * with the stall check; bytes come from srtsrc's stats in reportStats).
-   */
-  private readRxCount(now: number): void {
-    const tap = this.rxCountTap;
-    if (!tap || this.stopping) return;
-    const m = /rendered=\(g?u?int64\)(\d+)/.exec(String(tap.stats ?? ''));
-    const rendered = m ? Number(m[1]) : this.rxRendered;
-    if (rendered <= this.rxRendered) return;
-    const c = this.receive;
-    if (c.firstAt === null) {
-      c.firstAt = now;
-      this.ch.send({ type: 'first-bytes', direction: 'receive', atMs: now - this.playAt });
-    }
-    if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, now - c.lastAt);
-    c.frames += rendered - this.rxRendered;
-    c.lastAt = now;
-    this.rxRendered = rendered;
-  }
-
   private checkStall(stallMs: number): void {
     const now = Date.now();
-    this.readFramer(now);
-    this.readRxCount(now);
+    if (!this.stopping) {
+      this.sampled.readSend(this.send, now);
+      if (this.sampled.readReceive(this.receive, now)) this.ch.send({ type: 'first-bytes', direction: 'receive', atMs: now - this.playAt });
+    }
     // Grace before the first frame: SRT handshake plus waiting for the hub's next keyframe.
     const grace = Math.max(stallMs, 5000);
     for (const [dir, c] of [['send', this.send], ['receive', this.receive]] as const) {
@@ -511,13 +427,12 @@ export class MediaWorker {
       sendSrt = cached && now - cached.at < 1000 ? cached.st : srtStatsFromStructure(String(p.findChild(plan.names.srtSink)?.stats ?? ''), 'send');
       recvSrt = srtStatsFromStructure(String(p.findChild(plan.names.srtSrc)?.stats ?? ''), 'receive');
       // Sampled frame counts: the received bytes are srtsrc's payload bytes (TS, audio included).
-      if (this.rxCountTap && recvSrt.elementBytes !== null) this.receive.bytes = recvSrt.elementBytes;
+      if (this.sampled.rxTap && recvSrt.elementBytes !== null) this.receive.bytes = recvSrt.elementBytes;
     }
     const dtMs = now - this.lastSrt.at;
     const pk = this.packetizer?.stats();
-    const seen = this.framerSeen;
     const paddingPct = this.framer
-      ? seen.bytes > 0 ? Math.round(((seen.padding * 188) / seen.bytes) * 1000) / 10 : null
+      ? this.sampled.paddingPct()
       : pk && pk.bytesOut > 0 ? Math.round((pk.paddingBytes / pk.bytesOut) * 1000) / 10 : null;
     const stats: WorkerStats = {
       ts: now,

@@ -34,14 +34,21 @@ const worker = new MediaWorker({
 });
 process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
 
-// Orphan guard on its own thread: a GStreamer call can block the main thread (a state
-// change waiting on a stuck element), and then 'disconnect' never runs. If the agent
-// dies (SIGKILL, OOM), this thread still sees the parent change and ends the process,
-// so no worker ever outlives its agent holding the camera or the display (seen here).
-new Worker(
-  `const { workerData } = require('node:worker_threads');
-   setInterval(() => { if (process.ppid !== workerData.ppid) process.kill(process.pid, 'SIGKILL'); }, 500);`,
-  { eval: true, workerData: { ppid: process.ppid } },
-).unref();
+// Orphan guard: a GStreamer call can block the main thread (a state change waiting on a
+// stuck element), and then 'disconnect' never runs. If the agent dies (SIGKILL, OOM), the
+// worker must still end, so none ever outlives its agent holding the camera or the
+// display (seen here). Started through setpriv (worker-process.ts), the kernel kills us
+// with the agent (parent-death signal), and we only check it was not gone already.
+// Otherwise a thread of our own watches the parent pid.
+const agentPid = Number(process.env.EP_AGENT_PID);
+if (agentPid > 0) {
+  if (process.ppid !== agentPid) process.kill(process.pid, 'SIGKILL');
+} else {
+  new Worker(
+    `const { workerData } = require('node:worker_threads');
+     setInterval(() => { if (process.ppid !== workerData.ppid) process.kill(process.pid, 'SIGKILL'); }, 500);`,
+    { eval: true, workerData: { ppid: process.ppid } },
+  ).unref();
+}
 process.on('SIGTERM', () => worker.stop());
 worker.attach();

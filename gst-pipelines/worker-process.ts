@@ -69,6 +69,23 @@ export interface ForkSpawnerOptions {
   /** With `stderr: 'pipe'`: receives what the worker writes there (tests capture it). */
   onStderr?: (chunk: Buffer) => void;
   threadpoolSize?: number;
+  /** How a worker ends with its agent: the parent-death signal (default, when setpriv exists) or its own watcher thread. */
+  orphanGuard?: 'death-signal' | 'thread';
+}
+
+/** util-linux's setpriv (Debian and Raspberry Pi OS have it): exec with a parent-death signal set. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? null;
+
+/**
+ * How the worker learns that its agent died (worker-main.ts): with setpriv, the kernel
+ * sends it SIGKILL when the agent does (PR_SET_PDEATHSIG), whatever its main thread is
+ * doing; `EP_AGENT_PID` lets it check it was not orphaned before that took effect.
+ * Without setpriv, worker-main watches its parent pid from a thread of its own (a second
+ * V8 isolate: ~1–2 ms of CPU a second per worker, measured: docs/benchmarks.md).
+ */
+function deathSignalArgs(guard: ForkSpawnerOptions['orphanGuard']): { execPath?: string; execArgv?: string[]; env: Record<string, string> } {
+  if (!SETPRIV || guard === 'thread') return { env: {} };
+  return { execPath: SETPRIV, execArgv: ['--pdeathsig', 'KILL', process.execPath, ...process.execArgv], env: { EP_AGENT_PID: String(process.pid) } };
 }
 
 export function forkSpawner(opts: ForkSpawnerOptions = {}): WorkerSpawner {
@@ -76,8 +93,10 @@ export function forkSpawner(opts: ForkSpawnerOptions = {}): WorkerSpawner {
   return {
     spawn(env) {
       if (!existsSync(workerPath)) throw new Error(`media worker not built: ${workerPath} is missing (run npm run build)`);
+      const death = deathSignalArgs(opts.orphanGuard);
       const child = fork(workerPath, [], {
-        env: { ...withNativePlugins({ ...process.env, ...env }), UV_THREADPOOL_SIZE: String(opts.threadpoolSize ?? 16) },
+        ...(death.execPath ? { execPath: death.execPath, execArgv: death.execArgv } : {}),
+        env: { ...withNativePlugins({ ...process.env, ...env }), ...death.env, UV_THREADPOOL_SIZE: String(opts.threadpoolSize ?? 16) },
         stdio: ['ignore', 'ignore', opts.stderr ?? 'inherit', 'ipc'],
         serialization: 'json',
       });

@@ -40,6 +40,56 @@ const ACK_MIN_SEND_RATE = 20;
 /** A queue growing at this share of real time or faster: the link carries < 20 % of what is sent. */
 const SLOPE_AUDIO_ONLY = 0.8;
 
+/**
+ * When epframer takes the readings (its link watch, gst-pipelines/native/epframer.c), it
+ * evaluates this trigger on each one and posts the window to the worker only when it
+ * fires, so the worker's JavaScript does not wake 10 times a second for nothing (that
+ * was a third of its CPU). The trigger is a superset of the conditions under which
+ * fastCheck can act: every branch below needs ACK starvation (the first three
+ * conditions of the delivery branch) or a queue above INCREASE_QUEUE_SHARE of the budget.
+ * Thresholds are rounded so the trigger fires no later than fastCheck could act.
+ */
+export interface CollapseTrigger {
+  /** fastCheck's `a`: the newest reading at least this much older than the newest. */
+  spanMs: number;
+  /** Queueing delay (RTT − floor) above which the queue branches may act, µs (rounded down). */
+  queueUs: number;
+  minSendRate: number;
+  maxAckRate: number;
+  ackPermille: number;
+}
+
+export function collapseTrigger(config: AdaptConfig): CollapseTrigger {
+  return {
+    spanMs: FAST_WINDOW_MS * 0.75,
+    queueUs: Math.floor(delayBudgetMs(config.srtLatencyMs) * INCREASE_QUEUE_SHARE * 1000),
+    minSendRate: ACK_MIN_SEND_RATE,
+    maxAckRate: ACK_PER_PACKET_RATE,
+    ackPermille: Math.round(ACK_STARVED_SHARE * 1000),
+  };
+}
+
+/**
+ * The trigger as epframer evaluates it (its reference semantics, like TsPacketizer is for
+ * its framing), over the readings of the last second, oldest first, with the floor the
+ * worker last gave it (its controller's RTT history; null: none yet). Tests hold it to
+ * fastCheck: fastCheck acting on a window implies the trigger fired on it.
+ */
+export function collapseTriggered(window: FastSample[], historyFloorMs: number | null, t: CollapseTrigger): boolean {
+  const b = window[window.length - 1];
+  let a: FastSample | undefined;
+  for (let i = window.length - 1; i >= 0 && !a; i--) if (b && b.atMs - window[i]!.atMs >= t.spanMs) a = window[i];
+  if (!a || !b || a.acksReceived === 0 || b.packetsSent < a.packetsSent) return false;
+  const dt = (b.atMs - a.atMs) / 1000;
+  const sentRate = (b.packetsSent - a.packetsSent) / dt;
+  const ackRate = Math.max(0, b.acksReceived - a.acksReceived) / dt;
+  if (sentRate >= t.minSendRate && ackRate < t.maxAckRate && ackRate * 1000 < sentRate * t.ackPermille) return true;
+  if (b.rttMs === null || b.rttMs < 0) return false;
+  let floor = historyFloorMs !== null && historyFloorMs > 0 ? Math.floor(historyFloorMs * 1000) / 1000 : Infinity;
+  for (const w of window) if (w.rttMs !== null && w.rttMs > 0) floor = Math.min(floor, w.rttMs);
+  return Number.isFinite(floor) && (b.rttMs - floor) * 1000 > t.queueUs;
+}
+
 /** One fast reading of srtsink (cumulative counters, as libsrt reports them). */
 export interface FastSample {
   atMs: number;

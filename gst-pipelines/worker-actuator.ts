@@ -1,12 +1,12 @@
 /**
- * The pipeline side of link adaptation, in the worker: samples srtsink's stats every
- * SAMPLE_MS into the controller loop (worker-adapt.ts) and applies its decisions to the
- * elements the plan names — the encoder's bitrate, the rung caps, the audio-only gate,
- * forced keyframes, null-packet padding into the appsrc. Runs with adaptation disabled
+ * The pipeline side of link adaptation, in the worker: samples srtsink's stats (or has
+ * epframer sample them) into the controller loop (worker-adapt.ts) and applies its
+ * decisions to the elements the plan names — the encoder's bitrate, the rung caps, the
+ * audio-only gate, forced keyframes, null-packet padding. Runs with adaptation disabled
  * too (the loop then only reports), so congestion is visible either way.
  */
 import { SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
-import { FAST_SAMPLE_MS } from './adapt-collapse.js';
+import { FAST_SAMPLE_MS, collapseTrigger, type FastSample } from './adapt-collapse.js';
 import { bindingFreesReads, type GstElement, type GstPipeline } from './gst.js';
 import { BPS, rungCaps } from './plan.js';
 import { fastReadingOf, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
@@ -48,6 +48,8 @@ export type Framing =
 
 export interface AdaptationHooks {
   framing: () => Framing | null;
+  /** epframer, when the plan frames in GStreamer: it can take the fast srtsink readings (its link watch). */
+  linkWatch?: () => GstElement | undefined;
   /** Video frames the send path has passed so far (epframer or the Node packetiser). */
   videoFramesSent: () => number;
   onChange: (change: AdaptChange, report: AdaptReport) => void;
@@ -60,6 +62,10 @@ export class PipelineAdaptation {
   /** The last srtsink stats read (each read leaks in the binding: reportStats reuses it). */
   lastSendStats: { st: SrtStats; at: number } | null = null;
   private stopped = false;
+  /** epframer, when it takes the fast readings (startLinkWatch). */
+  private watch: GstElement | null = null;
+  /** The RTT floor last given to it, µs. */
+  private floorUs = 0;
   private videoOn = true;
   private sampleTimer: NodeJS.Timeout | null = null;
   private keyTimer: NodeJS.Timeout | null = null;
@@ -95,8 +101,42 @@ export class PipelineAdaptation {
     const sink = p.findChild(plan.names.srtSink);
     if (!sink) return null;
     const a = new PipelineAdaptation(p, plan, sink, hooks, from);
-    a.sampleTimer = setTimeout(() => a.tick(), a.sampleMs);
+    a.watch = a.startLinkWatch(hooks.linkWatch?.());
+    a.sampleTimer = setTimeout(() => a.tick(), a.sampleMs());
     return a;
+  }
+
+  /**
+   * Hands the fast readings to epframer (right before srtsink): it reads srtsink every
+   * FAST_SAMPLE_MS on its streaming thread and posts `epframer-link` with the last
+   * second's readings only when the collapse trigger fires (adapt-collapse.ts), which
+   * this worker then judges (linkWindow). Our tick is left with one reading per
+   * SAMPLE_MS. Null (we read at FAST_SAMPLE_MS ourselves) without such an epframer.
+   */
+  private startLinkWatch(framer: GstElement | undefined): GstElement | null {
+    if (!framer || framer['watch-ms'] === undefined) return null;
+    const t = collapseTrigger(this.plan.adapt);
+    framer['trigger-span-ms'] = t.spanMs;
+    framer['trigger-queue-us'] = t.queueUs;
+    framer['trigger-min-rate'] = t.minSendRate;
+    framer['trigger-ack-rate'] = t.maxAckRate;
+    framer['trigger-ack-permille'] = t.ackPermille;
+    framer['watch-ms'] = FAST_SAMPLE_MS;
+    this.loop.readingsFromElement();
+    return framer;
+  }
+
+  /** An `epframer-link` message's window (`T RTT PKTS BYTES ACKS;…`, oldest first). */
+  linkWindow(text: string): void {
+    if (this.stopped || !this.watch) return;
+    const window: FastSample[] = [];
+    for (const part of text.split(';')) {
+      const [t, rtt, pkts, bytes, acks] = part.trim().split(' ').map(Number);
+      if (t === undefined || rtt === undefined || pkts === undefined || bytes === undefined || acks === undefined) continue;
+      if (![t, rtt, pkts, bytes, acks].every(Number.isFinite)) continue;
+      window.push({ atMs: t, rttMs: rtt < 0 ? null : rtt, packetsSent: pkts, bytesSent: bytes, acksReceived: acks });
+    }
+    this.loop.collapseCheck(window);
   }
 
   stop(): void {
@@ -106,22 +146,28 @@ export class PipelineAdaptation {
 
   /**
    * srtsink is read every FAST_SAMPLE_MS: a collapse must be seen before the bottleneck's
-   * queue fills (0.3–0.5 s). With the stock binding each read leaks ~2 KB (measured,
-   * connected socket) — 288 MB over a 4-hour meeting at that rate — so without our patch
-   * (gst.ts bindingFreesReads) it reads every SAMPLE_MS (~57 MB) and reacts later.
+   * queue fills (0.3–0.5 s). epframer does that in C when it can (startLinkWatch), and
+   * we read every SAMPLE_MS. With the stock binding each of our reads leaks ~2 KB
+   * (measured, connected socket) — 288 MB over a 4-hour meeting at that rate — so without
+   * our patch (gst.ts bindingFreesReads) we read every SAMPLE_MS (~57 MB) and react later.
    */
-  private readonly sampleMs = bindingFreesReads() ? FAST_SAMPLE_MS : SAMPLE_MS;
+  private sampleMs(): number {
+    return this.watch || !bindingFreesReads() ? SAMPLE_MS : FAST_SAMPLE_MS;
+  }
 
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
     const raw = String(this.sink.stats ?? '');
-    this.sampleTimer = setTimeout(() => this.tick(), this.sampleMs);
-    const light = fastReadingOf(raw);
+    this.sampleTimer = setTimeout(() => this.tick(), this.sampleMs());
+    const light = this.watch ? null : fastReadingOf(raw);
     if (light && !this.loop.needsFullReading(now, light.packetsSent)) return this.loop.fastReading(light, now);
     const st = srtStatsFromStructure(raw, 'send');
     this.lastSendStats = { st, at: now };
     this.loop.sample(st, now);
+    const floor = this.loop.historyFloorMs();
+    const floorUs = floor === null ? 0 : Math.floor(floor * 1000);
+    if (this.watch && floorUs !== this.floorUs) this.watch['rtt-floor-us'] = this.floorUs = floorUs;
   }
 
   private setVideoBitrate(kbps: number): void {

@@ -1,7 +1,8 @@
 /**
  * The worker's side of link adaptation: takes srtsink statistics as often as they are
  * read (FAST_SAMPLE_MS, or SAMPLE_MS with the stock binding), runs the collapse check
- * (fastCheck) on each reading and the controller (adaptStep) on one LinkSample per
+ * (fastCheck) on each reading — or, when epframer takes the fast readings, on each
+ * window its trigger posts — and the controller (adaptStep) on one LinkSample per
  * SAMPLE_MS, and applies what they decide through an Actuator (the pipeline's elements:
  * worker-actuator.ts). No GStreamer here; unit-tested with scripted readings and run for
  * real in the adaptation integration tests.
@@ -49,6 +50,8 @@ export class AdaptLoop {
   private ackedSince: number | null = null;
   private last: { sample: LinkSample; congested: boolean } | null = null;
   private applied: { kbps: number; rung: string; padding: number };
+  /** epframer takes the fast readings (readingsFromElement). */
+  private windowsFromElement = false;
 
   constructor(
     private readonly config: AdaptConfig,
@@ -70,7 +73,8 @@ export class AdaptLoop {
    * (a new socket) restart the window.
    */
   sample(st: SrtStats, now: number): void {
-    this.fastSample(st.source === 'none' ? null : st, now);
+    if (this.windowsFromElement) this.noteAcks(st.source === 'none' ? null : st, now);
+    else this.fastSample(st.source === 'none' ? null : st, now);
     const prev = this.prev;
     if (prev && now - prev.at < SAMPLE_MS - 20 && st.packetsSent !== null && prev.st.packetsSent !== null && st.packetsSent >= prev.st.packetsSent) return;
     this.prev = { st, at: now };
@@ -111,6 +115,49 @@ export class AdaptLoop {
     this.fastSample(r, now);
   }
 
+  /**
+   * From now on epframer takes the fast readings (its link watch) and posts a window
+   * when its trigger fires (adapt-collapse.ts collapseTriggered): sample() then only
+   * steps the controller, and collapseCheck() runs the collapse check on each window.
+   */
+  readingsFromElement(): void {
+    this.windowsFromElement = true;
+    this.fast = [];
+  }
+
+  /**
+   * A window epframer posted (readings oldest first, its clock): the collapse check on
+   * the readings of the same socket in its last second, as fastSample would have run it
+   * on the newest one.
+   */
+  collapseCheck(window: FastSample[]): void {
+    const b = window[window.length - 1];
+    if (!b) return;
+    let from = 0;
+    for (let i = 1; i < window.length; i++) {
+      const w = window[i]!;
+      const p = window[i - 1]!;
+      if (w.packetsSent < p.packetsSent || w.acksReceived < p.acksReceived) from = i;
+    }
+    this.fast = window.slice(from).filter((w) => b.atMs - w.atMs <= 1000);
+    if (this.ackedSince === null) this.ackedSince = this.fast.find((w) => w.acksReceived > 0)?.atMs ?? null;
+    this.judge(b, b.atMs);
+  }
+
+  /** The controller's RTT floor (its history), ms; null before any RTT: what epframer's trigger is given. */
+  historyFloorMs(): number | null {
+    const h = this.state.rttHistory;
+    return h.length ? Math.min(...h.map((x) => x.rttMs)) : null;
+  }
+
+  /** With readings from epframer: a new socket (counters back) restarts the settle time; the first ACK starts it. */
+  private noteAcks(st: FastReading | null, now: number): void {
+    if (!st || st.packetsSent === null || st.acksReceived === null) return;
+    const p = this.prev?.st;
+    if (p && ((p.packetsSent !== null && st.packetsSent < p.packetsSent) || (p.acksReceived !== null && st.acksReceived < p.acksReceived))) this.ackedSince = null;
+    if (st.acksReceived > 0) this.ackedSince ??= now;
+  }
+
   private fastSample(st: FastReading | null, now: number): void {
     if (!st || st.packetsSent === null || st.bytesSent === null || st.acksReceived === null) return;
     const f: FastSample = { atMs: now, rttMs: st.rttMs, packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived };
@@ -121,6 +168,11 @@ export class AdaptLoop {
     }
     this.fast = [...this.fast.filter((w) => now - w.atMs <= 1000), f];
     if (f.acksReceived > 0) this.ackedSince ??= now;
+    this.judge(f, now);
+  }
+
+  /** fastCheck over this.fast, whose newest reading is `st`. */
+  private judge(st: FastReading, now: number): void {
     // A new connection first sends what queued while it connected, and libsrt reports a
     // default 100 ms RTT until it has measured one: no collapse is judged in its first seconds.
     if (this.ackedSince === null || now - this.ackedSince < CONNECT_SETTLE_MS) return;
@@ -143,7 +195,7 @@ export class AdaptLoop {
 
   report(): AdaptReport {
     const s = this.last?.sample;
-    const floor = this.state.rttHistory.length ? Math.min(...this.state.rttHistory.map((h) => h.rttMs)) : null;
+    const floor = this.historyFloorMs();
     const r1 = (v: number | null | undefined): number | null => (v === null || v === undefined ? null : Math.round(v * 10) / 10);
     return {
       enabled: this.config.enabled,

@@ -172,6 +172,7 @@ export class MediaWorker {
           m.plan,
           {
             framing: () => this.framing(),
+            linkWatch: () => this.framer,
             videoFramesSent: () => (this.framer ? Number(this.framer['video-frames'] ?? 0) : (this.packetizer?.videoFrames ?? 0)),
             onChange: (change, report) => this.ch.send({ type: 'adapt', change, report }),
           },
@@ -318,6 +319,8 @@ export class MediaWorker {
       this.onSrtWarning(source, text);
     } else if (msg.type === 'eos') {
       this.ch.send({ type: 'eos' });
+    } else if (msg.type === 'element' && msg.name === 'epframer-link') {
+      this.adaptation?.linkWindow(String(msg.window ?? ''));
     } else if (msg.type === 'element' && msg.name === 'level') {
       const db = parseLevelDb(msg.rms);
       if (source === ELEMENT_NAMES.micLevel) {

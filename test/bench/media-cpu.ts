@@ -3,21 +3,25 @@
  *
  * One box session (the plan for a box in test-source mode: 720p30 x264 send, receive +
  * avdec_h264, Opus both ways, AEC) talks to a LocalHub started fresh for every run in
- * its own child process (so none of the hub's work lands in the bench process). Runs
- * alternate, so slow drifts of a shared machine hit every variant alike:
+ * its own child process (so none of the hub's work lands in the bench process). By
+ * default each round runs `worker` and `gst` side by side, each with its own hub, over
+ * one window (the first started alternates): the shared machine's noise then hits both
+ * alike (one at a time, pairs 20 s apart differed by up to ±10 % on this machine).
+ * `--cpu-mode alternate` runs one variant at a time, as `binding` needs:
  *
  * - worker:  the production path. MediaSupervisor (in this process, prewarmed) runs the
- *            plan's `pipeline` in a forked MediaWorker (appsink → TsPacketizer → appsrc).
- *            Counted: every direct child of this process except the hub (the worker and
- *            the supervisor's next warm worker) + this process's own CPU (the supervisor).
- * - gst:     gst-launch-1.0 running the plan's `direct` string (the identical session,
- *            with `mpegtsmux alignment=7 ! srtsink`: gst-launch cannot run the
- *            packetiser). Counted: the gst-launch process.
- * - binding: the worker running the same `direct` string (pure cost of the Node
- *            binding + worker, without the packetiser). Counted like `worker`.
+ *            plan's `pipeline` in a forked MediaWorker. Counted: every direct child of
+ *            this process except hubs and gst-launch (the worker and the supervisor's
+ *            next warm worker) + this process's own CPU (the supervisor).
+ * - gst:     gst-launch-1.0 running the plan's `direct` string: with epframer the very
+ *            string the worker runs; without it (Node framing) `mpegtsmux alignment=7 !
+ *            srtsink`, as gst-launch cannot run the Node packetiser. Counted: gst-launch.
+ * - binding: the worker running the `direct` string (the cost of the Node binding and
+ *            worker alone), only without epframer. Counted like `worker`.
  *
  * CPU = utime + stime from /proc/PID/stat over a steady-state window that opens
- * `settleSeconds` after the session was asked to start and lasts `seconds`.
+ * `settleSeconds` (default 10: the warm worker's start-up and first idle GCs are over;
+ * a meeting runs for hours) after the last session was asked to start and lasts `seconds`.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -130,7 +134,6 @@ const threadGroup = (name: string): string => name.replace(/\d+/g, '#');
 class CpuWindow {
   private readonly start = new Map<number, number>();
   private readonly threadStart = new Map<string, number>();
-  private selfStart = process.cpuUsage();
 
   constructor(
     private readonly pids: () => number[],
@@ -145,7 +148,6 @@ class CpuWindow {
       if (c !== null) this.start.set(pid, c);
       for (const [tid, t] of procThreadCpu(pid)) this.threadStart.set(`${pid}/${tid}`, t.seconds);
     }
-    this.selfStart = process.cpuUsage();
   }
 
   /** CPU seconds since open() per thread group, over all counted processes, largest first. */
@@ -159,9 +161,12 @@ class CpuWindow {
     return [...by].map(([name, v]) => ({ name, cpuSeconds: round3(v) })).sort((a, b) => b.cpuSeconds - a.cpuSeconds);
   }
 
-  /** CPU seconds since open(); throws when a counted process ended inside the window. */
-  close(): { processes: number; processSeconds: number; selfSeconds: number; pids: number[] } {
-    const self = process.cpuUsage(this.selfStart);
+  /**
+   * CPU seconds since open(); throws when a counted process ended inside the window.
+   * `selfSeconds`: this process's CPU over the window (the supervisor), taken by the
+   * caller around its sleep only, so the /proc reads of open() and close() are not in it.
+   */
+  close(selfSeconds: number): { processes: number; processSeconds: number; selfSeconds: number; pids: number[] } {
     let total = 0;
     const seen: number[] = [];
     for (const pid of this.pids()) {
@@ -173,7 +178,7 @@ class CpuWindow {
     for (const pid of this.start.keys()) {
       if (!seen.includes(pid)) throw new MeasurementError(`cpu: process ${pid} ended inside the measurement window (its CPU would be lost)`);
     }
-    return { processes: seen.length, processSeconds: total, selfSeconds: this.includeSelf ? (self.user + self.system) / 1e6 : 0, pids: seen };
+    return { processes: seen.length, processSeconds: total, selfSeconds: this.includeSelf ? selfSeconds : 0, pids: seen };
   }
 }
 
@@ -199,6 +204,8 @@ export interface CpuRun {
 }
 
 export interface CpuResult {
+  /** together: worker and gst-launch side by side in each round's window; alternate: one at a time. */
+  mode: 'together' | 'alternate';
   seconds: number;
   settleSeconds: number;
   srtLatencyMs: number;
@@ -220,22 +227,33 @@ export interface CpuOptions {
   settleSeconds: number;
   rounds: number;
   variants: CpuVariant[];
+  /** Side by side in one window (default), or one at a time. */
+  mode: 'together' | 'alternate';
   log: (line: string) => void;
 }
 
-async function runOnce(variant: CpuVariant, order: number, o: CpuOptions, launch: { pipeline: string; direct: string }): Promise<CpuRun> {
+/** One variant's session, started and running (runs: `measure` and `stop`). */
+interface Running {
+  variant: CpuVariant;
+  hub: HubProcess;
+  supervisor: MediaSupervisor | null;
+  gst: ChildProcess | null;
+  levelMessages: () => number;
+  gstExit: () => string | null;
+}
+
+async function startVariant(variant: CpuVariant, o: CpuOptions, launch: { pipeline: string; direct: string }): Promise<Running> {
   const hub = await HubProcess.start(o.caps, CPU_SRT_LATENCY_MS);
   const plan = boxPlan(o.caps, hub.joinSpec);
   launch.pipeline = plan.pipeline;
   launch.direct = plan.direct;
-  const boxPids = (): number[] => childPids(process.pid).filter((p) => p !== hub.pid);
-  let supervisor: MediaSupervisor | null = null;
-  let gst: ChildProcess | null = null;
   let levelMessages = 0;
   let gstExit: string | null = null;
+  const r: Running = { variant, hub, supervisor: null, gst: null, levelMessages: () => levelMessages, gstExit: () => gstExit };
   try {
     if (variant === 'gst') {
-      gst = track(spawn('gst-launch-1.0', ['-m', ...launchArgv(plan.direct)], { stdio: ['ignore', 'pipe', 'pipe'], env: withNativePlugins(process.env) }));
+      const gst = track(spawn('gst-launch-1.0', ['-m', ...launchArgv(plan.direct)], { stdio: ['ignore', 'pipe', 'pipe'], env: withNativePlugins(process.env) }));
+      r.gst = gst;
       gst.stdout?.on('data', (d: Buffer) => {
         levelMessages += (d.toString().match(/from element "rxlevel"/g) ?? []).length;
       });
@@ -252,49 +270,100 @@ async function runOnce(variant: CpuVariant, order: number, o: CpuOptions, launch
     } else {
       // Production supervisor settings. Running `direct`, the worker sees no TS output of its
       // own (no packetiser) and would call the send direction stalled: no stall rebuilds then.
-      supervisor = new MediaSupervisor({ spawner: forkSpawner({ stderr: 'ignore' }), ...(variant === 'binding' ? { stallMs: 1e9 } : {}) });
-      await supervisor.prewarm();
+      r.supervisor = new MediaSupervisor({ spawner: forkSpawner({ stderr: 'ignore' }), ...(variant === 'binding' ? { stallMs: 1e9 } : {}) });
+      await r.supervisor.prewarm();
       await sleep(300);
-      await supervisor.start(variant === 'worker' ? plan : { ...plan, pipeline: plan.direct });
+      await r.supervisor.start(variant === 'worker' ? plan : { ...plan, pipeline: plan.direct });
     }
+    return r;
+  } catch (e) {
+    await stopVariant(r);
+    throw e;
+  }
+}
+
+async function stopVariant(r: Running): Promise<void> {
+  if (r.supervisor) await r.supervisor.close();
+  if (r.gst) await endChild(r.gst, 'SIGINT', 3000);
+  await r.hub.stop();
+}
+
+/** The processes a variant's CPU is counted over (the bench process itself is added for the supervisor). */
+function countedPids(r: Running, all: Running[]): () => number[] {
+  if (r.gst) {
+    const pid = r.gst.pid;
+    return () => (pid === undefined ? [] : [pid]);
+  }
+  // The worker and the supervisor's next warm worker: our children that are no hub and no gst-launch.
+  return () => {
+    const others = new Set(all.flatMap((x) => [x.hub.pid, x.gst?.pid]));
+    return childPids(process.pid).filter((p) => !others.has(p));
+  };
+}
+
+async function checkRun(r: Running, o: CpuOptions, levelAtOpen: number): Promise<Pick<CpuRun, 'hubReceivedFps' | 'boxSentFps' | 'boxReceivedFps' | 'boxReceivedAudioEvidence'>> {
+  const variant = r.variant;
+  const gstExit = r.gstExit();
+  if (gstExit) throw new MeasurementError(`cpu ${variant}: ${gstExit}`);
+  const hubStats = await r.hub.query();
+  const st = r.supervisor?.status();
+  if (st && (st.restarts > 0 || st.lastError)) throw new MeasurementError(`cpu ${variant}: the box session restarted during the run (${st.lastError?.cause}: ${st.lastError?.message})`);
+  const hubFps = hubStats.stats?.receive.fps ?? null;
+  if (hubFps === null || hubFps < 20) throw new MeasurementError(`cpu ${variant}: the hub received ${hubFps ?? 'no'} fps from the box; the session did not run`);
+  const boxRecv = st?.stats?.receive.fps ?? null;
+  if (r.supervisor && (boxRecv === null || boxRecv < 20)) throw new MeasurementError(`cpu ${variant}: the box received ${boxRecv ?? 'no'} fps from the hub`);
+  const levels = r.levelMessages() - levelAtOpen;
+  if (variant === 'gst' && levels < o.seconds / 2) throw new MeasurementError(`cpu gst: gst-launch-1.0 reported ${levels} program audio level messages in ${o.seconds} s; it received nothing`);
+  return {
+    hubReceivedFps: hubFps,
+    boxSentFps: variant === 'worker' ? (st?.stats?.send.fps ?? null) : null,
+    boxReceivedFps: boxRecv,
+    boxReceivedAudioEvidence: variant === 'gst' ? levels : (st?.stats?.audio.speakerBuffers ?? null),
+  };
+}
+
+/**
+ * Runs `variants` side by side (each with its own hub) and measures them over one
+ * window, opened `settleSeconds` after the last started: the shared machine's noise
+ * then hits each alike. At most one variant with a supervisor (the bench process's own
+ * CPU is counted to it).
+ */
+async function runTogether(variants: CpuVariant[], firstOrder: number, o: CpuOptions, launch: { pipeline: string; direct: string }): Promise<CpuRun[]> {
+  if (variants.filter((v) => v !== 'gst').length > 1) throw new Error('cpu: one supervised variant per run (its CPU includes the bench process)');
+  const running: Running[] = [];
+  try {
+    for (const v of variants) running.push(await startVariant(v, o, launch));
     await sleep(o.settleSeconds * 1000);
-    const win = new CpuWindow(boxPids, variant !== 'gst');
-    const levelAtOpen = levelMessages;
+    const windows = running.map((r) => new CpuWindow(countedPids(r, running), r.variant !== 'gst'));
+    const levelsAtOpen = running.map((r) => r.levelMessages());
+    for (const w of windows) w.open();
     const t0 = monoMs();
-    win.open();
+    const self0 = process.cpuUsage();
     await sleep(o.seconds * 1000);
-    const threads = win.threads();
-    const used = win.close();
+    const self = process.cpuUsage(self0);
     const windowSeconds = (monoMs() - t0) / 1000;
-    if (gstExit) throw new MeasurementError(`cpu ${variant}: ${gstExit}`);
-    const hubStats = await hub.query();
-    const st = supervisor?.status();
-    if (st && (st.restarts > 0 || st.lastError)) throw new MeasurementError(`cpu ${variant}: the box session restarted during the run (${st.lastError?.cause}: ${st.lastError?.message})`);
-    const hubFps = hubStats.stats?.receive.fps ?? null;
-    if (hubFps === null || hubFps < 20) throw new MeasurementError(`cpu ${variant}: the hub received ${hubFps ?? 'no'} fps from the box; the session did not run`);
-    const boxRecv = st?.stats?.receive.fps ?? null;
-    if (supervisor && (boxRecv === null || boxRecv < 20)) throw new MeasurementError(`cpu ${variant}: the box received ${boxRecv ?? 'no'} fps from the hub`);
-    const audioEvidence = variant === 'gst' ? levelMessages - levelAtOpen : (st?.stats?.audio.speakerBuffers ?? null);
-    if (variant === 'gst' && levelMessages - levelAtOpen < o.seconds / 2) throw new MeasurementError(`cpu gst: gst-launch-1.0 reported ${levelMessages - levelAtOpen} program audio level messages in ${o.seconds} s; it received nothing`);
-    const cpuSeconds = used.processSeconds + used.selfSeconds;
-    return {
-      variant,
-      order,
-      windowSeconds: round3(windowSeconds),
-      cpuSeconds: round3(cpuSeconds),
-      supervisorCpuSeconds: round3(used.selfSeconds),
-      processes: used.processes,
-      cpuPercentOfOneCore: round1((cpuSeconds / windowSeconds) * 100),
-      hubReceivedFps: hubFps,
-      boxSentFps: variant === 'worker' ? (st?.stats?.send.fps ?? null) : null,
-      boxReceivedFps: boxRecv,
-      boxReceivedAudioEvidence: audioEvidence,
-      threads,
-    };
+    const closed = windows.map((w) => ({ threads: w.threads(), used: w.close((self.user + self.system) / 1e6) }));
+    const runs: CpuRun[] = [];
+    for (let i = 0; i < running.length; i++) {
+      const r = running[i]!;
+      const { threads, used } = closed[i]!;
+      const checks = await checkRun(r, o, levelsAtOpen[i]!);
+      const cpuSeconds = used.processSeconds + used.selfSeconds;
+      runs.push({
+        variant: r.variant,
+        order: firstOrder + i,
+        windowSeconds: round3(windowSeconds),
+        cpuSeconds: round3(cpuSeconds),
+        supervisorCpuSeconds: round3(used.selfSeconds),
+        processes: used.processes,
+        cpuPercentOfOneCore: round1((cpuSeconds / windowSeconds) * 100),
+        ...checks,
+        threads,
+      });
+    }
+    return runs;
   } finally {
-    if (supervisor) await supervisor.close();
-    if (gst) await endChild(gst, 'SIGINT', 3000);
-    await hub.stop();
+    for (const r of running) await stopVariant(r);
   }
 }
 
@@ -304,18 +373,24 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** Alternated runs (e.g. worker, gst, binding, worker, gst, binding). */
+/**
+ * `together` (default): each round runs worker and gst-launch side by side over one
+ * window, the first started alternating between rounds. `alternate`: one variant at a
+ * time (worker, gst, binding, worker, …), which a supervised `binding` run needs.
+ */
 export async function measureCpu(o: CpuOptions): Promise<CpuResult> {
   const runs: CpuRun[] = [];
   const launch = { pipeline: '', direct: '' };
   let order = 0;
+  const together = o.mode === 'together' && !o.variants.includes('binding');
   for (let round = 0; round < o.rounds; round++) {
-    for (const v of o.variants) {
-      order++;
-      o.log(`cpu: run ${order} ${v} (${o.settleSeconds} s settle + ${o.seconds} s) …`);
-      const r = await runOnce(v, order, o, launch);
-      o.log(`cpu: run ${order} ${v}: ${r.cpuSeconds} CPU-s in ${r.windowSeconds} s (${r.cpuPercentOfOneCore} % of a core), hub got ${r.hubReceivedFps} fps`);
-      runs.push(r);
+    const groups = together ? [round % 2 ? [...o.variants].reverse() : o.variants] : o.variants.map((v) => [v]);
+    for (const g of groups) {
+      o.log(`cpu: run ${order + 1} ${g.join(' + ')} (${o.settleSeconds} s settle + ${o.seconds} s) …`);
+      const rs = await runTogether(g, order + 1, o, launch);
+      order += rs.length;
+      for (const r of rs) o.log(`cpu: run ${r.order} ${r.variant}: ${r.cpuSeconds} CPU-s in ${r.windowSeconds} s (${r.cpuPercentOfOneCore} % of a core), hub got ${r.hubReceivedFps} fps`);
+      runs.push(...rs);
     }
   }
   const sum = (v: CpuVariant): number => runs.filter((r) => r.variant === v).reduce((a, r) => a + r.cpuSeconds, 0);
@@ -326,6 +401,7 @@ export async function measureCpu(o: CpuOptions): Promise<CpuResult> {
   const gs = runs.filter((r) => r.variant === 'gst');
   for (let i = 0; i < Math.min(ws.length, gs.length); i++) pairRatios.push(round3(ws[i]!.cpuSeconds / gs[i]!.cpuSeconds));
   return {
+    mode: together ? 'together' : 'alternate',
     seconds: o.seconds,
     settleSeconds: o.settleSeconds,
     srtLatencyMs: CPU_SRT_LATENCY_MS,

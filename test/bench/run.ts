@@ -18,6 +18,9 @@
  *   --latency-variants LIST     default ours,ours-video-only,ours-node,direct,before,rtp (also: ours-opus10)
  *   --cpu-seconds N             window of each CPU run (default 20)
  *   --cpu-rounds N              rounds of worker/gst(/binding) runs (default 4)
+ *   --cpu-settle-seconds N      from session start to the CPU window (default 10)
+ *   --cpu-mode M                together (worker and gst-launch side by side, one window
+ *                               per round; default) or alternate (one at a time)
  *   --startup-runs N            repetitions of start → first bytes (default 7)
  *   --agent-runs N              repetitions of the agent measurements (default 5)
  *   --plot-dir DIR              the adapt section writes DATE-adapt.svg there
@@ -44,6 +47,8 @@ export interface BenchOptions {
   latencyVariants: LatencyVariantId[];
   cpuSeconds: number;
   cpuRounds: number;
+  cpuSettleSeconds: number;
+  cpuMode: 'together' | 'alternate';
   startupRuns: number;
   agentRuns: number;
   /** Where the adapt section writes its SVG plot (none when null). */
@@ -61,6 +66,8 @@ export function parseArgs(argv: string[]): BenchOptions {
     latencyVariants: ['ours', 'ours-video-only', 'ours-node', 'direct', 'before', 'rtp'],
     cpuSeconds: 20,
     cpuRounds: 4,
+    cpuSettleSeconds: 10,
+    cpuMode: 'together',
     startupRuns: 7,
     agentRuns: 5,
     plotDir: null,
@@ -100,6 +107,15 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--cpu-rounds':
         o.cpuRounds = Math.round(num(flag, value(), 1));
         break;
+      case '--cpu-settle-seconds':
+        o.cpuSettleSeconds = num(flag, value(), 0);
+        break;
+      case '--cpu-mode': {
+        const m = value();
+        if (m !== 'together' && m !== 'alternate') throw new UsageError('--cpu-mode is together or alternate');
+        o.cpuMode = m;
+        break;
+      }
       case '--startup-runs':
         o.startupRuns = Math.round(num(flag, value(), 1));
         break;
@@ -112,7 +128,7 @@ export function parseArgs(argv: string[]): BenchOptions {
         break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup],agent,adapt] [--agent-runs N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup],agent,adapt] [--agent-runs N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }
@@ -200,7 +216,7 @@ export const mediaSection: BenchSection = {
     // plan.pipeline): `binding` would repeat `worker`, so the rounds go to the pair.
     const cpuVariants: CpuVariant[] = caps.elements.epframer ? ['worker', 'gst'] : ['worker', 'gst', 'binding'];
     const cpu = await part('cpu', parts, unmeasured, ['cpuRatioVsGstLaunch', 'cpuRatioBindingDirectVsGstLaunch'], (): Promise<CpuResult> =>
-      measureCpu({ caps, seconds: o.cpuSeconds, settleSeconds: 3, rounds: o.cpuRounds, variants: cpuVariants, log: ctx.log }),
+      measureCpu({ caps, seconds: o.cpuSeconds, settleSeconds: o.cpuSettleSeconds, rounds: o.cpuRounds, variants: cpuVariants, mode: o.cpuMode, log: ctx.log }),
     );
     const startup = await part('startup', parts, unmeasured, ['startToFirstBytesMs', 'startToFirstBytesMaxMs'], (): Promise<StartupResult> =>
       measureStartup({ caps, repetitions: o.startupRuns, log: ctx.log }),

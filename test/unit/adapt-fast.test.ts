@@ -18,7 +18,7 @@ import {
   type AdaptState,
   type LinkSample,
 } from '../../gst-pipelines/adapt.js';
-import { FAST_SAMPLE_MS, fastCheck, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
+import { FAST_SAMPLE_MS, collapseTrigger, collapseTriggered, fastCheck, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
 import { readFileSync } from 'node:fs';
 import { fastReadingOf, srtStatsFromStructure, type SrtStats } from '../../gst-pipelines/srt-stats.js';
 import { AdaptLoop, type Actuator } from '../../gst-pipelines/worker-adapt.js';
@@ -139,6 +139,55 @@ describe('fastCheck', () => {
 
 const linkSample = (atMs: number, rttMs: number, extra: Partial<LinkSample> = {}): LinkSample => ({ atMs, rttMs, sendKbps: 90, sentPackets: 4, lostPackets: 0, retransPackets: 0, droppedPackets: 0, ...extra });
 
+describe("epframer's collapse trigger (collapseTriggered, the reference of its C)", () => {
+  it('fires on every window fastCheck acts on: 3000 random links, RTT histories and rungs', () => {
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const pick = <T,>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    let acted = 0;
+    let fired = 0;
+    for (let n = 0; n < 3000; n++) {
+      const base = 1 + rnd() * 80;
+      const slope = pick([0, 0.05, 0.2, 0.5, 1]) * rnd();
+      const step = rnd() < 0.3 ? rnd() * 150 : 0;
+      const onset = 1000 + Math.floor(rnd() * 10) * 100;
+      const rtt = (t: number): number => base + (t >= onset ? step + (t - onset) * slope : 0) + rnd() * 3;
+      const rs = readings([
+        { untilMs: onset, sentPerS: 150, acksPerS: 70, rttMs: rtt },
+        { untilMs: onset + 1000, sentPerS: rnd() * 400, acksPerS: rnd() * 120, rttMs: rtt },
+      ]);
+      const history = Array.from({ length: Math.floor(rnd() * 4) }, (_, i) => ({ atMs: i * 500, rttMs: base * (0.5 + rnd()) }));
+      const rung = pick(CONFIG.ladder).id;
+      const state: AdaptState = { ...initialAdapt(CONFIG), rung, rttHistory: history };
+      const floor = history.length ? Math.min(...history.map((h) => h.rttMs)) : null;
+      for (let i = 1; i < rs.length; i++) {
+        const now = rs[i]!.atMs;
+        const window = rs.slice(0, i + 1).filter((w) => now - w.atMs <= 1000);
+        const acts = fastCheck(state, window, CONFIG) !== null;
+        const trig = collapseTriggered(window, floor, collapseTrigger(CONFIG));
+        if (acts) acted++;
+        if (trig) fired++;
+        if (acts && !trig) expect.fail(`fastCheck acted where the trigger did not fire (case ${n}, t=${now}): ${JSON.stringify(window.slice(-3))}, floor ${floor}`);
+      }
+    }
+    // The random links do exercise it, and the trigger is not simply always on.
+    expect(acted).toBeGreaterThan(100);
+    const windows = 3000 * 20;
+    expect(fired).toBeLessThan(windows * 0.5);
+  });
+
+  it('stays quiet on a clean link, and on a queue that stays under 60 % of the budget', () => {
+    const t = collapseTrigger(CONFIG);
+    const calm = readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: flat(30) }]);
+    expect(calm.some((_, i) => collapseTriggered(calm.slice(0, i + 1), 30, t))).toBe(false);
+    const budget = delayBudgetMs(CONFIG.srtLatencyMs);
+    const under = readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: (ms) => 30 + Math.min(ms / 10, budget * 0.55) }]);
+    expect(under.some((_, i) => collapseTriggered(under.slice(0, i + 1), 30, t))).toBe(false);
+    const over = readings([{ untilMs: 3000, sentPerS: 150, acksPerS: 70, rttMs: (ms) => 30 + Math.min(ms / 10, budget * 0.65) }]);
+    expect(over.some((_, i) => collapseTriggered(over.slice(0, i + 1), 30, t))).toBe(true);
+  });
+});
+
 describe('a cut on ACKs alone', () => {
   const starved = (): AdaptState => firstFastChange(readings([clean, { untilMs: 6000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]))!.state;
 
@@ -253,7 +302,7 @@ describe('AdaptLoop', () => {
    * tick does it (worker-actuator.ts) — the recorded string, the four counters only
    * (fastReadingOf → fastReading) unless needsFullReading says a LinkSample is due.
    */
-  function drive(rs: FastSample[], mode: 'full' | 'worker' = 'full'): { calls: string[]; changes: Array<{ atMs: number; c: AdaptChange }>; loop: AdaptLoop; light: number } {
+  function drive(rs: FastSample[], mode: 'full' | 'worker' | 'element' = 'full'): { calls: string[]; changes: Array<{ atMs: number; c: AdaptChange }>; loop: AdaptLoop; light: number; windows: number; firstWindowAt: number | null } {
     const calls: string[] = [];
     const act: Actuator = {
       setVideoBitrate: (k) => calls.push(`bitrate ${k}`),
@@ -264,8 +313,27 @@ describe('AdaptLoop', () => {
     let now = 0;
     const loop = new AdaptLoop(CONFIG, act, (c) => changes.push({ atMs: now, c }));
     let light = 0;
+    let windows = 0;
+    let firstWindowAt: number | null = null;
+    if (mode === 'element') loop.readingsFromElement();
+    /** epframer's ring: the last 1.2 s of readings of one socket. */
+    let ring: FastSample[] = [];
     for (const r of rs) {
       now = r.atMs;
+      if (mode === 'element') {
+        // As epframer does on its streaming thread: the reading, then its trigger…
+        const last = ring[ring.length - 1];
+        if (last && (r.packetsSent < last.packetsSent || r.acksReceived < last.acksReceived)) ring = [];
+        ring = [...ring.filter((w) => r.atMs - w.atMs <= 1200), r];
+        if (collapseTriggered(ring, loop.historyFloorMs(), collapseTrigger(CONFIG))) {
+          windows++;
+          firstWindowAt ??= r.atMs;
+          loop.collapseCheck(ring);
+        }
+        // …and the worker's own tick, once per SAMPLE_MS.
+        if (r.atMs % SAMPLE_MS === 0) loop.sample(stats({ rttMs: r.rttMs, packetsSent: r.packetsSent, bytesSent: r.bytesSent, acksReceived: r.acksReceived }), r.atMs);
+        continue;
+      }
       if (mode === 'full') {
         loop.sample(stats({ rttMs: r.rttMs, packetsSent: r.packetsSent, bytesSent: r.bytesSent, acksReceived: r.acksReceived }), r.atMs);
         continue;
@@ -277,10 +345,10 @@ describe('AdaptLoop', () => {
         loop.fastReading(f, now);
       } else loop.sample(srtStatsFromStructure(raw, 'send'), now);
     }
-    return { calls, changes, loop, light };
+    return { calls, changes, loop, light, windows, firstWindowAt };
   }
 
-  it("the worker's light readings (4 counters between LinkSamples) decide exactly as whole readings do", () => {
+  it("the worker's light readings (4 counters between LinkSamples), and epframer's triggered windows, decide exactly as whole readings do", () => {
     const scenarios: Record<string, FastSample[]> = {
       'collapse to 100 kbit/s': readings([clean, { untilMs: 9000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]),
       'queue collapse (RTT climbing)': readings([clean, { untilMs: 9000, sentPerS: 150, acksPerS: 50, rttMs: (t) => 2 + (t - 5000) * 0.5 }]),
@@ -293,6 +361,13 @@ describe('AdaptLoop', () => {
     for (const [name, rs] of Object.entries(scenarios)) {
       const full = drive(rs, 'full');
       const worker = drive(rs, 'worker');
+      const element = drive(rs, 'element');
+      expect(element.changes, `${name}: epframer's windows`).toEqual(full.changes);
+      expect(element.calls, name).toEqual(full.calls);
+      expect(element.loop.report(), name).toEqual(full.loop.report());
+      // The worker wakes for a window only once the link went bad (clean for 5 s here).
+      if (name === 'clean link' || name === 'new socket') expect(element.windows, `${name}: no window posted`).toBe(0);
+      else expect(element.firstWindowAt, `${name}: windows only after the collapse`).toBeGreaterThanOrEqual(5000);
       expect(worker.light, `${name}: most readings are light`).toBeGreaterThan(rs.length / 2);
       expect(worker.changes, name).toEqual(full.changes);
       expect(worker.calls, name).toEqual(full.calls);

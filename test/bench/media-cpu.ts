@@ -24,6 +24,9 @@
  * a meeting runs for hours) after the last session was asked to start and lasts `seconds`.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, LocalHub } from '../../gst-pipelines/local-hub.js';
 import { planSession } from '../../gst-pipelines/plan.js';
@@ -240,6 +243,8 @@ interface Running {
   gst: ChildProcess | null;
   levelMessages: () => number;
   gstExit: () => string | null;
+  /** gst-launch's stdout (its -m messages), removed at stop. */
+  outFile?: string;
 }
 
 async function startVariant(variant: CpuVariant, o: CpuOptions, launch: { pipeline: string; direct: string }): Promise<Running> {
@@ -247,16 +252,20 @@ async function startVariant(variant: CpuVariant, o: CpuOptions, launch: { pipeli
   const plan = boxPlan(o.caps, hub.joinSpec);
   launch.pipeline = plan.pipeline;
   launch.direct = plan.direct;
-  let levelMessages = 0;
   let gstExit: string | null = null;
-  const r: Running = { variant, hub, supervisor: null, gst: null, levelMessages: () => levelMessages, gstExit: () => gstExit };
+  const r: Running = { variant, hub, supervisor: null, gst: null, levelMessages: () => 0, gstExit: () => gstExit };
   try {
     if (variant === 'gst') {
-      const gst = track(spawn('gst-launch-1.0', ['-m', ...launchArgv(plan.direct)], { stdio: ['ignore', 'pipe', 'pipe'], env: withNativePlugins(process.env) }));
+      // gst-launch's -m output goes to a file, counted when asked: read through a pipe, it
+      // cost the bench process (counted as the worker's supervisor in a pair) ~15 ms a
+      // window (perf).
+      const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'ep-bench-gst-')), 'messages.txt');
+      const fd = openSync(out, 'w');
+      const gst = track(spawn('gst-launch-1.0', ['-m', ...launchArgv(plan.direct)], { stdio: ['ignore', fd, 'pipe'], env: withNativePlugins(process.env) }));
+      closeSync(fd);
       r.gst = gst;
-      gst.stdout?.on('data', (d: Buffer) => {
-        levelMessages += (d.toString().match(/from element "rxlevel"/g) ?? []).length;
-      });
+      r.outFile = out;
+      r.levelMessages = () => (readFileSync(out, 'utf8').match(/from element "rxlevel"/g) ?? []).length;
       let err = '';
       gst.stderr?.on('data', (d: Buffer) => {
         err = (err + d.toString()).slice(-1000);
@@ -285,6 +294,7 @@ async function startVariant(variant: CpuVariant, o: CpuOptions, launch: { pipeli
 async function stopVariant(r: Running): Promise<void> {
   if (r.supervisor) await r.supervisor.close();
   if (r.gst) await endChild(r.gst, 'SIGINT', 3000);
+  if (r.outFile) rmSync(path.dirname(r.outFile), { recursive: true, force: true });
   await r.hub.stop();
 }
 

@@ -66,6 +66,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private desired: { plan: MediaPlan; secrets: { passphrase?: string } } | null = null;
   private retryTimer: unknown = null;
   private watchdog: unknown = null;
+  /** The worker the watchdog watches. */
+  private watched: WorkerHandle | null = null;
   private lastHeard = 0;
   private sessionStartAt = 0;
   /** Where link adaptation stood in this session: a restarted worker resumes there, not at full rate. */
@@ -228,20 +230,36 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     await started;
   }
 
+  /**
+   * A worker silent for 3 stats periods (≥ 5 s) is hung. One timeout, re-armed by every
+   * message (armWatchdog), not a 1 s poll: the agent does not wake up for nothing
+   * (each wake-up cost ~0.5–1 ms of CPU on the benchmark machine; docs/benchmarks.md).
+   */
   private startWatchdog(handle: WorkerHandle): void {
-    if (this.watchdog) this.clock.clearInterval(this.watchdog);
+    this.watched = handle;
+    this.armWatchdog();
+  }
+
+  private armWatchdog(): void {
+    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
+    this.watchdog = null;
+    const handle = this.watched;
+    if (!handle || this.current !== handle) return;
     const limit = Math.max(3 * this.o.statsPeriodMs, 5000);
-    this.watchdog = this.clock.setInterval(() => {
-      if (this.current === handle && this.clock.now() - this.lastHeard > limit) {
-        this.log.warn({ evt: 'media.worker_hung', pid: handle.pid, silentMs: this.clock.now() - this.lastHeard }, 'media worker stopped reporting; killing it');
-        this.restart(handle, 'hung', `worker silent for ${this.clock.now() - this.lastHeard} ms`, true);
-      }
-    }, 1000);
+    this.watchdog = this.clock.setTimeout(() => {
+      this.watchdog = null;
+      const silentMs = this.clock.now() - this.lastHeard;
+      if (this.current !== handle) return;
+      if (silentMs <= limit) return this.armWatchdog();
+      this.log.warn({ evt: 'media.worker_hung', pid: handle.pid, silentMs }, 'media worker stopped reporting; killing it');
+      this.restart(handle, 'hung', `worker silent for ${silentMs} ms`, true);
+    }, limit + 1 - (this.clock.now() - this.lastHeard));
   }
 
   private onWorker(handle: WorkerHandle, m: FromWorker): void {
     if (handle !== this.current) return;
     this.lastHeard = this.clock.now();
+    this.armWatchdog();
     switch (m.type) {
       case 'first-bytes':
         this.log.info({ evt: 'media.first_bytes', direction: m.direction, atMs: m.atMs }, `${m.direction} media flowing`);
@@ -351,9 +369,10 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
 
   private clearTimers(): void {
     if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
-    if (this.watchdog) this.clock.clearInterval(this.watchdog);
+    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
     this.retryTimer = null;
     this.watchdog = null;
+    this.watched = null;
   }
 
   private update(patch: Partial<MediaStatus>): void {

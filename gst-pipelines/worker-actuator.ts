@@ -66,6 +66,8 @@ export class PipelineAdaptation {
   private watch: GstElement | null = null;
   /** The RTT floor last given to it, µs. */
   private floorUs = 0;
+  /** When tick() last ran. */
+  private tickedAt = 0;
   private videoOn = true;
   private sampleTimer: NodeJS.Timeout | null = null;
   private keyTimer: NodeJS.Timeout | null = null;
@@ -102,8 +104,16 @@ export class PipelineAdaptation {
     if (!sink) return null;
     const a = new PipelineAdaptation(p, plan, sink, hooks, from);
     a.watch = a.startLinkWatch(hooks.linkWatch?.());
-    a.sampleTimer = setTimeout(() => a.tick(), a.sampleMs());
+    // With epframer's link watch the worker's beat drives the tick (beat()); otherwise
+    // our own timer at FAST_SAMPLE_MS.
+    if (!a.watch) a.sampleTimer = setTimeout(() => a.tick(), a.sampleMs());
     return a;
+  }
+
+  /** The worker's periodic beat: a link sample once SAMPLE_MS has passed (link watch only). */
+  beat(now: number): void {
+    if (!this.watch || this.stopped || now - this.tickedAt < SAMPLE_MS - 20) return;
+    this.tick();
   }
 
   /**
@@ -147,19 +157,20 @@ export class PipelineAdaptation {
   /**
    * srtsink is read every FAST_SAMPLE_MS: a collapse must be seen before the bottleneck's
    * queue fills (0.3–0.5 s). epframer does that in C when it can (startLinkWatch), and
-   * we read every SAMPLE_MS. With the stock binding each of our reads leaks ~2 KB
+   * the worker's beat then has us read every SAMPLE_MS (beat). With the stock binding each of our reads leaks ~2 KB
    * (measured, connected socket) — 288 MB over a 4-hour meeting at that rate — so without
    * our patch (gst.ts bindingFreesReads) we read every SAMPLE_MS (~57 MB) and react later.
    */
   private sampleMs(): number {
-    return this.watch || !bindingFreesReads() ? SAMPLE_MS : FAST_SAMPLE_MS;
+    return bindingFreesReads() ? FAST_SAMPLE_MS : SAMPLE_MS;
   }
 
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
+    this.tickedAt = now;
     const raw = String(this.sink.stats ?? '');
-    this.sampleTimer = setTimeout(() => this.tick(), this.sampleMs());
+    if (!this.watch) this.sampleTimer = setTimeout(() => this.tick(), this.sampleMs());
     const light = this.watch ? null : fastReadingOf(raw);
     if (light && !this.loop.needsFullReading(now, light.packetsSent)) return this.loop.fastReading(light, now);
     const st = srtStatsFromStructure(raw, 'send');

@@ -20,6 +20,9 @@ import { SampledCounts } from './worker-counters.js';
 import { PipelineAdaptation, holdFor, type Framing } from './worker-actuator.js';
 import { TsAudit } from './ts-audit.js';
 import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
+
+/** The session's periodic work: stall check every beat, link sample and stats when due. */
+const BEAT_MS = 250;
 import { classifyBusError } from './worker-errors.js';
 import type { FromWorker, SrtLinkStats, StallDirection, ToWorker, WorkerStats } from './worker-protocol.js';
 import type { SessionPlan, StandbyPlan } from './types.js';
@@ -180,9 +183,24 @@ export class MediaWorker {
         );
     }
     this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
-    this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
     this.stallMs = m.stallMs;
-    if (m.plan.kind === 'session') this.timers.push(setInterval(() => this.checkStall(m.stallMs), 250));
+    if (m.plan.kind === 'session') {
+      // One timer for the periodic work (stall check, link sample, stats): each wake-up of
+      // this process costs more than the work itself (~0.5 ms of CPU on the benchmark
+      // machine; docs/benchmarks.md), and three timers woke it 6.5 times a second.
+      let reportedAt = Date.now();
+      this.timers.push(
+        setInterval(() => {
+          const now = Date.now();
+          this.checkStall(m.stallMs);
+          this.adaptation?.beat(now);
+          if (now - reportedAt >= m.statsPeriodMs - BEAT_MS / 2) {
+            reportedAt = now;
+            this.reportStats();
+          }
+        }, BEAT_MS),
+      );
+    } else this.timers.push(setInterval(() => this.reportStats(), m.statsPeriodMs));
   }
 
   /**

@@ -144,6 +144,25 @@ describe('MediaSupervisor', () => {
     expect(spawner.running).toHaveLength(2);
   });
 
+  it('keeps a worker that reports, however long; no timer fires while it does (the watchdog is re-armed by each message)', async () => {
+    await startSession();
+    const w = spawner.running[0]!;
+    const reasons: string[] = [];
+    sup.on('restart', (r) => reasons.push(r.reason));
+    // Stats every 4 s, under the 5 s limit (3 stats periods of 1 s here, at least 5 s).
+    for (let i = 0; i < 30; i++) {
+      await vi.advanceTimersByTimeAsync(4000);
+      w.emit({ type: 'stats', stats: stats() });
+    }
+    expect(reasons).toEqual([]);
+    // Then it goes silent. The next timer to fire is the watchdog's, 5 s after the last
+    // message (a poll would fire within 1 s), and it finds the worker hung.
+    const t0 = Date.now();
+    await vi.advanceTimersToNextTimerAsync();
+    expect(Date.now() - t0).toBe(5001);
+    expect(reasons).toEqual(['hung']);
+  });
+
   it('stops cleanly within 2 s, SIGKILLing a worker that ignores stop', async () => {
     await startSession();
     const w = spawner.running[0]!;

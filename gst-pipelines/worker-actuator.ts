@@ -23,6 +23,16 @@ import { AdaptLoop, type AdaptReport } from './worker-adapt.js';
 export const holdFor = (fps: number): number => Math.min(100, Math.ceil(1000 / Math.max(1, fps)) + 5);
 const AUDIO_ONLY_HOLD_MS = 150;
 const KEYFRAME_EVERY_MS = 2000;
+/**
+ * Whether epframer takes the collapse check's 100 ms readings (its link watch) — OFF.
+ * It halves the worker's CPU over gst-launch (docs/benchmarks.md), but under load it
+ * acted ~0.1 s later than our own 100 ms tick (first cut at 20.3–20.4 s instead of
+ * 20.2–20.3 s, three 600 kbit/s runs at once each way), and the hub then lost 20–40 ms
+ * of audio at the collapse in 2 of 2 full-suite runs and 2 of 3 loaded runs (our tick:
+ * 1 of 3). Until the message hop is shortened or the readings come faster, the worker
+ * reads srtsink itself; the element side and the loop's window path stay tested.
+ */
+const LINK_WATCH = false;
 const PAD_TICK_MS = 20;
 /**
  * Video frames that must have left before the video may stop. The program tables
@@ -124,7 +134,7 @@ export class PipelineAdaptation {
    * SAMPLE_MS. Null (we read at FAST_SAMPLE_MS ourselves) without such an epframer.
    */
   private startLinkWatch(framer: GstElement | undefined): GstElement | null {
-    if (!framer || framer['watch-ms'] === undefined) return null;
+    if (!LINK_WATCH || !framer || framer['watch-ms'] === undefined) return null;
     const t = collapseTrigger(this.plan.adapt);
     framer['trigger-span-ms'] = t.spanMs;
     framer['trigger-queue-us'] = t.queueUs;

@@ -50,14 +50,7 @@ type Stats = Record<string, number>;
 async function launch(pipeline: string): Promise<Stats> {
   const { stdout, stderr } = await run('gst-launch-1.0', ['-m', ...pipeline.split(/\s+/).filter(Boolean)], { env, maxBuffer: 16 << 20 });
   expect(stderr).not.toMatch(/CRITICAL|WARNING|ERROR/);
-  const m = /epframer-stats, ([^;]*);/.exec(stdout);
-  if (!m?.[1]) throw new Error(`no epframer-stats message in:\n${stdout.slice(-3000)}`);
-  const stats: Stats = {};
-  for (const kv of m[1].split(', ')) {
-    const f = /^([\w-]+)=\([\w]+\)(\d+)$/.exec(kv);
-    if (f?.[1] && f[2]) stats[f[1]] = Number(f[2]);
-  }
-  return stats;
+  return parseStats(stdout);
 }
 
 function videoBranch(fps: number, frames: number, live: boolean): string {

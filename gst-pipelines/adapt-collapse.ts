@@ -29,6 +29,16 @@ import {
  * lost — audio included. (With the stock binding, each read leaks; see worker-actuator.)
  */
 export const FAST_SAMPLE_MS = 100;
+/**
+ * epframer's link watch reads srtsink this often: twice per FAST_SAMPLE_MS, so a ramp
+ * is seen ~25 ms sooner on average (its readings come with the first buffer after the
+ * period, 101–118 ms apart at 100 ms, and it then reacted a reading later than a JS
+ * tick under load: docs/benchmarks.md). Its windows are thinned (thinWindow) back to
+ * FAST_SAMPLE_MS spacing, so fastCheck judges the spacing it was tuned on, newest first.
+ */
+export const WATCH_SAMPLE_MS = FAST_SAMPLE_MS / 2;
+/** The least spacing thinWindow keeps (a 100 ms timer's readings are 100–105 ms apart). */
+const THIN_MS = FAST_SAMPLE_MS - 10;
 /** fastCheck looks at this much history (at least two fast samples). */
 const FAST_WINDOW_MS = 200;
 /** Queueing delay growing at this share of real time or more: the link collapsed. */
@@ -52,6 +62,8 @@ const SLOPE_AUDIO_ONLY = 0.8;
 export interface CollapseTrigger {
   /** fastCheck's `a`: the newest reading at least this much older than the newest. */
   spanMs: number;
+  /** …in the window thinned to readings this far apart (thinWindow). */
+  thinMs: number;
   /** Queueing delay (RTT − floor) above which the queue branches may act, µs (rounded down). */
   queueUs: number;
   minSendRate: number;
@@ -62,6 +74,7 @@ export interface CollapseTrigger {
 export function collapseTrigger(config: AdaptConfig): CollapseTrigger {
   return {
     spanMs: FAST_WINDOW_MS * 0.75,
+    thinMs: THIN_MS,
     queueUs: Math.floor(delayBudgetMs(config.srtLatencyMs) * INCREASE_QUEUE_SHARE * 1000),
     minSendRate: ACK_MIN_SEND_RATE,
     maxAckRate: ACK_PER_PACKET_RATE,
@@ -77,8 +90,9 @@ export function collapseTrigger(config: AdaptConfig): CollapseTrigger {
  */
 export function collapseTriggered(window: FastSample[], historyFloorMs: number | null, t: CollapseTrigger): boolean {
   const b = window[window.length - 1];
+  const thinned = thinWindow(window, t.thinMs);
   let a: FastSample | undefined;
-  for (let i = window.length - 1; i >= 0 && !a; i--) if (b && b.atMs - window[i]!.atMs >= t.spanMs) a = window[i];
+  for (let i = thinned.length - 1; i >= 0 && !a; i--) if (b && b.atMs - thinned[i]!.atMs >= t.spanMs) a = thinned[i];
   if (!a || !b || a.acksReceived === 0 || b.packetsSent < a.packetsSent) return false;
   const dt = (b.atMs - a.atMs) / 1000;
   const sentRate = (b.packetsSent - a.packetsSent) / dt;
@@ -88,6 +102,20 @@ export function collapseTriggered(window: FastSample[], historyFloorMs: number |
   let floor = historyFloorMs !== null && historyFloorMs > 0 ? Math.floor(historyFloorMs * 1000) / 1000 : Infinity;
   for (const w of window) if (w.rttMs !== null && w.rttMs > 0) floor = Math.min(floor, w.rttMs);
   return Number.isFinite(floor) && (b.rttMs - floor) * 1000 > t.queueUs;
+}
+
+/**
+ * The readings kept when a window is thinned to `minGapMs` (oldest first): the newest,
+ * then going back, each reading at least `minGapMs` older than the one kept before it.
+ */
+export function thinWindow(window: FastSample[], minGapMs: number = THIN_MS): FastSample[] {
+  const kept: FastSample[] = [];
+  for (let i = window.length - 1; i >= 0; i--) {
+    const w = window[i]!;
+    const last = kept[kept.length - 1];
+    if (!last || last.atMs - w.atMs >= minGapMs) kept.push(w);
+  }
+  return kept.reverse();
 }
 
 /** One fast reading of srtsink (cumulative counters, as libsrt reports them). */

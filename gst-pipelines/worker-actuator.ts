@@ -6,7 +6,7 @@
  * too (the loop then only reports), so congestion is visible either way.
  */
 import { SAMPLE_MS, type AdaptChange, type Rung } from './adapt.js';
-import { FAST_SAMPLE_MS, collapseTrigger, type FastSample } from './adapt-collapse.js';
+import { FAST_SAMPLE_MS, WATCH_SAMPLE_MS, collapseTrigger, type FastSample } from './adapt-collapse.js';
 import { bindingFreesReads, type GstElement, type GstPipeline } from './gst.js';
 import { BPS, rungCaps } from './plan.js';
 import { fastReadingOf, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
@@ -24,15 +24,15 @@ export const holdFor = (fps: number): number => Math.min(100, Math.ceil(1000 / M
 const AUDIO_ONLY_HOLD_MS = 150;
 const KEYFRAME_EVERY_MS = 2000;
 /**
- * Whether epframer takes the collapse check's 100 ms readings (its link watch) — OFF.
- * It halves the worker's CPU over gst-launch (docs/benchmarks.md), but under load it
- * acted ~0.1 s later than our own 100 ms tick (first cut at 20.3–20.4 s instead of
- * 20.2–20.3 s, three 600 kbit/s runs at once each way), and the hub then lost 20–40 ms
- * of audio at the collapse in 2 of 2 full-suite runs and 2 of 3 loaded runs (our tick:
- * 1 of 3). Until the message hop is shortened or the readings come faster, the worker
- * reads srtsink itself; the element side and the loop's window path stay tested.
+ * Whether epframer takes the collapse check's readings (its link watch, every
+ * WATCH_SAMPLE_MS; the worker then wakes only when its trigger fires). It roughly halves
+ * what the worker costs over gst-launch (docs/benchmarks.md). At 100 ms it acted ~0.1 s
+ * later than our own 100 ms tick under load (its readings come with the first buffer
+ * after the period: 101–118 ms apart) and the 600 kbit/s test lost audio at the
+ * collapse; at 50 ms, thinned back to 100 ms spacing for fastCheck, its first cut comes
+ * as early as the tick's (docs/adapt.md). Off: the worker reads srtsink itself.
  */
-const LINK_WATCH = false;
+const LINK_WATCH = true;
 const PAD_TICK_MS = 20;
 /**
  * Video frames that must have left before the video may stop. The program tables
@@ -137,11 +137,12 @@ export class PipelineAdaptation {
     if (!LINK_WATCH || !framer || framer['watch-ms'] === undefined) return null;
     const t = collapseTrigger(this.plan.adapt);
     framer['trigger-span-ms'] = t.spanMs;
+    framer['trigger-thin-ms'] = t.thinMs;
     framer['trigger-queue-us'] = t.queueUs;
     framer['trigger-min-rate'] = t.minSendRate;
     framer['trigger-ack-rate'] = t.maxAckRate;
     framer['trigger-ack-permille'] = t.ackPermille;
-    framer['watch-ms'] = FAST_SAMPLE_MS;
+    framer['watch-ms'] = WATCH_SAMPLE_MS;
     this.loop.readingsFromElement();
     return framer;
   }

@@ -8,7 +8,7 @@
  * real in the adaptation integration tests.
  */
 import { AUDIO_ONLY, SAMPLE_MS, adaptStep, initialAdapt, type AdaptChange, type AdaptConfig, type AdaptState, type LinkSample, type Rung } from './adapt.js';
-import { fastCheck, type FastSample } from './adapt-collapse.js';
+import { fastCheck, thinWindow, type FastSample } from './adapt-collapse.js';
 import type { SrtStats } from './srt-stats.js';
 
 export interface Actuator {
@@ -126,9 +126,10 @@ export class AdaptLoop {
   }
 
   /**
-   * A window epframer posted (readings oldest first, its clock): the collapse check on
-   * the readings of the same socket in its last second, as fastSample would have run it
-   * on the newest one.
+   * A window epframer posted (readings oldest first, its clock, WATCH_SAMPLE_MS apart):
+   * the collapse check on the readings of the same socket in its last second, thinned to
+   * FAST_SAMPLE_MS spacing from the newest back, as fastSample would have run it on the
+   * newest one.
    */
   collapseCheck(window: FastSample[]): void {
     const b = window[window.length - 1];
@@ -139,7 +140,7 @@ export class AdaptLoop {
       const p = window[i - 1]!;
       if (w.packetsSent < p.packetsSent || w.acksReceived < p.acksReceived) from = i;
     }
-    this.fast = window.slice(from).filter((w) => b.atMs - w.atMs <= 1000);
+    this.fast = thinWindow(window.slice(from).filter((w) => b.atMs - w.atMs <= 1000));
     if (this.ackedSince === null) this.ackedSince = this.fast.find((w) => w.acksReceived > 0)?.atMs ?? null;
     this.judge(b, b.atMs);
   }

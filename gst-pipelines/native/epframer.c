@@ -59,7 +59,9 @@
  * - Ring: up to LINK_RING readings of the last watch-window-ms (relative to the newest);
  *   a counter going backwards (a new SRT socket) drops the earlier readings.
  * - Trigger, on each new reading b, against a = the newest reading at least
- *   trigger-span-ms older (none, a without ACKs or packets going backwards: no trigger),
+ *   trigger-span-ms older in the window thinned from b back to readings at least
+ *   trigger-thin-ms apart, as the worker thins it (none, a without ACKs or packets
+ *   going backwards: no trigger),
  *   rates over monotonic time: "ack" when sending >= trigger-min-rate packets/s with
  *   fewer than trigger-ack-rate ACKs/s and ACKs < trigger-ack-permille/1000 of the
  *   packets; "queue" (trigger-queue-us != G_MAXUINT) when b's RTT exceeds the floor (the
@@ -110,6 +112,7 @@ GST_DEBUG_CATEGORY_STATIC (ep_framer_debug);
 #define MIN_WATCH_WINDOW_MS 100
 #define MAX_WATCH_WINDOW_MS 10000
 #define DEFAULT_TRIGGER_SPAN_MS 150
+#define DEFAULT_TRIGGER_THIN_MS 0
 #define MAX_TRIGGER_SPAN_MS 10000
 #define DEFAULT_TRIGGER_QUEUE_US G_MAXUINT
 #define DEFAULT_RTT_FLOOR_US 0
@@ -185,6 +188,7 @@ struct _GstEpFramer
   guint watch_ms;
   guint watch_window_ms;
   guint trigger_span_ms;
+  guint trigger_thin_ms;
   guint trigger_queue_us;
   guint rtt_floor_us;
   guint trigger_min_rate;
@@ -262,6 +266,7 @@ enum
   PROP_WATCH_MS,
   PROP_WATCH_WINDOW_MS,
   PROP_TRIGGER_SPAN_MS,
+  PROP_TRIGGER_THIN_MS,
   PROP_TRIGGER_QUEUE_US,
   PROP_RTT_FLOOR_US,
   PROP_TRIGGER_MIN_RATE,
@@ -966,8 +971,15 @@ link_trigger (GstEpFramer * self)
   const EpReading *b = ring_at (self, self->ring_n - 1);
   const EpReading *a = NULL;
   gint64 span_us = (gint64) self->trigger_span_ms * 1000;
+  gint64 thin_us = (gint64) self->trigger_thin_ms * 1000;
+  /* a is taken from the thinned window (from b back, each kept reading at least
+   * trigger-thin-ms older than the one kept before it), as the worker thins it. */
+  const EpReading *kept = b;
   for (gint i = (gint) self->ring_n - 2; i >= 0; i--) {
     const EpReading *r = ring_at (self, i);
+    if (kept->t_us - r->t_us < thin_us)
+      continue;
+    kept = r;
     if (b->t_us - r->t_us >= span_us) {
       a = r;
       break;
@@ -1332,6 +1344,11 @@ gst_ep_framer_set_property (GObject * object, guint prop_id, const GValue * valu
       self->trigger_span_ms = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
+    case PROP_TRIGGER_THIN_MS:
+      GST_OBJECT_LOCK (self);
+      self->trigger_thin_ms = g_value_get_uint (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
     case PROP_TRIGGER_QUEUE_US:
       GST_OBJECT_LOCK (self);
       self->trigger_queue_us = g_value_get_uint (value);
@@ -1430,6 +1447,9 @@ gst_ep_framer_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_TRIGGER_SPAN_MS:
       g_value_set_uint (value, self->trigger_span_ms);
+      break;
+    case PROP_TRIGGER_THIN_MS:
+      g_value_set_uint (value, self->trigger_thin_ms);
       break;
     case PROP_TRIGGER_QUEUE_US:
       g_value_set_uint (value, self->trigger_queue_us);
@@ -1581,6 +1601,11 @@ gst_ep_framer_class_init (GstEpFramerClass * klass)
       g_param_spec_uint ("trigger-span-ms", "Trigger span (ms)",
           "The trigger compares the newest reading with the newest one at least this "
           "much older", 1, MAX_TRIGGER_SPAN_MS, DEFAULT_TRIGGER_SPAN_MS, WATCH_FLAGS));
+  g_object_class_install_property (gc, PROP_TRIGGER_THIN_MS,
+      g_param_spec_uint ("trigger-thin-ms", "Trigger thinning (ms)",
+          "The trigger's older reading is taken from the window thinned to readings at "
+          "least this far apart, from the newest back (0 = every reading)",
+          0, MAX_TRIGGER_SPAN_MS, DEFAULT_TRIGGER_THIN_MS, WATCH_FLAGS));
   g_object_class_install_property (gc, PROP_TRIGGER_QUEUE_US,
       g_param_spec_uint ("trigger-queue-us", "Queue trigger (us)",
           "Trigger when the RTT exceeds its floor by more than this (4294967295 = off)",
@@ -1648,6 +1673,7 @@ gst_ep_framer_init (GstEpFramer * self)
   self->watch_ms = DEFAULT_WATCH_MS;
   self->watch_window_ms = DEFAULT_WATCH_WINDOW_MS;
   self->trigger_span_ms = DEFAULT_TRIGGER_SPAN_MS;
+  self->trigger_thin_ms = DEFAULT_TRIGGER_THIN_MS;
   self->trigger_queue_us = DEFAULT_TRIGGER_QUEUE_US;
   self->rtt_floor_us = DEFAULT_RTT_FLOOR_US;
   self->trigger_min_rate = DEFAULT_TRIGGER_MIN_RATE;

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collapseTriggered, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
 import { loadGst } from '../../gst-pipelines/gst.js';
 import { freePort } from '../../gst-pipelines/local-hub.js';
 import { TsMerger } from '../../gst-pipelines/ts-merge.js';
@@ -491,6 +492,29 @@ describe('epframer link watch (real srtsink, real SRT peer)', () => {
       const dt = (b.atMs - a.atMs) / 1000;
       expect((b.packets - a.packets) / dt).toBeGreaterThanOrEqual(20);
       expect(b.acks - a.acks).toBeLessThan(b.packets - a.packets);
+    }
+  }, 30_000);
+
+  it("trigger-thin-ms: readings every 50 ms, the trigger's older reading taken from the thinned window (its TypeScript reference agrees)", async () => {
+    const port = await freePort();
+    // As in the queue test above, every reading fires once `a` exists — but `a` must now
+    // be at least trigger-thin-ms (1000) older than the newest reading: the window thinned
+    // from the newest back to readings 1000 ms apart has no younger one. Without the
+    // thinning, `a` exists 150 ms after the first ACK (the queue test).
+    const props = 'watch-ms=50 trigger-span-ms=150 trigger-thin-ms=1000 trigger-queue-us=0 rtt-floor-us=1 trigger-ack-rate=0';
+    const run = await srtRun(port, props, { kbps: QUIET_KBPS, ms: 3500 });
+    expect(run.stats['link-readings']).toBeGreaterThanOrEqual(40);
+    expect(run.links.length).toBe(run.stats['link-triggers']);
+    expect(run.links.length).toBeGreaterThanOrEqual(10);
+    // ≥ 1 s of readings before the first trigger: ≥ ~20 of them never fired.
+    expect(run.links.length).toBeLessThanOrEqual(run.stats['link-readings']! - 18);
+    const t = { spanMs: 150, thinMs: 1000, queueUs: 0, minSendRate: 20, maxAckRate: 0, ackPermille: 500 };
+    for (const l of run.links) {
+      const b = l.window.at(-1)!;
+      expect(b.atMs - l.window[0]!.atMs).toBeGreaterThanOrEqual(1000);
+      for (let i = 1; i < l.window.length; i++) expect(l.window[i]!.atMs - l.window[i - 1]!.atMs).toBeLessThan(90);
+      const window: FastSample[] = l.window.map((w) => ({ atMs: w.atMs, rttMs: w.rttMs, packetsSent: w.packets, bytesSent: w.bytes, acksReceived: w.acks }));
+      expect(collapseTriggered(window, 0.001, t), JSON.stringify(l.window)).toBe(true);
     }
   }, 30_000);
 

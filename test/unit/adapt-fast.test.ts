@@ -18,7 +18,7 @@ import {
   type AdaptState,
   type LinkSample,
 } from '../../gst-pipelines/adapt.js';
-import { FAST_SAMPLE_MS, collapseTrigger, collapseTriggered, fastCheck, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
+import { FAST_SAMPLE_MS, WATCH_SAMPLE_MS, collapseTrigger, collapseTriggered, fastCheck, thinWindow, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
 import { readFileSync } from 'node:fs';
 import { fastReadingOf, srtStatsFromStructure, type SrtStats } from '../../gst-pipelines/srt-stats.js';
 import { AdaptLoop, type Actuator } from '../../gst-pipelines/worker-adapt.js';
@@ -140,40 +140,56 @@ describe('fastCheck', () => {
 const linkSample = (atMs: number, rttMs: number, extra: Partial<LinkSample> = {}): LinkSample => ({ atMs, rttMs, sendKbps: 90, sentPackets: 4, lostPackets: 0, retransPackets: 0, droppedPackets: 0, ...extra });
 
 describe("epframer's collapse trigger (collapseTriggered, the reference of its C)", () => {
-  it('fires on every window fastCheck acts on: 3000 random links, RTT histories and rungs', () => {
+  it.each([
+    ['its readings every WATCH_SAMPLE_MS, 0–9 ms late as epframer takes them', WATCH_SAMPLE_MS, 9],
+    ['readings every FAST_SAMPLE_MS', FAST_SAMPLE_MS, 0],
+  ])('fires on every window fastCheck acts on (thinned as the worker thins it): 3000 random links, RTT histories and rungs, %s', (_, stepMs, lateMs) => {
     let seed = 7;
     const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
     const pick = <T,>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     let acted = 0;
     let fired = 0;
+    let windows = 0;
     for (let n = 0; n < 3000; n++) {
       const base = 1 + rnd() * 80;
       const slope = pick([0, 0.05, 0.2, 0.5, 1]) * rnd();
       const step = rnd() < 0.3 ? rnd() * 150 : 0;
       const onset = 1000 + Math.floor(rnd() * 10) * 100;
       const rtt = (t: number): number => base + (t >= onset ? step + (t - onset) * slope : 0) + rnd() * 3;
-      const rs = readings([
-        { untilMs: onset, sentPerS: 150, acksPerS: 70, rttMs: rtt },
-        { untilMs: onset + 1000, sentPerS: rnd() * 400, acksPerS: rnd() * 120, rttMs: rtt },
-      ]);
+      const rs = readings(
+        [
+          { untilMs: onset, sentPerS: 150, acksPerS: 70, rttMs: rtt },
+          { untilMs: onset + 1000, sentPerS: rnd() * 400, acksPerS: rnd() * 120, rttMs: rtt },
+        ],
+        stepMs,
+      ).map((r) => ({ ...r, atMs: r.atMs + Math.floor(rnd() * (lateMs + 1)) }));
       const history = Array.from({ length: Math.floor(rnd() * 4) }, (_, i) => ({ atMs: i * 500, rttMs: base * (0.5 + rnd()) }));
       const rung = pick(CONFIG.ladder).id;
       const state: AdaptState = { ...initialAdapt(CONFIG), rung, rttHistory: history };
       const floor = history.length ? Math.min(...history.map((h) => h.rttMs)) : null;
       for (let i = 1; i < rs.length; i++) {
         const now = rs[i]!.atMs;
-        const window = rs.slice(0, i + 1).filter((w) => now - w.atMs <= 1000);
-        const acts = fastCheck(state, window, CONFIG) !== null;
-        const trig = collapseTriggered(window, floor, collapseTrigger(CONFIG));
+        // epframer's ring holds 1.2 s; the worker judges the last second of it, thinned.
+        const ring = rs.slice(0, i + 1).filter((w) => now - w.atMs <= 1200);
+        const acts = fastCheck(state, thinWindow(ring.filter((w) => now - w.atMs <= 1000)), CONFIG) !== null;
+        const trig = collapseTriggered(ring, floor, collapseTrigger(CONFIG));
+        windows++;
         if (acts) acted++;
         if (trig) fired++;
-        if (acts && !trig) expect.fail(`fastCheck acted where the trigger did not fire (case ${n}, t=${now}): ${JSON.stringify(window.slice(-3))}, floor ${floor}`);
+        if (acts && !trig) expect.fail(`fastCheck acted where the trigger did not fire (case ${n}, t=${now}): ${JSON.stringify(ring.slice(-3))}, floor ${floor}`);
       }
     }
     // The random links do exercise it, and the trigger is not simply always on.
     expect(acted).toBeGreaterThan(100);
-    const windows = 3000 * 20;
     expect(fired).toBeLessThan(windows * 0.5);
+  });
+
+  it('thinWindow keeps the newest reading, then each one at least 90 ms older than the last kept', () => {
+    const at = (...ts: number[]): FastSample[] => ts.map((atMs) => ({ atMs, rttMs: 1, packetsSent: atMs, bytesSent: atMs, acksReceived: atMs }));
+    expect(thinWindow(at(0, 55, 104, 158, 213, 262)).map((w) => w.atMs)).toEqual([55, 158, 262]);
+    expect(thinWindow(at(0, 100, 200, 300)).map((w) => w.atMs)).toEqual([0, 100, 200, 300]);
+    expect(thinWindow(at(0, 89, 178)).map((w) => w.atMs)).toEqual([0, 178]);
+    expect(thinWindow([])).toEqual([]);
   });
 
   it('stays quiet on a clean link, and on a queue that stays under 60 % of the budget', () => {
@@ -377,6 +393,34 @@ describe('AdaptLoop', () => {
     const collapse = drive(scenarios['collapse to 100 kbit/s']!, 'worker').changes;
     expect(collapse[0]).toMatchObject({ atMs: expect.any(Number), c: { toRung: AUDIO_ONLY } });
     expect(drive(scenarios['queue collapse (RTT climbing)']!, 'worker').changes.length).toBeGreaterThan(0);
+  });
+
+  it("epframer's windows from its readings every WATCH_SAMPLE_MS: the same changes as readings every FAST_SAMPLE_MS, none later, the collapse seen sooner", () => {
+    const scenarios: Record<string, Phase[]> = {
+      'collapse to 100 kbit/s': [clean, { untilMs: 9000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }],
+      'queue collapse (RTT climbing)': [clean, { untilMs: 9000, sentPerS: 150, acksPerS: 50, rttMs: (t) => 2 + (t - 5000) * 0.5 }],
+      'queue collapse, steeper': [clean, { untilMs: 9000, sentPerS: 150, acksPerS: 50, rttMs: (t) => 2 + (t - 5030) * 0.9 }],
+      'clean link': [{ untilMs: 10_000, sentPerS: 150, acksPerS: 70, rttMs: flat(2) }],
+    };
+    let sooner = 0;
+    for (const [name, phases] of Object.entries(scenarios)) {
+      const every50 = readings(phases, WATCH_SAMPLE_MS);
+      const full = drive(
+        every50.filter((r) => r.atMs % FAST_SAMPLE_MS === 0),
+        'full',
+      );
+      const element = drive(every50, 'element');
+      const what = (cs: typeof full.changes): unknown[] => cs.map(({ c }) => [c.fromRung, c.toRung, c.reason]);
+      expect(what(element.changes), name).toEqual(what(full.changes));
+      element.changes.forEach((e, i) => {
+        const f = full.changes[i]!;
+        expect(e.atMs, `${name}: change ${i}`).toBeLessThanOrEqual(f.atMs);
+        expect(e.atMs, `${name}: change ${i}`).toBeGreaterThanOrEqual(f.atMs - WATCH_SAMPLE_MS);
+        if (e.atMs < f.atMs) sooner++;
+      });
+      if (name === 'clean link') expect(element.windows, `${name}: no window posted`).toBe(0);
+    }
+    expect(sooner).toBeGreaterThan(0);
   });
 
   it('fed every 100 ms: a 100 kbit/s collapse goes audio-only within 300 ms, and the actuator closes the video', () => {

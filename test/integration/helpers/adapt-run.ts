@@ -238,7 +238,7 @@ export function describeRun(run: AdaptRun): string {
     (p) =>
       `${String(p.tS).padStart(3)}s cap ${String(p.capacityKbps).padStart(4)} | tgt ${String(p.targetKbps ?? '-').padStart(4)} ${(p.rung ?? '-').padEnd(10)} send ${String(p.sendKbps ?? '-').padStart(5)} rtt ${String(p.rttMs ?? '-').padStart(6)} | frames ${String(p.sentFrames).padStart(2)}→${String(p.hubFrames).padStart(2)} gap ${p.hubMaxGapMs ?? '-'} | opus ${p.hubAudio ? `${p.hubAudio.frames} lost ${p.hubAudio.missingMs}ms${p.hubAudio.broken ? ` broken ${p.hubAudio.broken}` : ''} wait ${p.hubAudio.arrivalMaxGapMs ?? '-'}` : '-'} level gap ${p.hubAudioMaxGapMs ?? '-'} | drops ${p.relayDrops}`,
   );
-  const ch = run.changes.map((c) => `${c.tS.toFixed(1)}s ${c.change.direction} ${c.change.fromRung}/${c.change.fromKbps} → ${c.change.toRung}/${c.change.toKbps} (${c.change.reason}, rtt ${c.change.rttMs} floor ${c.change.rttFloorMs})`);
+  const ch = run.changes.map((c) => `${c.tS.toFixed(2)}s ${c.change.direction} ${c.change.fromRung}/${c.change.fromKbps} → ${c.change.toRung}/${c.change.toKbps} (${c.change.reason}, rtt ${c.change.rttMs} floor ${c.change.rttFloorMs})`);
   return [`${run.scenario.name}`, ...rows, 'changes:', ...ch, `restarts: ${run.restarts.map((r) => `${r.tS.toFixed(1)}s ${r.reason}`).join(', ') || 'none'}`].join('\n');
 }
 

@@ -14,6 +14,7 @@
  * libsrt's byte counters (`bytes-sent`, `bytes-received`) include 44 bytes of
  * IP/UDP/SRT headers per packet; `bytes-*-total` counts the element's payload only.
  */
+import type { SrtLinkStats } from './worker-protocol.js';
 
 export class GstStructureParseError extends Error {
   readonly position: number;
@@ -323,6 +324,19 @@ export function srtRatesBetween(prev: SrtStats, cur: SrtStats, dtMs: number): Sr
     kbps: bytes === null || !(dtMs > 0) ? null : (bytes * 8) / dtMs,
     lossPct: pct(lost, lossBase),
     retransPct: pct(retrans, packets),
+  };
+}
+
+/** What a stats report carries about one SRT side: `cur`, with loss and retransmission rates since `prev` (null: none before). */
+export function srtLinkStats(prev: SrtStats | null, cur: SrtStats | null, dtMs: number): SrtLinkStats | null {
+  if (!cur) return null;
+  const rates = prev ? srtRatesBetween(prev, cur, dtMs) : null;
+  return {
+    rttMs: cur.rttMs,
+    lossPct: rates?.lossPct ?? null,
+    retransPct: rates?.retransPct ?? null,
+    bandwidthMbps: cur.bandwidthMbps,
+    sendRateMbps: cur.sendRateMbps,
   };
 }
 

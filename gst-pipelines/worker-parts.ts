@@ -49,6 +49,21 @@ export const SEND_CONNECT_GRACE_MS = 10_000;
 
 export const newCounter = (now: number): Counter => ({ frames: 0, bytes: 0, lastAt: null, firstAt: null, maxGapMs: 0, mark: { frames: 0, bytes: 0, at: now } });
 
+/**
+ * A stats report's rates for one direction: frames per second and kbit/s since the
+ * counter's last mark, and the longest gap between frames since then — a gap still open
+ * counts too, so a freeze shows while it lasts, not only when it ends. Moves the mark.
+ */
+export function takeRate(c: Counter, now: number): { fps: number | null; kbps: number | null; maxGapMs: number | null } {
+  const dt = (now - c.mark.at) / 1000;
+  const fps = dt > 0 ? Math.round(((c.frames - c.mark.frames) / dt) * 10) / 10 : null;
+  const kbps = dt > 0 ? Math.round(((c.bytes - c.mark.bytes) * 8) / 1000 / dt) : null;
+  const maxGapMs = c.lastAt === null ? null : Math.max(c.maxGapMs, now - c.lastAt);
+  c.mark = { frames: c.frames, bytes: c.bytes, at: now };
+  c.maxGapMs = 0;
+  return { fps, kbps, maxGapMs };
+}
+
 /** Counts one frame (or message) arriving at `now`. */
 export function countArrival(c: Counter, now: number, bytes: number): void {
   countFrames(c, now, 1);

@@ -11,7 +11,7 @@
 import { writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import path from 'node:path';
-import { countArrival, makeTsFifo, newCounter, parseLevelDb, PRELOAD_ELEMENTS, SEND_CONNECT_GRACE_MS, type Counter } from './worker-parts.js';
+import { countArrival, makeTsFifo, newCounter, parseLevelDb, PRELOAD_ELEMENTS, SEND_CONNECT_GRACE_MS, takeRate } from './worker-parts.js';
 import { loadGst, type BusMessage, type GstElement, type GstPipeline } from './gst.js';
 import { ELEMENT_NAMES } from './plan.js';
 import type { TsPacketizer } from './ts-packetizer.js';
@@ -19,12 +19,12 @@ import { wireNodeFraming } from './worker-node-framing.js';
 import { SampledCounts } from './worker-counters.js';
 import { PipelineAdaptation, holdFor, type Framing } from './worker-actuator.js';
 import { TsAudit } from './ts-audit.js';
-import { srtRatesBetween, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
+import { srtLinkStats, srtStatsFromStructure, type SrtStats } from './srt-stats.js';
 
 /** The session's periodic work: stall check every beat, link sample and stats when due. */
 const BEAT_MS = 250;
 import { classifyBusError } from './worker-errors.js';
-import type { FromWorker, SrtLinkStats, StallDirection, ToWorker, WorkerStats } from './worker-protocol.js';
+import type { FromWorker, StallDirection, ToWorker, WorkerStats } from './worker-protocol.js';
 import type { SessionPlan, StandbyPlan } from './types.js';
 
 export interface WorkerChannel {
@@ -414,33 +414,11 @@ export class MediaWorker {
     }
   }
 
-  private linkStats(side: 'send' | 'receive', cur: SrtStats | null, dtMs: number): SrtLinkStats | null {
-    if (!cur) return null;
-    const prev = this.lastSrt[side];
-    const rates = prev ? srtRatesBetween(prev, cur, dtMs) : null;
-    return {
-      rttMs: cur.rttMs,
-      lossPct: rates?.lossPct ?? null,
-      retransPct: rates?.retransPct ?? null,
-      bandwidthMbps: cur.bandwidthMbps,
-      sendRateMbps: cur.sendRateMbps,
-    };
-  }
-
   private reportStats(): void {
     const now = Date.now();
     const p = this.pipeline;
     const plan = this.plan;
     if (!p || !plan) return;
-    const rate = (c: Counter): { fps: number | null; kbps: number | null; maxGapMs: number | null } => {
-      const dt = (now - c.mark.at) / 1000;
-      const r = dt > 0 ? { fps: (c.frames - c.mark.frames) / dt, kbps: ((c.bytes - c.mark.bytes) * 8) / 1000 / dt } : { fps: null, kbps: null };
-      // A gap still open counts too: a freeze shows while it lasts, not only when it ends.
-      const maxGapMs = c.lastAt === null ? null : Math.max(c.maxGapMs, now - c.lastAt);
-      c.mark = { frames: c.frames, bytes: c.bytes, at: now };
-      c.maxGapMs = 0;
-      return { fps: r.fps === null ? null : Math.round(r.fps * 10) / 10, kbps: r.kbps === null ? null : Math.round(r.kbps), maxGapMs };
-    };
     let sendSrt: SrtStats | null = null;
     let recvSrt: SrtStats | null = null;
     if (plan.kind === 'session') {
@@ -459,19 +437,19 @@ export class MediaWorker {
       ts: now,
       uptimeMs: now - this.startedAt,
       send: {
-        ...rate(this.send),
+        ...takeRate(this.send, now),
         frames: this.send.frames,
         bytes: this.send.bytes,
         idleMs: this.send.lastAt === null ? null : now - this.send.lastAt,
-        srt: this.linkStats('send', sendSrt, dtMs),
+        srt: srtLinkStats(this.lastSrt.send, sendSrt, dtMs),
         paddingPct,
       },
       receive: {
-        ...rate(this.receive),
+        ...takeRate(this.receive, now),
         frames: this.receive.frames,
         bytes: this.receive.bytes,
         idleMs: this.receive.lastAt === null ? null : now - this.receive.lastAt,
-        srt: this.linkStats('receive', recvSrt, dtMs),
+        srt: srtLinkStats(this.lastSrt.receive, recvSrt, dtMs),
         ...(this.audit ? { audit: this.audit.takeInterval() } : {}),
       },
       audio: { ...this.audio, speakerMaxGapMs: this.speakerLevelAt === null ? null : Math.max(this.speakerMaxGapMs ?? 0, now - this.speakerLevelAt) },

@@ -6,6 +6,7 @@ import {
   parseGstStructureWithName,
   readGstStructure,
   fastReadingOf,
+  srtLinkStats,
   srtRatesBetween,
   srtStatsFromStructure,
 } from '../../gst-pipelines/srt-stats.js';
@@ -196,5 +197,21 @@ describe('srtRatesBetween', () => {
     expect(srtRatesBetween(idle, last, 1000)).toEqual({ kbps: null, lossPct: null, retransPct: null });
     expect(srtRatesBetween(last, last, 1000)).toEqual({ kbps: 0, lossPct: null, retransPct: null });
     expect(srtRatesBetween(first, last, 0).kbps).toBeNull();
+  });
+});
+
+describe('srtLinkStats (what a stats report carries per side)', () => {
+  it("the newest reading's RTT and bandwidth, loss and retransmissions since the one before", () => {
+    const [prev, cur] = fixture('send-caller').slice(3).map((l) => srtStatsFromStructure(l, 'send'));
+    const r = srtLinkStats(prev!, cur!, 1000);
+    expect(r).toEqual({ rttMs: cur!.rttMs, lossPct: srtRatesBetween(prev!, cur!, 1000).lossPct, retransPct: srtRatesBetween(prev!, cur!, 1000).retransPct, bandwidthMbps: cur!.bandwidthMbps, sendRateMbps: cur!.sendRateMbps });
+    expect(r!.lossPct).toBeCloseTo((100 * 7) / 159, 6);
+    expect(r!.rttMs).not.toBeNull();
+  });
+
+  it('no reading: null; no reading before: no rates yet', () => {
+    const cur = srtStatsFromStructure(fixture('send-caller').at(-1)!, 'send');
+    expect(srtLinkStats(cur, null, 1000)).toBeNull();
+    expect(srtLinkStats(null, cur, 1000)).toMatchObject({ rttMs: cur.rttMs, lossPct: null, retransPct: null });
   });
 });

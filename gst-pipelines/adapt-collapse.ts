@@ -51,7 +51,7 @@ const ACK_MIN_SEND_RATE = 20;
 const SLOPE_AUDIO_ONLY = 0.8;
 
 /**
- * When epframer takes the readings (its link watch, gst-pipelines/native/epframer.c), it
+ * When epframer takes the readings (its link watch, gst-pipelines/native/epframer-link.c), it
  * evaluates this trigger on each one and posts the window to the worker only when it
  * fires, so the worker's JavaScript does not wake 10 times a second for nothing (that
  * was a third of its CPU). The trigger is a superset of the conditions under which

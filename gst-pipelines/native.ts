@@ -1,5 +1,5 @@
 /**
- * The project's own GStreamer plugin (gst-pipelines/native/epframer.c, built by
+ * The project's own GStreamer plugin (gst-pipelines/native/epframer.c and epframer-link.c, built by
  * scripts/build-native.sh during `npm run build` into dist/native/). `epframer` merges
  * the two muxers' outputs and frames them into whole SRT messages inside GStreamer, so
  * no media byte passes through Node (docs/media.md). Every GStreamer process we start —

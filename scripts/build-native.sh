@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the native GStreamer element `epframer` (gst-pipelines/native/epframer.c).
+# Builds the native GStreamer element `epframer` (gst-pipelines/native/epframer*.c).
 #   bash scripts/build-native.sh [OUTDIR]     # default OUTDIR: dist/native (repo root)
 # Output: OUTDIR/libgstepframer.so; use it with GST_PLUGIN_PATH=OUTDIR.
-# Idempotent: compiles only when the .so is missing or older than the .c (or this script).
+# Idempotent: compiles only when the .so is missing or older than a source (or this script).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SRC="$ROOT/gst-pipelines/native/epframer.c"
+NATIVE="$ROOT/gst-pipelines/native"
+SRCS=("$NATIVE/epframer.c" "$NATIVE/epframer-link.c")
+DEPS=("${SRCS[@]}" "$NATIVE/epframer-link.h" "${BASH_SOURCE[0]}")
 OUTDIR="${1:-$ROOT/dist/native}"
 OUT="$OUTDIR/libgstepframer.so"
 APT_HINT="install them with: sudo apt-get install libgstreamer1.0-dev build-essential pkg-config"
@@ -16,13 +18,17 @@ die() {
   exit 1
 }
 
-[ -f "$SRC" ] || die "source not found: $SRC"
+for f in "${DEPS[@]}"; do [ -f "$f" ] || die "source not found: $f"; done
 command -v gcc >/dev/null 2>&1 || die "gcc not found; $APT_HINT"
 command -v pkg-config >/dev/null 2>&1 || die "pkg-config not found; $APT_HINT"
 pkg-config --exists gstreamer-1.0 gstreamer-base-1.0 ||
   die "GStreamer development files (gstreamer-1.0.pc, gstreamer-base-1.0.pc) not found; $APT_HINT"
 
-if [ -f "$OUT" ] && [ "$OUT" -nt "$SRC" ] && [ "$OUT" -nt "${BASH_SOURCE[0]}" ]; then
+up_to_date() {
+  [ -f "$OUT" ] || return 1
+  for f in "${DEPS[@]}"; do [ "$OUT" -nt "$f" ] || return 1; done
+}
+if up_to_date; then
   echo "build-native: $OUT is up to date"
   exit 0
 fi
@@ -38,7 +44,7 @@ trap 'rm -f "$TMP"' EXIT
 # a newer GStreamer's deprecation warnings must not stop a box's build.
 WERROR=()
 if [ "${EPFRAMER_WERROR:-0}" = 1 ]; then WERROR=(-Werror); fi
-gcc -Wall -Wextra "${WERROR[@]+"${WERROR[@]}"}" -O2 -fPIC -shared -o "$TMP" "$SRC" "${FLAGS[@]}" ||
+gcc -Wall -Wextra "${WERROR[@]+"${WERROR[@]}"}" -O2 -fPIC -shared -o "$TMP" "${SRCS[@]}" "${FLAGS[@]}" ||
   die "compilation failed (if gst/gst.h is missing: $APT_HINT)"
 mv -f "$TMP" "$OUT"
 trap - EXIT

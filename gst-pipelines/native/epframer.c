@@ -43,43 +43,15 @@
  * At EOS the counters are also posted as an element message `epframer-stats` (and
  * logged at INFO level), so gst-launch-1.0 -m shows them.
  *
- * Link watch (watch-ms > 0): for the Node worker's link adaptation. Its collapse check
- * (gst-pipelines/adapt-collapse.ts, fastCheck) needs srtsink's counters every ~100 ms;
- * reading srtsink's `stats` from JS (a GstStructure serialized to ~1.5 KB and parsed)
- * ten times a second costs measurable CPU, so the sampling is done here, right before
- * srtsink, and JS is woken only when fastCheck might act.
- * - Sampling: at the start of a chain/chain_list call on either pad (no timer: data
- *   arrives every ~20 ms), when watch-ms has passed since the last sample, the
- *   downstream element (the src pad's peer's parent; one with a `stats` GstStructure
- *   property, i.e. srtsink in caller mode) is read with none of our locks held, and
- *   `packets-sent`, `bytes-sent`, `packet-ack-received` and `rtt-ms` become one reading
- *   (any integer or double type accepted; no reading when a counter is missing, as in
- *   listener mode where the counters nest in `callers`; rtt-ms absent = unknown). Only
- *   one thread samples at a time.
- * - Ring: up to LINK_RING readings of the last watch-window-ms (relative to the newest);
- *   a counter going backwards (a new SRT socket) drops the earlier readings.
- * - Trigger, on each new reading b, against a = the newest reading at least
- *   trigger-span-ms older in the window thinned from b back to readings at least
- *   trigger-thin-ms apart, as the worker thins it (none, a without ACKs or packets
- *   going backwards: no trigger),
- *   rates over monotonic time: "ack" when sending >= trigger-min-rate packets/s with
- *   fewer than trigger-ack-rate ACKs/s and ACKs < trigger-ack-permille/1000 of the
- *   packets; "queue" (trigger-queue-us != G_MAXUINT) when b's RTT exceeds the floor (the
- *   lowest of rtt-floor-us and the ring's positive RTTs) by more than trigger-queue-us.
- *   The worker sets these so that the trigger is a superset of the conditions under
- *   which fastCheck can act (its ACK starvation test, and a queue above the smallest
- *   level its queue tests need): JS only wakes when it might act.
- * - On a trigger, an element message `epframer-link` is posted (after our locks are
- *   released): `reason` ("ack", or "queue"; "ack" when both) and `window`, every reading
- *   of the ring oldest first, `;`-separated, each `T RTT PKTS BYTES ACKS`: wall-clock ms
- *   (g_get_real_time, as Date.now()), rtt-ms ("%.3f", -1 unknown), cumulative packets
- *   sent, bytes sent, ACKs received. fastCheck runs on that window.
- * Counters `link-readings` and `link-triggers` (also in `epframer-stats`). The watch
- * state and its settings are under the object lock.
+ * Link watch (watch-ms > 0): srtsink's counters read on the streaming threads for the
+ * worker's link adaptation, `epframer-link` messages when its trigger fires; the ring
+ * and the trigger are in epframer-link.c (see epframer-link.h). Its state and settings
+ * are under the object lock.
  */
 #include <math.h>
 #include <string.h>
 #include <gst/gst.h>
+#include "epframer-link.h"
 
 #define PACKAGE "epframer"
 #define VERSION "1.0.0"
@@ -87,7 +59,7 @@
 #define GST_PACKAGE_ORIGIN "https://github.com/commune-endpoint"
 #define GST_LICENSE "LGPL"
 
-GST_DEBUG_CATEGORY_STATIC (ep_framer_debug);
+GST_DEBUG_CATEGORY (ep_framer_debug);
 #define GST_CAT_DEFAULT ep_framer_debug
 
 #define TS 188
@@ -104,21 +76,6 @@ GST_DEBUG_CATEGORY_STATIC (ep_framer_debug);
 #define DEFAULT_PAD_KBPS 0
 #define MAX_PAD_KBPS 1000000
 
-/* Link watch */
-#define LINK_RING 128           /* readings kept: 10 s at 10 Hz (watch-window-ms max) */
-#define DEFAULT_WATCH_MS 0
-#define MAX_WATCH_MS 60000
-#define DEFAULT_WATCH_WINDOW_MS 1200
-#define MIN_WATCH_WINDOW_MS 100
-#define MAX_WATCH_WINDOW_MS 10000
-#define DEFAULT_TRIGGER_SPAN_MS 150
-#define DEFAULT_TRIGGER_THIN_MS 0
-#define MAX_TRIGGER_SPAN_MS 10000
-#define DEFAULT_TRIGGER_QUEUE_US G_MAXUINT
-#define DEFAULT_RTT_FLOOR_US 0
-#define DEFAULT_TRIGGER_MIN_RATE 20
-#define DEFAULT_TRIGGER_ACK_RATE 40
-#define DEFAULT_TRIGGER_ACK_PERMILLE 500
 
 #define EP_CAPS "video/mpegts, systemstream=(boolean)true, packetsize=(int)188"
 
@@ -145,17 +102,6 @@ typedef struct
   guint64 bytes_out;
   gint64 last_output_us;
 } EpStats;
-
-/* One reading of the downstream srtsink's counters. */
-typedef struct
-{
-  gint64 t_us;                  /* g_get_monotonic_time () */
-  gint64 wall_ms;               /* g_get_real_time () / 1000 */
-  gdouble rtt_ms;               /* < 0: unknown */
-  guint64 packets;
-  guint64 bytes;
-  guint64 acks;
-} EpReading;
 
 typedef struct
 {
@@ -185,22 +131,7 @@ struct _GstEpFramer
   EpStats pub;
 
   /* Link watch (also under the object lock). */
-  guint watch_ms;
-  guint watch_window_ms;
-  guint trigger_span_ms;
-  guint trigger_thin_ms;
-  guint trigger_queue_us;
-  guint rtt_floor_us;
-  guint trigger_min_rate;
-  guint trigger_ack_rate;
-  guint trigger_ack_permille;
-  gint64 watch_last_us;         /* when the last sample was started */
-  gboolean watch_busy;          /* a thread is sampling */
-  EpReading ring[LINK_RING];
-  guint ring_first;             /* index of the oldest reading */
-  guint ring_n;
-  guint64 link_readings;
-  guint64 link_triggers;
+  EpLinkWatch link;
 
   /* ---- under `lock` ---- */
   EpSplitter split[2];
@@ -287,7 +218,6 @@ G_DEFINE_TYPE (GstEpFramer, gst_ep_framer, GST_TYPE_ELEMENT);
 
 static guint32 crc_table[256];
 static guint8 null_message[MSG];
-static GQuark q_packets_sent, q_bytes_sent, q_ack_received, q_rtt_ms;
 
 /* ------------------------------------------------------------------------------------ */
 /* Byte helpers                                                                          */
@@ -900,212 +830,29 @@ stats_structure (const EpStats * s)
 /* ------------------------------------------------------------------------------------ */
 /* Link watch                                                                            */
 
-/* A non-negative integer (any integer type, or a double) from a stats field. */
-static gboolean
-value_u64 (const GValue * v, guint64 * out)
-{
-  gint64 i;
-  gdouble d;
-  if (!v)
-    return FALSE;
-  switch (G_TYPE_FUNDAMENTAL (G_VALUE_TYPE (v))) {
-    case G_TYPE_INT:
-      i = g_value_get_int (v);
-      break;
-    case G_TYPE_LONG:
-      i = g_value_get_long (v);
-      break;
-    case G_TYPE_INT64:
-      i = g_value_get_int64 (v);
-      break;
-    case G_TYPE_UINT:
-      *out = g_value_get_uint (v);
-      return TRUE;
-    case G_TYPE_ULONG:
-      *out = g_value_get_ulong (v);
-      return TRUE;
-    case G_TYPE_UINT64:
-      *out = g_value_get_uint64 (v);
-      return TRUE;
-    case G_TYPE_DOUBLE:
-      d = g_value_get_double (v);
-      if (!(d >= 0 && d < 18446744073709551616.0))      /* NaN too */
-        return FALSE;
-      *out = (guint64) d;
-      return TRUE;
-    default:
-      return FALSE;
-  }
-  if (i < 0)
-    return FALSE;
-  *out = (guint64) i;
-  return TRUE;
-}
-
-/* rtt-ms: a double (or any integer), -1 when absent, negative or not a number. */
-static gdouble
-value_rtt (const GValue * v)
-{
-  gdouble d;
-  guint64 u;
-  if (v && G_VALUE_HOLDS_DOUBLE (v))
-    d = g_value_get_double (v);
-  else if (value_u64 (v, &u))
-    d = (gdouble) u;
-  else
-    return -1;
-  return isfinite (d) && d >= 0 ? d : -1;
-}
-
-static inline EpReading *
-ring_at (GstEpFramer * self, guint i)
-{
-  return &self->ring[(self->ring_first + i) % LINK_RING];
-}
-
-/* Whether a trigger fires for the newest reading; "ack", "queue" or NULL.
- * With the object lock. */
-static const gchar *
-link_trigger (GstEpFramer * self)
-{
-  const EpReading *b = ring_at (self, self->ring_n - 1);
-  const EpReading *a = NULL;
-  gint64 span_us = (gint64) self->trigger_span_ms * 1000;
-  gint64 thin_us = (gint64) self->trigger_thin_ms * 1000;
-  /* a is taken from the thinned window (from b back, each kept reading at least
-   * trigger-thin-ms older than the one kept before it), as the worker thins it. */
-  const EpReading *kept = b;
-  for (gint i = (gint) self->ring_n - 2; i >= 0; i--) {
-    const EpReading *r = ring_at (self, i);
-    if (kept->t_us - r->t_us < thin_us)
-      continue;
-    kept = r;
-    if (b->t_us - r->t_us >= span_us) {
-      a = r;
-      break;
-    }
-  }
-  if (!a || a->acks == 0 || b->packets < a->packets)
-    return NULL;
-
-  gdouble dt = (b->t_us - a->t_us) / 1e6;
-  gdouble sent_rate = (b->packets - a->packets) / dt;
-  gdouble ack_rate = (b->acks > a->acks ? b->acks - a->acks : 0) / dt;
-  if (sent_rate >= self->trigger_min_rate && ack_rate < self->trigger_ack_rate
-      && ack_rate * 1000 < sent_rate * self->trigger_ack_permille)
-    return "ack";
-
-  if (self->trigger_queue_us != G_MAXUINT && b->rtt_ms >= 0) {
-    gdouble floor_ms = self->rtt_floor_us > 0 ? self->rtt_floor_us / 1000.0 : INFINITY;
-    for (guint i = 0; i < self->ring_n; i++) {
-      gdouble r = ring_at (self, i)->rtt_ms;
-      if (r > 0 && r < floor_ms)
-        floor_ms = r;
-    }
-    if (isfinite (floor_ms) && (b->rtt_ms - floor_ms) * 1000 > self->trigger_queue_us)
-      return "queue";
-  }
-  return NULL;
-}
-
-/* `T RTT PKTS BYTES ACKS;…`, oldest first. */
-static gchar *
-link_window_string (const EpReading * r, guint n)
-{
-  GString *w = g_string_sized_new (n * 56);
-  for (guint i = 0; i < n; i++) {
-    gchar rtt[G_ASCII_DTOSTR_BUF_SIZE];
-    if (r[i].rtt_ms >= 0)
-      g_ascii_formatd (rtt, sizeof rtt, "%.3f", r[i].rtt_ms);
-    else
-      strcpy (rtt, "-1");
-    g_string_append_printf (w, "%s%" G_GINT64_FORMAT " %s %" G_GUINT64_FORMAT " %"
-        G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, i ? ";" : "", r[i].wall_ms, rtt,
-        r[i].packets, r[i].bytes, r[i].acks);
-  }
-  return g_string_free (w, FALSE);
-}
-
 /* Takes one reading of the downstream element's SRT counters (called with none of our
- * locks, by the one thread that set watch_busy), then updates the ring and evaluates
- * the trigger under the object lock; a trigger's message is posted after. */
+ * locks, by the one thread ep_link_watch_due let sample), adds it under the object lock;
+ * a trigger's message is posted after. */
 static void
 link_watch_sample (GstEpFramer * self)
 {
-  EpReading r = { 0 };
-  gboolean ok = FALSE;
+  EpReading r;
   GstPad *peer = gst_pad_get_peer (self->srcpad);
   GstElement *el = peer ? gst_pad_get_parent_element (peer) : NULL;
   if (peer)
     gst_object_unref (peer);
-  if (el) {
-    GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (el), "stats");
-    if (ps && ps->value_type == GST_TYPE_STRUCTURE && (ps->flags & G_PARAM_READABLE)) {
-      /* g_object_get_property, not g_object_get: no second copy of the structure. */
-      GValue v = G_VALUE_INIT;
-      g_value_init (&v, GST_TYPE_STRUCTURE);
-      g_object_get_property (G_OBJECT (el), "stats", &v);
-      const GstStructure *st = gst_value_get_structure (&v);
-      if (st) {
-        ok = value_u64 (gst_structure_id_get_value (st, q_packets_sent), &r.packets)
-            && value_u64 (gst_structure_id_get_value (st, q_bytes_sent), &r.bytes)
-            && value_u64 (gst_structure_id_get_value (st, q_ack_received), &r.acks);
-        r.rtt_ms = value_rtt (gst_structure_id_get_value (st, q_rtt_ms));
-      }
-      g_value_unset (&v);
-    }
+  gboolean ok = el && ep_link_read (el, &r);
+  if (el)
     gst_object_unref (el);
-  }
-  r.t_us = g_get_monotonic_time ();
-  r.wall_ms = g_get_real_time () / 1000;
 
-  const gchar *reason = NULL;
   EpReading win[LINK_RING];
   guint win_n = 0;
-  guint64 trig = 0;
-
   GST_OBJECT_LOCK (self);
-  self->watch_busy = FALSE;
-  if (ok) {
-    if (self->ring_n > 0) {
-      const EpReading *prev = ring_at (self, self->ring_n - 1);
-      if (r.packets < prev->packets || r.acks < prev->acks)
-        self->ring_n = 0;       /* a new SRT socket */
-    }
-    if (self->ring_n == LINK_RING) {
-      self->ring_first = (self->ring_first + 1) % LINK_RING;
-      self->ring_n--;
-    }
-    *ring_at (self, self->ring_n) = r;
-    self->ring_n++;
-    self->link_readings++;
-    gint64 window_us = (gint64) self->watch_window_ms * 1000;
-    while (self->ring_n > 1 && r.t_us - ring_at (self, 0)->t_us > window_us) {
-      self->ring_first = (self->ring_first + 1) % LINK_RING;
-      self->ring_n--;
-    }
-    reason = link_trigger (self);
-    if (reason) {
-      trig = ++self->link_triggers;
-      win_n = self->ring_n;
-      for (guint i = 0; i < win_n; i++)
-        win[i] = *ring_at (self, i);
-    }
-  }
+  const gchar *reason = ep_link_watch_add (&self->link, ok ? &r : NULL, win, &win_n);
+  guint64 trig = self->link.triggers;
   GST_OBJECT_UNLOCK (self);
-
-  if (reason) {
-    gchar *w = link_window_string (win, win_n);
-    GST_DEBUG_OBJECT (self, "link trigger #%" G_GUINT64_FORMAT " (%s): %s", trig, reason, w);
-    GstStructure *m = gst_structure_new ("epframer-link", "reason", G_TYPE_STRING, reason,
-        NULL);
-    GValue v = G_VALUE_INIT;
-    g_value_init (&v, G_TYPE_STRING);
-    g_value_take_string (&v, w);
-    gst_structure_take_value (m, "window", &v);
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_element (GST_OBJECT (self), m));
-  }
+  if (reason)
+    ep_link_post (GST_ELEMENT (self), reason, trig, win, win_n);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1127,15 +874,7 @@ process (GstEpFramer * self, GstPad * pad, GstBuffer * buf, GstBufferList * list
   gint64 hold_us = (gint64) self->hold_ms * 1000;
   guint kbps = self->pad_kbps;
   /* Link watch: one thread samples when watch-ms has passed (the other goes on). */
-  gboolean sample = FALSE;
-  if (self->watch_ms > 0 && !self->watch_busy) {
-    gint64 t = g_get_monotonic_time ();
-    if (t - self->watch_last_us >= (gint64) self->watch_ms * 1000) {
-      self->watch_last_us = t;
-      self->watch_busy = TRUE;
-      sample = TRUE;
-    }
-  }
+  gboolean sample = ep_link_watch_due (&self->link, g_get_monotonic_time ());
   GST_OBJECT_UNLOCK (self);
   if (sample)
     link_watch_sample (self);
@@ -1211,8 +950,8 @@ handle_eos (GstEpFramer * self, gint idx)
 
   if (forward) {
     GST_OBJECT_LOCK (self);
-    gst_structure_set (stats, "link-readings", G_TYPE_UINT64, self->link_readings,
-        "link-triggers", G_TYPE_UINT64, self->link_triggers, NULL);
+    gst_structure_set (stats, "link-readings", G_TYPE_UINT64, self->link.readings,
+        "link-triggers", G_TYPE_UINT64, self->link.triggers, NULL);
     GST_OBJECT_UNLOCK (self);
     gchar *s = gst_structure_to_string (stats);
     GST_INFO_OBJECT (self, "EOS: %s", s);
@@ -1331,47 +1070,47 @@ gst_ep_framer_set_property (GObject * object, guint prop_id, const GValue * valu
       break;
     case PROP_WATCH_MS:
       GST_OBJECT_LOCK (self);
-      self->watch_ms = g_value_get_uint (value);
+      self->link.watch_ms = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_WATCH_WINDOW_MS:
       GST_OBJECT_LOCK (self);
-      self->watch_window_ms = g_value_get_uint (value);
+      self->link.watch_window_ms = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_TRIGGER_SPAN_MS:
       GST_OBJECT_LOCK (self);
-      self->trigger_span_ms = g_value_get_uint (value);
+      self->link.trigger_span_ms = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_TRIGGER_THIN_MS:
       GST_OBJECT_LOCK (self);
-      self->trigger_thin_ms = g_value_get_uint (value);
+      self->link.trigger_thin_ms = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_TRIGGER_QUEUE_US:
       GST_OBJECT_LOCK (self);
-      self->trigger_queue_us = g_value_get_uint (value);
+      self->link.trigger_queue_us = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_RTT_FLOOR_US:
       GST_OBJECT_LOCK (self);
-      self->rtt_floor_us = g_value_get_uint (value);
+      self->link.rtt_floor_us = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_TRIGGER_MIN_RATE:
       GST_OBJECT_LOCK (self);
-      self->trigger_min_rate = g_value_get_uint (value);
+      self->link.trigger_min_rate = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_TRIGGER_ACK_RATE:
       GST_OBJECT_LOCK (self);
-      self->trigger_ack_rate = g_value_get_uint (value);
+      self->link.trigger_ack_rate = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_TRIGGER_ACK_PERMILLE:
       GST_OBJECT_LOCK (self);
-      self->trigger_ack_permille = g_value_get_uint (value);
+      self->link.trigger_ack_permille = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
     default:
@@ -1440,37 +1179,37 @@ gst_ep_framer_get_property (GObject * object, guint prop_id, GValue * value,
       g_value_set_int64 (value, s->last_output_us);
       break;
     case PROP_WATCH_MS:
-      g_value_set_uint (value, self->watch_ms);
+      g_value_set_uint (value, self->link.watch_ms);
       break;
     case PROP_WATCH_WINDOW_MS:
-      g_value_set_uint (value, self->watch_window_ms);
+      g_value_set_uint (value, self->link.watch_window_ms);
       break;
     case PROP_TRIGGER_SPAN_MS:
-      g_value_set_uint (value, self->trigger_span_ms);
+      g_value_set_uint (value, self->link.trigger_span_ms);
       break;
     case PROP_TRIGGER_THIN_MS:
-      g_value_set_uint (value, self->trigger_thin_ms);
+      g_value_set_uint (value, self->link.trigger_thin_ms);
       break;
     case PROP_TRIGGER_QUEUE_US:
-      g_value_set_uint (value, self->trigger_queue_us);
+      g_value_set_uint (value, self->link.trigger_queue_us);
       break;
     case PROP_RTT_FLOOR_US:
-      g_value_set_uint (value, self->rtt_floor_us);
+      g_value_set_uint (value, self->link.rtt_floor_us);
       break;
     case PROP_TRIGGER_MIN_RATE:
-      g_value_set_uint (value, self->trigger_min_rate);
+      g_value_set_uint (value, self->link.trigger_min_rate);
       break;
     case PROP_TRIGGER_ACK_RATE:
-      g_value_set_uint (value, self->trigger_ack_rate);
+      g_value_set_uint (value, self->link.trigger_ack_rate);
       break;
     case PROP_TRIGGER_ACK_PERMILLE:
-      g_value_set_uint (value, self->trigger_ack_permille);
+      g_value_set_uint (value, self->link.trigger_ack_permille);
       break;
     case PROP_LINK_READINGS:
-      g_value_set_uint64 (value, self->link_readings);
+      g_value_set_uint64 (value, self->link.readings);
       break;
     case PROP_LINK_TRIGGERS:
-      g_value_set_uint64 (value, self->link_triggers);
+      g_value_set_uint64 (value, self->link.triggers);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1496,11 +1235,7 @@ gst_ep_framer_change_state (GstElement * element, GstStateChange transition)
     publish_stats (self);
     g_mutex_unlock (&self->lock);
     GST_OBJECT_LOCK (self);
-    self->ring_n = 0;
-    self->link_readings = 0;
-    self->link_triggers = 0;
-    self->watch_last_us = 0;
-    self->watch_busy = FALSE;   /* no streaming thread runs in READY */
+    ep_link_watch_reset (&self->link);  /* no streaming thread runs in READY */
     GST_OBJECT_UNLOCK (self);
   }
   ret = GST_ELEMENT_CLASS (gst_ep_framer_parent_class)->change_state (element, transition);
@@ -1584,10 +1319,7 @@ gst_ep_framer_class_init (GstEpFramerClass * klass)
           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   /* Link watch */
-  q_packets_sent = g_quark_from_static_string ("packets-sent");
-  q_bytes_sent = g_quark_from_static_string ("bytes-sent");
-  q_ack_received = g_quark_from_static_string ("packet-ack-received");
-  q_rtt_ms = g_quark_from_static_string ("rtt-ms");
+  ep_link_class_init ();
 #define WATCH_FLAGS (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING)
   g_object_class_install_property (gc, PROP_WATCH_MS,
       g_param_spec_uint ("watch-ms", "Link watch period (ms)",
@@ -1670,15 +1402,7 @@ gst_ep_framer_init (GstEpFramer * self)
 
   self->hold_ms = DEFAULT_HOLD_MS;
   self->pad_kbps = DEFAULT_PAD_KBPS;
-  self->watch_ms = DEFAULT_WATCH_MS;
-  self->watch_window_ms = DEFAULT_WATCH_WINDOW_MS;
-  self->trigger_span_ms = DEFAULT_TRIGGER_SPAN_MS;
-  self->trigger_thin_ms = DEFAULT_TRIGGER_THIN_MS;
-  self->trigger_queue_us = DEFAULT_TRIGGER_QUEUE_US;
-  self->rtt_floor_us = DEFAULT_RTT_FLOOR_US;
-  self->trigger_min_rate = DEFAULT_TRIGGER_MIN_RATE;
-  self->trigger_ack_rate = DEFAULT_TRIGGER_ACK_RATE;
-  self->trigger_ack_permille = DEFAULT_TRIGGER_ACK_PERMILLE;
+  ep_link_watch_init (&self->link);
   self->out_cap = 16 * MSG;
   self->out = g_malloc (self->out_cap);
   reset_stream_state (self);

@@ -6,8 +6,8 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalHub } from '../../gst-pipelines/local-hub.js';
-import { MediaLog, Resources, SMALL, boxPlan, capabilities, freePorts, hubSpec, newBox, nextEvent, startHub, type Sample } from './helpers/media.js';
-import { Processes, SRT_HUB_MARKER, pollUntil, srtHub, waitListening } from './helpers/processes.js';
+import { MediaLog, Resources, SMALL, boxPlan, capabilities, hubSpec, newBox, nextEvent, startHub, type Sample } from './helpers/media.js';
+import { Processes, SRT_HUB_MARKER, pollUntil, startSrtHub } from './helpers/processes.js';
 
 const res = new Resources();
 const procs = new Processes();
@@ -207,10 +207,8 @@ describe('media recovery without outside help', () => {
     // port read here: the clock runs from the kill to the first video frame start (PID 65,
     // PUSI) of the new stream. The box's receive leg is the LocalHub's program, as above.
     const kills = 3;
-    const [ingestPort] = (await freePorts(1)) as [number];
     const meter = await tsUdpMeter();
-    const ingest = srtHub(procs, ingestPort, meter.port);
-    await waitListening(ingest, ingestPort);
+    const { proc: ingest, port: ingestPort } = await startSrtHub(procs, meter.port);
     const hub = await startHub(res);
     const box = newBox(res);
     const boxLog = new MediaLog(box);

@@ -162,6 +162,22 @@ export function srtHub(procs: Processes, port: number, udpPort: number): Proc {
   return procs.spawn('srt hub (libsrt listener, newest caller wins)', 'python3', [script, String(port), String(udpPort)]);
 }
 
+/**
+ * srt-hub.py on a port the system chooses (bound before it is known, so no other test
+ * can take it between a free-port probe and the bind): the process and its SRT port.
+ */
+export async function startSrtHub(procs: Processes, udpPort: number, ms = 5000): Promise<{ proc: Proc; port: number }> {
+  const proc = srtHub(procs, 0, udpPort);
+  let port = 0;
+  await pollUntil(
+    () => ((port = Number(/^listening (\d+) /m.exec(proc.output())?.[1] ?? 0)), port > 0),
+    ms,
+    `${proc.name} to listen`,
+    () => (proc.running() ? null : `${proc.name} exited: ${proc.output().slice(-2000)}`),
+  );
+  return { proc, port };
+}
+
 /** srt-hub.py's MARKER: the first bytes of its new-caller datagram. */
 export const SRT_HUB_MARKER = 'SRT-HUB accepted ';
 

@@ -60,6 +60,7 @@ srt.srt_accept.restype = ctypes.c_int
 srt.srt_recvmsg.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
 srt.srt_recvmsg.restype = ctypes.c_int
 srt.srt_close.argtypes = [ctypes.c_int]
+srt.srt_getsockname.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
 srt.srt_getsockflag.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
 srt.srt_getlasterror_str.restype = ctypes.c_char_p
 
@@ -89,6 +90,11 @@ def main() -> None:
         fail('srt_bind')
     if srt.srt_listen(listener, 8) != 0:
         fail('srt_listen')
+    if srt_port == 0:  # the port the system chose: no race with another test taking it
+        bound, bound_len = ctypes.create_string_buffer(16), ctypes.c_int(16)
+        if srt.srt_getsockname(listener, bound, ctypes.byref(bound_len)) != 0:
+            fail('srt_getsockname')
+        srt_port = struct.unpack('!H', bound.raw[2:4])[0]
     latency, size = ctypes.c_int(0), ctypes.c_int(ctypes.sizeof(ctypes.c_int))
     srt.srt_getsockflag(listener, SRTO_LATENCY, ctypes.byref(latency), ctypes.byref(size))
     print(f'listening {srt_port} latency {latency.value}', flush=True)

@@ -4,6 +4,7 @@
  * listener that serves a program (test picture + tone). It is an ordinary media
  * session in listener mode, run by the same supervised worker as the box's own media.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { planSession } from './plan.js';
 import { MediaSupervisor } from './supervisor.js';
@@ -28,8 +29,19 @@ export interface LocalHubOptions {
   audit?: boolean;
 }
 
-/** A free TCP port on the host (SRT uses UDP; a port free for both is picked). */
+/**
+ * A port free for both TCP and UDP on the host (SRT uses UDP), for a listener that binds
+ * it next. Chosen below the kernel's ephemeral range: a port from that range can be given
+ * to anyone's bind(0) — every SRT caller's socket — between this probe and the
+ * listener's bind (seen once in a full test run); one below it only to another explicit
+ * choice. Falls back to a kernel-chosen port when nothing below the range is free.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [low, high] = belowEphemeral();
+  for (let i = 0; i < 50; i++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if ((await tcpFree(port, host)) && (await udpFree(port, host))) return port;
+  }
   for (;;) {
     const port = await new Promise<number>((resolve, reject) => {
       const srv = createServer();
@@ -41,6 +53,28 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     });
     if (await udpFree(port, host)) return port;
   }
+}
+
+/** [low, high): the ports freePort picks from, under /proc's ip_local_port_range (default 32768). */
+export function belowEphemeral(rangeFile = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {
+  let first = 32768;
+  try {
+    const n = Number(readFileSync(rangeFile, 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(n) && n > 0) first = n;
+  } catch {
+    // not Linux, or no /proc: the Linux default
+  }
+  const high = Math.min(first, 65536);
+  const low = Math.max(1024, Math.min(20000, high - 2000));
+  return [low, Math.max(low + 1, high)];
+}
+
+async function tcpFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
 }
 
 async function udpFree(port: number, host: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 /**
  * The collapse check of link adaptation (pure), between two adaptSteps (adapt.ts): on
- * every srtsink reading (FAST_SAMPLE_MS), over the last FAST_WINDOW_MS of them. It acts
+ * every srtsink reading (FAST_SAMPLE_MS apart; with epframer's link watch, on each
+ * window it posts, thinned to that spacing), over the last FAST_WINDOW_MS of them. It acts
  * only on a collapse, before the bottleneck's queue is full — by then audio is lost too.
  * Measurements behind it: docs/adapt.md ("What the controller sees").
  */

@@ -31,15 +31,15 @@ export interface LocalHubOptions {
 
 /**
  * A port free for both TCP and UDP on the host (SRT uses UDP), for a listener that binds
- * it next. Chosen below the kernel's ephemeral range: a port from that range can be given
- * to anyone's bind(0) — every SRT caller's socket — between this probe and the
- * listener's bind (seen once in a full test run); one below it only to another explicit
- * choice. Falls back to a kernel-chosen port when nothing below the range is free.
+ * it next. Chosen outside the kernel's ephemeral range: a port from that range can be
+ * given to anyone's bind(0) — every SRT caller's socket — between this probe and the
+ * listener's bind (seen once in a full test run); one outside it only to another explicit
+ * choice. Falls back to a kernel-chosen port when there is no room outside the range.
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const [low, high] = belowEphemeral();
-  for (let i = 0; i < 50; i++) {
-    const port = low + Math.floor(Math.random() * (high - low));
+  const range = outsideEphemeral();
+  for (let i = 0; range && i < 50; i++) {
+    const port = range[0] + Math.floor(Math.random() * (range[1] - range[0]));
     if ((await tcpFree(port, host)) && (await udpFree(port, host))) return port;
   }
   for (;;) {
@@ -55,18 +55,27 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   }
 }
 
-/** [low, high): the ports freePort picks from, under /proc's ip_local_port_range (default 32768). */
-export function belowEphemeral(rangeFile = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {
-  let first = 32768;
+/** Ports freePort needs outside the ephemeral range to pick from there. */
+const MIN_OUTSIDE = 500;
+
+/**
+ * [low, high): where freePort picks, outside /proc's ip_local_port_range (Linux default
+ * 32768–60999): up to 12 768 unprivileged ports below it, else those above it; null when
+ * neither side has MIN_OUTSIDE ports (e.g. a range of 1024–65535).
+ */
+export function outsideEphemeral(rangeFile = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] | null {
+  let [first, last] = [32768, 60999];
   try {
-    const n = Number(readFileSync(rangeFile, 'utf8').trim().split(/\s+/)[0]);
-    if (Number.isInteger(n) && n > 0) first = n;
+    const [a, b] = readFileSync(rangeFile, 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(a) && Number.isInteger(b) && a! > 0 && b! >= a!) [first, last] = [a!, b!];
   } catch {
     // not Linux, or no /proc: the Linux default
   }
-  const high = Math.min(first, 65536);
-  const low = Math.max(1024, Math.min(20000, high - 2000));
-  return [low, Math.max(low + 1, high)];
+  const below: [number, number] = [Math.max(1024, first - 12_768), first];
+  const above: [number, number] = [last + 1, 65536];
+  if (below[1] - below[0] >= MIN_OUTSIDE) return below;
+  if (above[1] - above[0] >= MIN_OUTSIDE) return above;
+  return null;
 }
 
 async function tcpFree(port: number, host: string): Promise<boolean> {

@@ -128,13 +128,15 @@ export class PipelineAdaptation {
 
   /**
    * Hands the fast readings to epframer (right before srtsink): it reads srtsink every
-   * FAST_SAMPLE_MS on its streaming thread and posts `epframer-link` with the last
-   * second's readings only when the collapse trigger fires (adapt-collapse.ts), which
-   * this worker then judges (linkWindow). Our tick is left with one reading per
-   * SAMPLE_MS. Null (we read at FAST_SAMPLE_MS ourselves) without such an epframer.
+   * WATCH_SAMPLE_MS on its streaming thread and posts `epframer-link` with the last
+   * 1.2 s of readings only when the collapse trigger fires (adapt-collapse.ts), which
+   * this worker then judges, thinned (linkWindow → AdaptLoop.collapseCheck). Our tick is
+   * left with one reading per SAMPLE_MS. Null (we read at FAST_SAMPLE_MS ourselves)
+   * without such an epframer.
    */
   private startLinkWatch(framer: GstElement | undefined): GstElement | null {
-    if (!LINK_WATCH || !framer || framer['watch-ms'] === undefined) return null;
+    // An older plugin without trigger-thin-ms would judge unthinned windows: not a superset of fastCheck.
+    if (!LINK_WATCH || !framer || framer['watch-ms'] === undefined || framer['trigger-thin-ms'] === undefined) return null;
     const t = collapseTrigger(this.plan.adapt);
     framer['trigger-span-ms'] = t.spanMs;
     framer['trigger-thin-ms'] = t.thinMs;

@@ -125,17 +125,19 @@ link_trigger (EpLinkWatch * w)
 {
   const EpReading *b = ring_at (w, w->ring_n - 1);
   const EpReading *a = NULL;
-  gint64 span_us = (gint64) w->trigger_span_ms * 1000;
-  gint64 thin_us = (gint64) w->trigger_thin_ms * 1000;
+  /* On the millisecond times the message carries (wall_ms), as the worker and the
+   * reference (collapseTriggered) see them, so that both pick the same `a` and rates. */
+  gint64 span_ms = w->trigger_span_ms;
+  gint64 thin_ms = w->trigger_thin_ms;
   /* a is taken from the thinned window (from b back, each kept reading at least
    * trigger-thin-ms older than the one kept before it), as the worker thins it. */
   const EpReading *kept = b;
   for (gint i = (gint) w->ring_n - 2; i >= 0; i--) {
     const EpReading *r = ring_at (w, i);
-    if (kept->t_us - r->t_us < thin_us)
+    if (kept->wall_ms - r->wall_ms < thin_ms)
       continue;
     kept = r;
-    if (b->t_us - r->t_us >= span_us) {
+    if (b->wall_ms - r->wall_ms >= span_ms) {
       a = r;
       break;
     }
@@ -143,7 +145,7 @@ link_trigger (EpLinkWatch * w)
   if (!a || a->acks == 0 || b->packets < a->packets)
     return NULL;
 
-  gdouble dt = (b->t_us - a->t_us) / 1e6;
+  gdouble dt = (b->wall_ms - a->wall_ms) / 1000.0;
   gdouble sent_rate = (b->packets - a->packets) / dt;
   gdouble ack_rate = (b->acks > a->acks ? b->acks - a->acks : 0) / dt;
   if (sent_rate >= w->trigger_min_rate && ack_rate < w->trigger_ack_rate

@@ -19,9 +19,10 @@
  * - Trigger, on each new reading b, against a = the newest reading at least
  *   trigger-span-ms older in the window thinned from b back to readings at least
  *   trigger-thin-ms apart, as the worker thins it (none, a without ACKs or packets
- *   going backwards: no trigger), rates over monotonic time: "ack" when sending >= trigger-min-rate packets/s with
- *   fewer than trigger-ack-rate ACKs/s and ACKs < trigger-ack-permille/1000 of the
- *   packets; "queue" (trigger-queue-us != G_MAXUINT) when b's RTT exceeds the floor (the
+ *   going backwards: no trigger). Times are the wall-clock ms the message carries (the
+ *   worker judges the same integers; the ring's age limit uses monotonic time). "ack"
+ *   when sending >= trigger-min-rate packets/s with fewer than trigger-ack-rate ACKs/s
+ *   and ACKs < trigger-ack-permille/1000 of the packets; "queue" (trigger-queue-us != G_MAXUINT) when b's RTT exceeds the floor (the
  *   lowest of rtt-floor-us and the ring's positive RTTs) by more than trigger-queue-us.
  *   The worker sets these so that the trigger is a superset of the conditions under
  *   which fastCheck can act (its ACK starvation test, and a queue above the smallest
@@ -42,7 +43,7 @@
 
 #include <gst/gst.h>
 
-#define LINK_RING 128           /* readings kept at most: 6.4 s at watch-ms=50 */
+#define LINK_RING 128           /* readings kept at most: 6.4 s at watch-ms=50 (watch-window-ms beyond that is cut to the newest LINK_RING) */
 #define DEFAULT_WATCH_MS 0
 #define MAX_WATCH_MS 60000
 #define DEFAULT_WATCH_WINDOW_MS 1200

@@ -1327,7 +1327,8 @@ gst_ep_framer_class_init (GstEpFramerClass * klass)
           0, MAX_WATCH_MS, DEFAULT_WATCH_MS, WATCH_FLAGS));
   g_object_class_install_property (gc, PROP_WATCH_WINDOW_MS,
       g_param_spec_uint ("watch-window-ms", "Link watch window (ms)",
-          "Readings kept (and sent in epframer-link messages): this much history",
+          "Readings kept (and sent in epframer-link messages): this much history, at most "
+          "the newest 128",
           MIN_WATCH_WINDOW_MS, MAX_WATCH_WINDOW_MS, DEFAULT_WATCH_WINDOW_MS, WATCH_FLAGS));
   g_object_class_install_property (gc, PROP_TRIGGER_SPAN_MS,
       g_param_spec_uint ("trigger-span-ms", "Trigger span (ms)",

@@ -506,11 +506,13 @@ describe('epframer link watch (real srtsink, real SRT peer)', () => {
     expect(run.stats['link-readings']).toBeGreaterThanOrEqual(40);
     expect(run.links.length).toBe(run.stats['link-triggers']);
     expect(run.links.length).toBeGreaterThanOrEqual(10);
-    // ≥ 1 s of readings before the first trigger (every reading after it fires): the
-    // first window's older readings all came without one.
+    // The first trigger comes at the first reading ≥ 1000 ms after the first one with
+    // ACKs (that one is then the newest ≥ 1000 ms older, i.e. `a` in the chain thinned to
+    // 1000 ms); without the thinning it would come ~150 ms after it.
     const first = run.links[0]!.window;
-    expect(first.length - 1).toBeGreaterThanOrEqual(10);
-    expect(run.stats['link-readings']! - run.links.length).toBeGreaterThanOrEqual(first.length - 1);
+    const acked = first.find((w) => w.acks > 0)!;
+    expect(first.at(-1)!.atMs - acked.atMs).toBeGreaterThanOrEqual(1000);
+    expect(first.at(-1)!.atMs - acked.atMs).toBeLessThan(1000 + 200);
     const t = { spanMs: 150, thinMs: 1000, queueUs: 0, minSendRate: 20, maxAckRate: 0, ackPermille: 500 };
     for (const l of run.links) {
       const b = l.window.at(-1)!;

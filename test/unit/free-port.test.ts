@@ -5,11 +5,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { belowEphemeral, freePort } from '../../gst-pipelines/local-hub.js';
+import { freePort, outsideEphemeral } from '../../gst-pipelines/local-hub.js';
 
 describe('freePort', () => {
-  it('picks below the ephemeral range, and the port binds for both UDP and TCP', async () => {
-    const [low, high] = belowEphemeral();
+  it('picks outside the ephemeral range, and the port binds for both UDP and TCP', async () => {
+    const [low, high] = outsideEphemeral() ?? [1024, 65536];
     for (let i = 0; i < 5; i++) {
       const port = await freePort();
       expect(port).toBeGreaterThanOrEqual(low);
@@ -29,15 +29,19 @@ describe('freePort', () => {
     }
   });
 
-  it("reads the range's start from ip_local_port_range; the Linux default without it", async () => {
+  it("reads ip_local_port_range: below it, above it when there is no room below, none when neither has room", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'ep-ports-'));
     try {
       const f = path.join(dir, 'range');
-      await writeFile(f, '40000\t60999\n');
-      expect(belowEphemeral(f)).toEqual([20000, 40000]);
-      await writeFile(f, '10000 60999');
-      expect(belowEphemeral(f)).toEqual([8000, 10000]);
-      expect(belowEphemeral(path.join(dir, 'missing'))).toEqual([20000, 32768]);
+      const at = async (text: string): Promise<[number, number] | null> => (await writeFile(f, text), outsideEphemeral(f));
+      expect(await at('32768\t60999\n')).toEqual([20000, 32768]);
+      expect(await at('10000 60999')).toEqual([1024, 10000]);
+      expect(await at('1024 60999')).toEqual([61000, 65536]);
+      expect(await at('1025 65000')).toEqual([65001, 65536]);
+      expect(await at('1024 65535')).toBeNull();
+      expect(await at('500 65535')).toBeNull();
+      expect(await at('garbage')).toEqual([20000, 32768]);
+      expect(outsideEphemeral(path.join(dir, 'missing'))).toEqual([20000, 32768]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -156,18 +156,12 @@ export function ffmpegProgram(procs: Processes, port: number, opts: { width?: nu
  * libsrt's ~5 s dead-peer check (see srt-hub.py). libsrt through python3's ctypes: no build.
  * On each accept the UDP port first gets one `SRT_HUB_MARKER` datagram (not MPEG-TS):
  * everything after it comes from the new caller.
- */
-export function srtHub(procs: Processes, port: number, udpPort: number): Proc {
-  const script = fileURLToPath(new URL('./srt-hub.py', import.meta.url));
-  return procs.spawn('srt hub (libsrt listener, newest caller wins)', 'python3', [script, String(port), String(udpPort)]);
-}
-
-/**
- * srt-hub.py on a port the system chooses (bound before it is known, so no other test
- * can take it between a free-port probe and the bind): the process and its SRT port.
+ * It listens on a port the system chooses (port 0, bound before it is known, so no other
+ * test can take it between a free-port probe and the bind): the process and its SRT port.
  */
 export async function startSrtHub(procs: Processes, udpPort: number, ms = 5000): Promise<{ proc: Proc; port: number }> {
-  const proc = srtHub(procs, 0, udpPort);
+  const script = fileURLToPath(new URL('./srt-hub.py', import.meta.url));
+  const proc = procs.spawn('srt hub (libsrt listener, newest caller wins)', 'python3', [script, '0', String(udpPort)]);
   let port = 0;
   await pollUntil(
     () => ((port = Number(/^listening (\d+) /m.exec(proc.output())?.[1] ?? 0)), port > 0),

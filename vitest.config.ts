@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { withNativePlugins } from './gst-pipelines/native.js';
+import { withNativePlugins } from './gst-pipelines/native/plugin.js';
 
 const pluginPath = withNativePlugins(process.env).GST_PLUGIN_PATH;
 

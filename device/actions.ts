@@ -3,16 +3,16 @@
  * args and publishes whatever this returns (or the error it throws) as the reply.
  */
 import { ActionFailedError, BusyError } from './errors.js';
-import { ELEMENT_NAMES } from '../gst-pipelines/plan.js';
-import type { CommandName } from './contract/schemas.js';
-import type { CommandArgs } from './contract/types.js';
+import { ELEMENT_NAMES } from '../gst-pipelines/index.js';
+import type { CommandName } from './contract/index.js';
+import type { CommandArgs } from './contract/index.js';
 import type { MeetingController } from './meeting.js';
-import type { MediaSupervisor } from '../gst-pipelines/supervisor.js';
-import type { SystemActions } from './host/system.js';
-import type { Leds } from './host/leds.js';
-import type { LogRing } from './log-ring.js';
-import type { Logger } from './log.js';
-import type { MediaJoinSpec } from '../gst-pipelines/types.js';
+import type { MediaSupervisor } from '../gst-pipelines/index.js';
+import type { SystemActions } from './host/index.js';
+import type { Leds } from './host/index.js';
+import type { LogRing } from '../lib/index.js';
+import type { Logger } from '../lib/index.js';
+import type { MediaJoinSpec } from '../gst-pipelines/index.js';
 import type { SelftestReport } from './selftest.js';
 
 export interface RuntimeSettings {

@@ -5,35 +5,35 @@
  * start() and stop() are symmetric; a failing subsystem is reported, not fatal.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createActions, type RuntimeSettings } from './actions.js';
-import { createContract, type Contract } from './contract/validate.js';
-import { LOG_LEVELS, joinSpecSchema } from './contract/schemas.js';
-import { topics } from './contract/topics.js';
-import { CommandRouter } from './mqtt/command-router.js';
-import { MqttSession } from './mqtt/session.js';
+import { createContract, type Contract } from './contract/index.js';
+import { LOG_LEVELS, joinSpecSchema } from './contract/index.js';
+import { topics } from './contract/index.js';
+import { CommandRouter } from './mqtt/index.js';
+import { MqttSession } from './mqtt/index.js';
 import { MeetingController } from './meeting.js';
 import { runSelftest } from './selftest.js';
 import { buildReportedState, deviceFaults, deviceHealth } from './state-report.js';
-import { systemClock, type Clock } from './host/clock.js';
-import { hostPaths, type HostPaths } from './host/paths.js';
-import { systemctlActions, type SystemActions } from './host/system.js';
-import { sysfsLeds, type Leds } from './host/leds.js';
-import { LogRing } from './log-ring.js';
-import { createLogger, type Logger } from './log.js';
-import { CommandLedger } from './store/dedupe.js';
-import { EventOutbox } from './store/outbox.js';
-import { readJsonFile, writeFileAtomic } from './host/atomic-file.js';
+import { systemClock, type Clock } from '../lib/index.js';
+import { hostPaths, type HostPaths } from '../lib/index.js';
+import { systemctlActions, type SystemActions } from './host/index.js';
+import { sysfsLeds, type Leds } from './host/index.js';
+import { LogRing } from '../lib/index.js';
+import { createLogger, type Logger } from '../lib/index.js';
+import { CommandLedger } from './store/index.js';
+import { EventOutbox } from './store/index.js';
+import { readJsonFile, writeFileAtomic } from '../lib/index.js';
 import { HealthSampler, faultsFromHealth } from './health/index.js';
-import { MediaSupervisor } from '../gst-pipelines/supervisor.js';
-import { AUDIO_ONLY } from '../gst-pipelines/adapt.js';
-import { forkSpawner, type WorkerSpawner } from '../gst-pipelines/worker-process.js';
-import { planSession, planStandby } from '../gst-pipelines/plan.js';
-import { execRunCommand, probe } from '../gst-pipelines/probe.js';
+import { MediaSupervisor } from '../gst-pipelines/index.js';
+import { AUDIO_ONLY } from '../gst-pipelines/index.js';
+import { forkSpawner, type WorkerSpawner } from '../gst-pipelines/index.js';
+import { planSession, planStandby } from '../gst-pipelines/index.js';
+import { execRunCommand, probe } from '../gst-pipelines/index.js';
 import type { AgentConfig } from './config.js';
-import type { Capabilities, MediaJoinSpec, MediaSettings } from '../gst-pipelines/types.js';
-import type { HealthSample, Reply } from './contract/types.js';
+import type { Capabilities, MediaJoinSpec, MediaSettings } from '../gst-pipelines/index.js';
+import type { HealthSample, Reply } from './contract/index.js';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { MeetingSource } from './meeting.js';
 
@@ -404,19 +404,4 @@ function pickSettings(v: Partial<RuntimeSettings>): Partial<RuntimeSettings> {
   if (typeof v.volume === 'number' && v.volume >= 0 && v.volume <= 1.5) out.volume = v.volume;
   if (typeof v.micMuted === 'boolean') out.micMuted = v.micMuted;
   return out;
-}
-
-/** The version in package.json, found from this file's location (src or dist). */
-export async function readVersion(from = import.meta.url): Promise<string> {
-  let dir = path.dirname(new URL(from).pathname);
-  for (let i = 0; i < 4; i++) {
-    try {
-      const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'commune-endpoint' && pkg.version) return pkg.version;
-    } catch {
-      // keep walking up
-    }
-    dir = path.dirname(dir);
-  }
-  return '0.0.0';
 }

@@ -5,8 +5,8 @@
 import { access, constants, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FromSchema } from 'json-schema-to-ts';
-import { DecodeError, type Contract } from './contract/validate.js';
-import { LOG_LEVELS } from './contract/schemas.js';
+import { DecodeError, type Contract } from './contract/index.js';
+import { LOG_LEVELS } from './contract/index.js';
 
 const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
 

@@ -3,9 +3,9 @@
  * reply error codes (CONTRACT.md: bad_request, unknown_command, expired, busy, failed,
  * not_provisioned).
  */
-import { isDecodeError } from './contract/validate.js';
-import { isPlanError } from '../gst-pipelines/plan.js';
-import type { ErrorCode } from './contract/types.js';
+import { isDecodeError } from './contract/index.js';
+import { isPlanError } from '../gst-pipelines/index.js';
+import type { ErrorCode } from './contract/index.js';
 
 export class BusyError extends Error {
   constructor(

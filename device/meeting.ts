@@ -7,10 +7,10 @@
  * one queue, so a join and a leave can never interleave.
  */
 import { EventEmitter } from 'node:events';
-import { systemClock, type Clock } from './host/clock.js';
-import { silentLogger, type Logger } from './log.js';
-import type { MediaSupervisor, MediaStatus } from '../gst-pipelines/supervisor.js';
-import type { MediaJoinSpec, SessionPlan, StandbyPlan } from '../gst-pipelines/types.js';
+import { systemClock, type Clock } from '../lib/index.js';
+import { silentLogger, type Logger } from '../lib/index.js';
+import type { MediaSupervisor, MediaStatus } from '../gst-pipelines/index.js';
+import type { MediaJoinSpec, SessionPlan, StandbyPlan } from '../gst-pipelines/index.js';
 
 export type Phase = 'idle' | 'joining' | 'in_meeting' | 'leaving' | 'fault';
 export type MeetingSource = 'group' | 'command' | 'restored';

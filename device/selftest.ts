@@ -5,8 +5,8 @@
  */
 import { execFile } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
-import { decoderChain, encoderChain, pickDecoder, pickEncoder } from '../gst-pipelines/plan.js';
-import type { Capabilities } from '../gst-pipelines/types.js';
+import { decoderChain, encoderChain, pickDecoder, pickEncoder } from '../gst-pipelines/index.js';
+import type { Capabilities } from '../gst-pipelines/index.js';
 
 export interface SelftestCheck {
   check: 'camera' | 'encoder' | 'decoder' | 'display' | 'mic' | 'speaker' | 'network' | 'disk';

@@ -1,9 +1,9 @@
 /**
  * Pure builders of what the box reports: the retained state and the fault list.
  */
-import type { Capabilities } from '../gst-pipelines/types.js';
-import type { MediaStatus } from '../gst-pipelines/supervisor.js';
-import type { ReportedState } from './contract/types.js';
+import type { Capabilities } from '../gst-pipelines/index.js';
+import type { MediaStatus } from '../gst-pipelines/index.js';
+import type { ReportedState } from './contract/index.js';
 import type { MeetingInfo, Phase } from './meeting.js';
 
 export interface StateInputs {

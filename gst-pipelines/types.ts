@@ -3,7 +3,6 @@
  * build, what it produces. Plain data only, so the planner stays a pure function and
  * plans can cross the IPC boundary to the worker as JSON.
  */
-import type { AdaptConfig } from './adapt.js';
 
 /** The media part of a CONTRACT.md join spec (already validated at the edge). */
 export interface MediaJoinSpec {
@@ -165,3 +164,62 @@ export interface StandbyPlan {
 }
 
 export type MediaPlan = SessionPlan | StandbyPlan;
+
+export interface Rung {
+  id: string;
+  width: number;
+  height: number;
+  fps: number;
+  /** Lowest video bitrate worth sending at this rung. */
+  minKbps: number;
+}
+
+export interface AdaptConfig {
+  enabled: boolean;
+  /** Top video bitrate (the join spec's). */
+  maxKbps: number;
+  /** Video rungs, best first (ladderFor). */
+  ladder: Rung[];
+  /** What the audio alone costs on the wire (Opus + TS + SRT headers), kbit/s. */
+  audioWireKbps: number;
+  /** SRT latency: queueing delay beyond a fraction of it makes packets late at the hub. */
+  srtLatencyMs: number;
+}
+
+export type AdaptReason = 'queueing-delay' | 'loss-with-delay' | 'sender-drops' | 'delivery-collapse' | 'clean-link' | 'probe-ok' | 'false-alarm';
+
+export interface AdaptChange {
+  direction: 'down' | 'up';
+  fromKbps: number;
+  toKbps: number;
+  fromRung: string;
+  toRung: string;
+  reason: AdaptReason;
+  /** The measurements behind it, for the event and the logs. */
+  rttMs: number | null;
+  rttFloorMs: number | null;
+  deliveredKbps: number | null;
+  lossPct: number | null;
+}
+
+/** What the worker reports about adaptation (stats, state, health). */
+export interface AdaptReport {
+  enabled: boolean;
+  rung: string;
+  targetKbps: number;
+  probeKbps: number;
+  /** Wire rate srtsink sent over the last sample. */
+  sendKbps: number | null;
+  rttMs: number | null;
+  rttFloorMs: number | null;
+  congested: boolean;
+  steps: { down: number; up: number };
+}
+
+export interface SrtLinkStats {
+  rttMs: number | null;
+  lossPct: number | null;
+  retransPct: number | null;
+  bandwidthMbps: number | null;
+  sendRateMbps: number | null;
+}

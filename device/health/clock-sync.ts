@@ -15,7 +15,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { HostPaths } from '../host/paths.js';
+import type { HostPaths } from '../../lib/index.js';
 import type { RunCommand } from './power.js';
 
 export interface ClockSyncDeps {

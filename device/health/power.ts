@@ -15,7 +15,7 @@
  * vcgencmd prints `throttled=0x50005`. `parseThrottled` takes both.
  */
 import { readFile } from 'node:fs/promises';
-import type { HostPaths } from '../host/paths.js';
+import type { HostPaths } from '../../lib/index.js';
 
 export interface CommandResult {
   /** Exit status; null when the binary is missing, timed out or died on a signal. */

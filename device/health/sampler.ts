@@ -25,9 +25,9 @@
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { HealthSample } from '../contract/types.js';
-import type { Clock } from '../host/clock.js';
-import type { HostPaths } from '../host/paths.js';
+import type { HealthSample } from '../contract/index.js';
+import type { Clock } from '../../lib/index.js';
+import type { HostPaths } from '../../lib/index.js';
 import { clockSynced } from './clock-sync.js';
 import { readThrottled, type CommandResult, type RunCommand } from './power.js';
 

@@ -4,7 +4,7 @@
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { HostPaths } from './paths.js';
+import type { HostPaths } from '../../lib/index.js';
 
 export interface Leds {
   /** Blinks every LED found for `ms`, then restores what each was doing. */

@@ -4,12 +4,12 @@
  * with exactly one reply — on the box's reply topic and, for MQTT 5, on the command's
  * response topic with its correlation data. Actions know nothing of topics.
  */
-import { systemClock, type Clock } from '../host/clock.js';
-import { silentLogger, type Logger } from '../log.js';
-import { MAX_PAYLOAD_BYTES, type Contract } from '../contract/validate.js';
+import { systemClock, type Clock } from '../../lib/index.js';
+import { silentLogger, type Logger } from '../../lib/index.js';
+import { MAX_PAYLOAD_BYTES, type Contract } from '../contract/index.js';
 import { parseIncoming, type CommandName } from '../contract/index.js';
 import { ExpiredError, UnknownCommandError, toReplyError } from '../errors.js';
-import type { Reply } from '../contract/types.js';
+import type { Reply } from '../contract/index.js';
 import type { IncomingMessage } from './session.js';
 
 export interface CommandLedgerLike {

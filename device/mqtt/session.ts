@@ -12,8 +12,8 @@
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { backoffDelay, systemClock, type Clock } from '../host/clock.js';
-import { silentLogger, type Logger } from '../log.js';
+import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
+import { silentLogger, type Logger } from '../../lib/index.js';
 
 export interface MqttSessionOptions {
   url: string;

@@ -8,7 +8,7 @@
  * the next one; calls made in the same tick share one. Writes never overlap, so the file
  * only ever moves forward.
  */
-import { writeFileAtomic } from '../host/atomic-file.js';
+import { writeFileAtomic } from '../../lib/index.js';
 
 export interface CoalescedWriterOptions<S> {
   file: string;

@@ -38,9 +38,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { cleanupTemp, readJsonFile } from '../host/atomic-file.js';
-import { systemClock, type Clock } from '../host/clock.js';
-import type { Logger } from '../log.js';
+import { cleanupTemp, readJsonFile } from '../../lib/index.js';
+import { systemClock, type Clock } from '../../lib/index.js';
+import type { Logger } from '../../lib/index.js';
 import { CoalescedWriter } from './json-store.js';
 
 export type Severity = 'info' | 'warn' | 'error';

@@ -2,7 +2,7 @@
  * The agent's benchmarks (issue [agent]): the real `ep run` process against a real
  * Mosquitto started here, media in test-source mode.
  *
- * - startToOnlineMs: `node dist/device/cli.js run` spawned → its retained
+ * - startToOnlineMs: `node dist/device/cli/ep.js run` spawned → its retained
  *   `{"online":true}` status (with a new bootId) reaches an observer client.
  * - joinCommandToFirstMediaMs: a `join` command published → the first bytes of the box's
  *   stream at an SRT listener (srt-live-transmit → UDP read here; SRT latency 40 ms).
@@ -17,12 +17,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { freePort } from '../../gst-pipelines/local-hub.js';
-import { execRunCommand } from '../../gst-pipelines/probe.js';
+import { freePort } from '../../gst-pipelines/hub/local-hub.js';
+import { execRunCommand } from '../../gst-pipelines/probe/probe.js';
 import { HealthSampler } from '../../device/health/index.js';
-import { hostPaths } from '../../device/host/paths.js';
-import { systemClock } from '../../device/host/clock.js';
-import { AGENT_NODE_FLAGS } from '../../device/run.js';
+import { hostPaths } from '../../lib/host-paths.js';
+import { systemClock } from '../../lib/clock.js';
+import { AGENT_NODE_FLAGS } from '../../device/cli/run.js';
 import { srtLiveTransmit, STARTUP_SRT_LATENCY_MS } from './media-startup.js';
 import { endChild, firstDatagram, MeasurementError, median, monoMs, percentile, round1, sleep, track, udpPortBound, waitFor } from './machine.js';
 
@@ -43,7 +43,7 @@ export interface AgentResult {
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const CLI = path.join(ROOT, 'dist', 'device', 'cli.js');
+const CLI = path.join(ROOT, 'dist', 'device', 'cli', 'ep.js');
 const DEVICE = 'bench-box';
 const GROUP = 'bench';
 

@@ -28,13 +28,13 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, LocalHub } from '../../gst-pipelines/local-hub.js';
-import { planSession } from '../../gst-pipelines/plan.js';
-import { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
-import { forkSpawner } from '../../gst-pipelines/worker-process.js';
-import { withNativePlugins } from '../../gst-pipelines/native.js';
+import { freePort, LocalHub } from '../../gst-pipelines/hub/local-hub.js';
+import { planSession } from '../../gst-pipelines/plan/plan.js';
+import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
+import { forkSpawner } from '../../gst-pipelines/supervisor/worker-process.js';
+import { withNativePlugins } from '../../gst-pipelines/native/plugin.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan } from '../../gst-pipelines/types.js';
-import type { WorkerStats } from '../../gst-pipelines/worker-protocol.js';
+import type { WorkerStats } from '../../gst-pipelines/worker/protocol.js';
 import { childPids, endChild, launchArgv, track, MeasurementError, monoMs, procCpuSeconds, procThreadCpu, round1, round3, sleep, udpPortBound, waitFor } from './machine.js';
 
 export const CPU_SRT_LATENCY_MS = 40;

@@ -36,12 +36,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../gst-pipelines/local-hub.js';
-import { withNativePlugins } from '../../gst-pipelines/native.js';
-import { ELEMENT_NAMES, pickEndpoints, planSession } from '../../gst-pipelines/plan.js';
-import type { GstPipeline } from '../../gst-pipelines/gst.js';
+import { freePort } from '../../gst-pipelines/hub/local-hub.js';
+import { withNativePlugins } from '../../gst-pipelines/native/plugin.js';
+import { ELEMENT_NAMES, pickEndpoints, planSession } from '../../gst-pipelines/plan/plan.js';
+import type { GstPipeline } from '../../gst-pipelines/worker/gst.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan } from '../../gst-pipelines/types.js';
-import type { ToWorker } from '../../gst-pipelines/worker-protocol.js';
+import type { ToWorker } from '../../gst-pipelines/worker/protocol.js';
 import { endChild, MeasurementError, monoMs, percentile, round1, sleep, track, udpPortBound, waitFor } from './machine.js';
 
 export const WIDTH = 1280;
@@ -481,7 +481,7 @@ function toParent(m: FromChild): void {
 }
 
 async function runSender(cfg: Extract<ToChild, { role: 'sender' }>): Promise<void> {
-  const { MediaWorker } = await import('../../gst-pipelines/worker.js');
+  const { MediaWorker } = await import('../../gst-pipelines/worker/media-worker.js');
   type Handler = (m: ToWorker) => void;
   let handler: Handler | null = null;
   const worker = new MediaWorker({
@@ -524,7 +524,7 @@ async function runSender(cfg: Extract<ToChild, { role: 'sender' }>): Promise<voi
 }
 
 async function runReceiver(cfg: Extract<ToChild, { role: 'receiver' }>): Promise<void> {
-  const { loadGst } = await import('../../gst-pipelines/gst.js');
+  const { loadGst } = await import('../../gst-pipelines/worker/gst.js');
   const gst = loadGst();
   const p = new gst.Pipeline(cfg.launch);
   const frames: Array<[number, number]> = [];

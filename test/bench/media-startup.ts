@@ -12,9 +12,9 @@
  * repetition.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort } from '../../gst-pipelines/local-hub.js';
-import { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
-import { forkSpawner } from '../../gst-pipelines/worker-process.js';
+import { freePort } from '../../gst-pipelines/hub/local-hub.js';
+import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
+import { forkSpawner } from '../../gst-pipelines/supervisor/worker-process.js';
 import type { Capabilities, MediaJoinSpec } from '../../gst-pipelines/types.js';
 import { boxPlan } from './media-cpu.js';
 import { endChild, firstDatagram, MeasurementError, median, monoMs, round1, sleep, track, udpPortBound, waitFor } from './machine.js';

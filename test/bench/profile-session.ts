@@ -13,10 +13,10 @@
  * for finding what to change; `npm run bench` measures the result.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
-import { forkSpawner } from '../../gst-pipelines/worker-process.js';
-import { withNativePlugins } from '../../gst-pipelines/native.js';
-import { probe } from '../../gst-pipelines/probe.js';
+import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
+import { forkSpawner } from '../../gst-pipelines/supervisor/worker-process.js';
+import { withNativePlugins } from '../../gst-pipelines/native/plugin.js';
+import { probe } from '../../gst-pipelines/probe/probe.js';
 import { HubProcess, boxPlan, CPU_SRT_LATENCY_MS } from './media-cpu.js';
 import { childPids, endChild, launchArgv, procThreadCpu, sleep } from './machine.js';
 

@@ -7,11 +7,11 @@
  * a few frames of the lowest rung through first. Checked for both framings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LocalHub } from '../../gst-pipelines/local-hub.js';
-import type { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
-import type { WorkerStats } from '../../gst-pipelines/worker-protocol.js';
+import type { LocalHub } from '../../gst-pipelines/hub/local-hub.js';
+import type { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
+import type { WorkerStats } from '../../gst-pipelines/worker/protocol.js';
 import { capabilities, hubSpec, newBox, Resources, SMALL, startHub, testSettings } from './helpers/media.js';
-import { planSession } from '../../gst-pipelines/plan.js';
+import { planSession } from '../../gst-pipelines/plan/plan.js';
 
 const res = new Resources();
 afterEach(() => res.release());

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createContract } from '../../device/contract/validate.js';
 import { healthSchema, replySchema, stateSchema } from '../../device/contract/schemas.js';
-import { freePort, type LocalHub } from '../../gst-pipelines/local-hub.js';
+import { freePort, type LocalHub } from '../../gst-pipelines/hub/local-hub.js';
 import type { MediaJoinSpec } from '../../gst-pipelines/types.js';
 import type { Capabilities } from '../../gst-pipelines/types.js';
 import { HubClient, TestBox, type Reply, type SendOptions } from './helpers/hub-client.js';

@@ -19,7 +19,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalHub } from '../../gst-pipelines/local-hub.js';
+import type { LocalHub } from '../../gst-pipelines/hub/local-hub.js';
 import type { Capabilities, MediaJoinSpec } from '../../gst-pipelines/types.js';
 import { HubClient, TestBox, newId, type Reply } from './helpers/hub-client.js';
 import { Resources, SMALL, capabilities, nextEvent, startHub } from './helpers/media.js';

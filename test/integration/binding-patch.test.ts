@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../../gst-pipelines/local-hub.js';
+import { freePort } from '../../gst-pipelines/hub/local-hub.js';
 import { Resources } from './helpers/media.js';
 
 const res = new Resources();

@@ -5,10 +5,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContract } from '../../device/contract/validate.js';
 import { healthSchema } from '../../device/contract/schemas.js';
-import { systemClock } from '../../device/host/clock.js';
-import { hostPaths } from '../../device/host/paths.js';
+import { systemClock } from '../../lib/clock.js';
+import { hostPaths } from '../../lib/host-paths.js';
 import { HealthSampler, faultsFromHealth } from '../../device/health/index.js';
-import { execRunCommand } from '../../gst-pipelines/probe.js';
+import { execRunCommand } from '../../gst-pipelines/probe/probe.js';
 
 const validate = createContract().compile(healthSchema);
 const paths = hostPaths({});

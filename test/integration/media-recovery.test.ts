@@ -5,7 +5,7 @@
  */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalHub } from '../../gst-pipelines/local-hub.js';
+import { LocalHub } from '../../gst-pipelines/hub/local-hub.js';
 import { MediaLog, Resources, SMALL, boxPlan, capabilities, hubSpec, newBox, nextEvent, startHub, type Sample } from './helpers/media.js';
 import { Processes, SRT_HUB_MARKER, pollUntil, startSrtHub } from './helpers/processes.js';
 

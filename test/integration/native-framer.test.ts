@@ -16,11 +16,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collapseTriggered, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
-import { loadGst } from '../../gst-pipelines/gst.js';
-import { freePort } from '../../gst-pipelines/local-hub.js';
-import { TsMerger } from '../../gst-pipelines/ts-merge.js';
-import { NULL_PID, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, TsPacketizer } from '../../gst-pipelines/ts-packetizer.js';
+import { collapseTriggered, type FastSample } from '../../gst-pipelines/adapt/collapse.js';
+import { loadGst } from '../../gst-pipelines/worker/gst.js';
+import { freePort } from '../../gst-pipelines/hub/local-hub.js';
+import { TsMerger } from '../../gst-pipelines/mpegts/merger.js';
+import { NULL_PID, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, TsPacketizer } from '../../gst-pipelines/mpegts/packetizer.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

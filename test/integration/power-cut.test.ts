@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readJsonFile } from '../../device/host/atomic-file.js';
+import { readJsonFile } from '../../lib/atomic-file.js';
 import { EventOutbox, type OutboxEvent } from '../../device/store/outbox.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execRunCommand, pickDecoder, pickEncoder, probe } from '../../gst-pipelines/probe.js';
+import { execRunCommand, pickDecoder, pickEncoder, probe } from '../../gst-pipelines/probe/probe.js';
 
 describe('probe on this machine', () => {
   it('finds the software codecs and SRT elements of Debian GStreamer', async () => {

@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TsAudit } from '../../gst-pipelines/ts-audit.js';
-import type { TsAuditSnapshot } from '../../gst-pipelines/ts-audit.js';
-import { TsMerger } from '../../gst-pipelines/ts-merge.js';
-import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, nullPacket } from '../../gst-pipelines/ts-packetizer.js';
+import { TsAudit } from '../../gst-pipelines/mpegts/audit.js';
+import type { TsAuditSnapshot } from '../../gst-pipelines/mpegts/audit.js';
+import { TsMerger } from '../../gst-pipelines/mpegts/merger.js';
+import { PACKETS_PER_MESSAGE, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, nullPacket } from '../../gst-pipelines/mpegts/packetizer.js';
 
 const run = promisify(execFile);
 /** threads=1: with sliced threads x264's frame sizes, hence the packet layout, vary from run to run. */

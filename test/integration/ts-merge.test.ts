@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { TsMerger } from '../../gst-pipelines/ts-merge.js';
+import { TsMerger } from '../../gst-pipelines/mpegts/merger.js';
 
 const run = promisify(execFile);
 

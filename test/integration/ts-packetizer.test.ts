@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { srtStatsFromStructure } from '../../gst-pipelines/srt-stats.js';
-import type { SrtStats } from '../../gst-pipelines/srt-stats.js';
-import { NULL_PID, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, TsPacketizer } from '../../gst-pipelines/ts-packetizer.js';
+import { srtStatsFromStructure } from '../../gst-pipelines/adapt/srt-stats.js';
+import type { SrtStats } from '../../gst-pipelines/adapt/srt-stats.js';
+import { NULL_PID, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, TsPacketizer } from '../../gst-pipelines/mpegts/packetizer.js';
 
 interface GstElement {
   [property: string]: unknown;

@@ -1,7 +1,7 @@
 /**
  * No media worker outlives its agent: an agent killed with SIGKILL (or by the OOM
  * killer) runs no cleanup, and a worker left behind would hold the camera and the
- * display. Both guards of worker-main.ts, with a real agent process (a Node script using
+ * display. Both guards of worker/main.ts, with a real agent process (a Node script using
  * the built forkSpawner) and its real forked worker.
  */
 import { spawn } from 'node:child_process';
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SPAWNER = path.join(ROOT, 'dist/gst-pipelines/worker-process.js');
+const SPAWNER = path.join(ROOT, 'dist/gst-pipelines/supervisor/worker-process.js');
 
 /** Alive and not a zombie. */
 function alive(pid: number): boolean {
@@ -70,7 +70,7 @@ async function goneWithin(pid: number, ms: number): Promise<number | null> {
 describe('a media worker whose agent is SIGKILLed', () => {
   it.skipIf(!existsSync('/usr/bin/setpriv') && !existsSync('/bin/setpriv'))('ends at once by the parent-death signal (started through setpriv, no watcher thread)', async () => {
     const { agent, worker, cmdline } = await agentWithWorker('death-signal');
-    expect(cmdline).toContain('worker-main.js');
+    expect(cmdline).toContain('worker/main.js');
     expect(alive(worker)).toBe(true);
     // A worker whose main thread cannot run (stopped here; blocked in a GStreamer call in
     // the field) never sees the IPC channel close: only the kernel's signal ends it.

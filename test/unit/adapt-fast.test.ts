@@ -6,22 +6,12 @@
  * 150 packets/s pass, ~50/s through 600 kbit/s, ~10/s through 100 kbit/s.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  AUDIO_ONLY,
-  SAMPLE_MS,
-  adaptStep,
-  delayBudgetMs,
-  initialAdapt,
-  ladderFor,
-  type AdaptChange,
-  type AdaptConfig,
-  type AdaptState,
-  type LinkSample,
-} from '../../gst-pipelines/adapt.js';
-import { FAST_SAMPLE_MS, WATCH_SAMPLE_MS, collapseTrigger, collapseTriggered, fastCheck, thinWindow, type FastSample } from '../../gst-pipelines/adapt-collapse.js';
+import { AUDIO_ONLY, SAMPLE_MS, adaptStep, delayBudgetMs, initialAdapt, ladderFor, type AdaptState, type LinkSample } from '../../gst-pipelines/adapt/adapt.js';
+import { FAST_SAMPLE_MS, WATCH_SAMPLE_MS, collapseTrigger, collapseTriggered, fastCheck, thinWindow, type FastSample } from '../../gst-pipelines/adapt/collapse.js';
 import { readFileSync } from 'node:fs';
-import { fastReadingOf, srtStatsFromStructure, type SrtStats } from '../../gst-pipelines/srt-stats.js';
-import { AdaptLoop, type Actuator } from '../../gst-pipelines/worker-adapt.js';
+import { fastReadingOf, srtStatsFromStructure, type SrtStats } from '../../gst-pipelines/adapt/srt-stats.js';
+import { AdaptLoop, type Actuator } from '../../gst-pipelines/adapt/adapt-loop.js';
+import type { AdaptChange, AdaptConfig } from '../../gst-pipelines/types.js';
 
 const VIDEO = { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 };
 const CONFIG: AdaptConfig = { enabled: true, maxKbps: 1500, ladder: ladderFor(VIDEO), audioWireKbps: 80, srtLatencyMs: 200 };

@@ -6,20 +6,8 @@
  * the overflow is lost, SRT's RTT is the path's base RTT plus the queueing delay.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  AUDIO_ONLY,
-  SAMPLE_MS,
-  adaptStep,
-  delayBudgetMs,
-  initialAdapt,
-  ladderFor,
-  rungFor,
-  wireKbps,
-  type AdaptChange,
-  type AdaptConfig,
-  type AdaptState,
-  type LinkSample,
-} from '../../gst-pipelines/adapt.js';
+import { AUDIO_ONLY, SAMPLE_MS, adaptStep, delayBudgetMs, initialAdapt, ladderFor, rungFor, wireKbps, type AdaptState, type LinkSample } from '../../gst-pipelines/adapt/adapt.js';
+import type { AdaptChange, AdaptConfig } from '../../gst-pipelines/types.js';
 
 const VIDEO = { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 };
 const CONFIG: AdaptConfig = { enabled: true, maxKbps: 1500, ladder: ladderFor(VIDEO), audioWireKbps: 80, srtLatencyMs: 200 };

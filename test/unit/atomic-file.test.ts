@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cleanupTemp, CorruptFileError, isCorruptFileError, readJsonFile, writeFileAtomic } from '../../device/host/atomic-file.js';
+import { cleanupTemp, CorruptFileError, isCorruptFileError, readJsonFile, writeFileAtomic } from '../../lib/atomic-file.js';
 
 // Record the order of the durability steps (open, fsync, rename) while still doing them for real.
 const ops = vi.hoisted(() => ({ log: [] as string[] }));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CommandRouter } from '../../device/mqtt/command-router.js';
 import { createContract } from '../../device/contract/validate.js';
-import { CommandLedger } from '../../device/store/dedupe.js';
+import { CommandLedger } from '../../device/store/command-ledger.js';
 import type { Reply } from '../../device/contract/types.js';
 
 interface Sent {

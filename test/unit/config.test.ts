@@ -77,9 +77,9 @@ describe('agent config file', () => {
 
 describe('the systemd unit', () => {
   it('runs the agent with the same Node flags the benchmark measures', async () => {
-    const { AGENT_NODE_FLAGS } = await import('../../device/run.js');
+    const { AGENT_NODE_FLAGS } = await import('../../device/cli/run.js');
     const unit = await readFile(new URL('../../device/systemd/commune-endpoint.service', import.meta.url), 'utf8');
     const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
-    expect(exec).toContain(`node ${AGENT_NODE_FLAGS.join(' ')} /opt/commune-endpoint/dist/device/cli.js run --config`);
+    expect(exec).toContain(`node ${AGENT_NODE_FLAGS.join(' ')} /opt/commune-endpoint/dist/device/cli/ep.js run --config`);
   });
 });

@@ -3,7 +3,7 @@ import { createContract, isDecodeError } from '../../device/contract/validate.js
 import { COMMAND_NAMES, healthSchema, stateSchema } from '../../device/contract/schemas.js';
 import { parseIncoming, topics } from '../../device/contract/topics.js';
 import { toReplyError, BusyError } from '../../device/errors.js';
-import { renderSchemas } from '../../device/schemas-command.js';
+import { renderSchemas } from '../../device/cli/schemas.js';
 
 const c = createContract();
 

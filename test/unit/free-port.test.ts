@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, outsideEphemeral } from '../../gst-pipelines/local-hub.js';
+import { freePort, outsideEphemeral } from '../../gst-pipelines/hub/local-hub.js';
 
 describe('freePort', () => {
   it('picks outside the ephemeral range, and the port binds for both UDP and TCP', async () => {

@@ -6,9 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createContract } from '../../device/contract/validate.js';
 import { healthSchema } from '../../device/contract/schemas.js';
 import type { HealthSample } from '../../device/contract/types.js';
-import type { Clock } from '../../device/host/clock.js';
-import { hostPaths } from '../../device/host/paths.js';
-import type { HostPaths } from '../../device/host/paths.js';
+import type { Clock } from '../../lib/clock.js';
+import { hostPaths } from '../../lib/host-paths.js';
+import type { HostPaths } from '../../lib/host-paths.js';
 import {
   COMMAND_RETRY_MS,
   HealthSampler,

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MeetingController, type MeetingSource } from '../../device/meeting.js';
 import { withDeviceId } from '../../device/agent.js';
-import type { MediaSupervisor, MediaStatus } from '../../gst-pipelines/supervisor.js';
+import type { MediaSupervisor, MediaStatus } from '../../gst-pipelines/supervisor/supervisor.js';
 import type { MediaJoinSpec, MediaPlan, SessionPlan, StandbyPlan } from '../../gst-pipelines/types.js';
 
 /** A recording fake of the media supervisor (the process boundary of the meeting logic). */

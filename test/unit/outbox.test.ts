@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Clock } from '../../device/host/clock.js';
+import type { Clock } from '../../lib/clock.js';
 import { EventOutbox, type EventOutboxOptions, type OutboxEvent } from '../../device/store/outbox.js';
 
 // Count the atomic saves (each ends in one rename over the file), still doing them for real.

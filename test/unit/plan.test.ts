@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { h264Level, parseSrtUrl, q } from '../../gst-pipelines/launch.js';
-import { BPS, isPlanError, planSession, planStandby, sinkEnv } from '../../gst-pipelines/plan.js';
+import { h264Level, parseSrtUrl, q } from '../../gst-pipelines/plan/launch.js';
+import { BPS, isPlanError, planSession, planStandby, sinkEnv } from '../../gst-pipelines/plan/plan.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings } from '../../gst-pipelines/types.js';
 
 const SOFTWARE = ['x264enc', 'avdec_h264', 'openh264enc', 'openh264dec'];

@@ -2,12 +2,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hostPaths } from '../../device/host/paths.js';
-import type { HostPaths } from '../../device/host/paths.js';
-import { probeCommand } from '../../gst-pipelines/probe-command.js';
-import { boardKind, isCaptureCamera, parseAsoundPcm, parseGstInspectList, parseV4l2Ctl } from '../../gst-pipelines/probe-parse.js';
-import { exportedElementList, formatCapabilities, pickDecoder, pickEncoder, probe } from '../../gst-pipelines/probe.js';
-import type { CommandResult, RunCommand } from '../../gst-pipelines/probe.js';
+import { hostPaths } from '../../lib/host-paths.js';
+import type { HostPaths } from '../../lib/host-paths.js';
+import { probeCommand } from '../../device/cli/probe.js';
+import { boardKind, isCaptureCamera, parseAsoundPcm, parseGstInspectList, parseV4l2Ctl } from '../../gst-pipelines/probe/parse.js';
+import { exportedElementList, formatCapabilities, pickDecoder, pickEncoder, probe } from '../../gst-pipelines/probe/probe.js';
+import type { CommandResult, RunCommand } from '../../gst-pipelines/probe/probe.js';
 
 // Lines copied from `gst-inspect-1.0` (GStreamer 1.22, Debian 12); the hardware ones in
 // the same format as they appear on a Pi / an Intel box.

@@ -9,7 +9,7 @@ import {
   srtLinkStats,
   srtRatesBetween,
   srtStatsFromStructure,
-} from '../../gst-pipelines/srt-stats.js';
+} from '../../gst-pipelines/adapt/srt-stats.js';
 
 /**
  * Fixtures: `stats` read through gstreamer-superficial on GStreamer 1.22.0 / libsrt 1.5.1,

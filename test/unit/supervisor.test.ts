@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { backoffDelay } from '../../device/host/clock.js';
-import { MediaSupervisor } from '../../gst-pipelines/supervisor.js';
+import { backoffDelay } from '../../lib/clock.js';
+import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
 import type { SessionPlan } from '../../gst-pipelines/types.js';
-import type { WorkerStats } from '../../gst-pipelines/worker-protocol.js';
-import { FakeSpawner } from './fake-worker.js';
+import type { WorkerStats } from '../../gst-pipelines/worker/protocol.js';
+import { FakeSpawner } from '../fakes/fake-worker.js';
 
 const plan: SessionPlan = {
   kind: 'session',

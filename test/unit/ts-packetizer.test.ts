@@ -5,7 +5,7 @@ import {
   SRT_MESSAGE_SIZE,
   TS_PACKET_SIZE,
   TsPacketizer,
-} from '../../gst-pipelines/ts-packetizer.js';
+} from '../../gst-pipelines/mpegts/packetizer.js';
 
 const PMT_PID = 0x1000;
 const VIDEO_PID = 0x41;

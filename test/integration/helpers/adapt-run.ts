@@ -10,11 +10,11 @@
  * missing between two received ones, or that arrived broken, is audio lost; the hub's
  * `level` reports (every 100 ms) and the Opus arrival times show when it played late.
  */
-import type { AdaptChange } from '../../../gst-pipelines/adapt.js';
-import type { WorkerStats } from '../../../gst-pipelines/worker-protocol.js';
+import type { WorkerStats } from '../../../gst-pipelines/worker/protocol.js';
 import { BottleneckRelay } from './bottleneck.js';
 import type { Resources} from './media.js';
 import { HD, MediaLog, SMALL, boxPlan, hubSpec, newBox, startHub, type Sample } from './media.js';
+import type { AdaptChange } from '../../../gst-pipelines/types.js';
 
 export interface AdaptScenario {
   name: string;

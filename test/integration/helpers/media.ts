@@ -3,15 +3,15 @@
  * a LocalHub and box supervisors that are always torn down, and event-driven waits on
  * the supervisor's 'stats' / 'status' / 'restart' / 'first-bytes' events.
  *
- * Everything here runs the real worker (dist/gst-pipelines/worker-main.js): build first.
+ * Everything here runs the real worker (dist/gst-pipelines/worker/main.js): build first.
  */
 import { readFile } from 'node:fs/promises';
-import { LocalHub, freePort, type LocalHubOptions } from '../../../gst-pipelines/local-hub.js';
-import { planSession } from '../../../gst-pipelines/plan.js';
-import { probe } from '../../../gst-pipelines/probe.js';
-import { MediaSupervisor, type MediaStatus, type SupervisorEvents, type SupervisorOptions } from '../../../gst-pipelines/supervisor.js';
-import { forkSpawner } from '../../../gst-pipelines/worker-process.js';
-import type { WorkerStats } from '../../../gst-pipelines/worker-protocol.js';
+import { LocalHub, freePort, type LocalHubOptions } from '../../../gst-pipelines/hub/local-hub.js';
+import { planSession } from '../../../gst-pipelines/plan/plan.js';
+import { probe } from '../../../gst-pipelines/probe/probe.js';
+import { MediaSupervisor, type MediaStatus, type SupervisorEvents, type SupervisorOptions } from '../../../gst-pipelines/supervisor/supervisor.js';
+import { forkSpawner } from '../../../gst-pipelines/supervisor/worker-process.js';
+import type { WorkerStats } from '../../../gst-pipelines/worker/protocol.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan } from '../../../gst-pipelines/types.js';
 import { withTimeout } from './processes.js';
 

@@ -26,7 +26,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../../gst-pipelines/local-hub.js';
+import { freePort } from '../../../gst-pipelines/hub/local-hub.js';
 import { withTimeout } from './processes.js';
 
 const run = promisify(execFile);

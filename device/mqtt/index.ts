@@ -1,0 +1,2 @@
+export { CommandRouter } from './command-router.js';
+export { MqttSession } from './session.js';

@@ -1,0 +1,2 @@
+export { CommandLedger } from './command-ledger.js';
+export { EventOutbox } from './outbox.js';

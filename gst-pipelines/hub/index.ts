@@ -1,0 +1,2 @@
+export { LocalHub } from './local-hub.js';
+export { runLoopback, savePictures } from './loopback.js';

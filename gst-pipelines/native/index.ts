@@ -1,0 +1,1 @@
+export { withNativePlugins } from './plugin.js';

@@ -1,0 +1,2 @@
+export { execRunCommand, formatCapabilities, probe } from './probe.js';
+export type { ProbeDeps } from './probe.js';

@@ -22,7 +22,11 @@
  *
  * Idempotent: each patched file carries MARKER; a file that has it is left alone. The
  * binding is rebuilt (node-gyp rebuild, in bindingDir) only when a file changed or when
- * the built .node does not export `propertyReadsFreed === true`.
+ * the built .node does not export `propertyReadsFreed === true` (or does not load in this
+ * node). It is built with the registry's node-gyp (the copy bundled with npm; never
+ * Debian's) against the headers of the node running this script (pickNodeDir: a nodedir
+ * from the environment only when its headers are this node's version, else
+ * <prefix>/include/node).
  * Exit 0 on success; non-zero with a message naming the problem otherwise.
  */
 /* global console */
@@ -188,6 +192,16 @@ function builtHasMarker(dir) {
   return r.status === 0;
 }
 
+/** True for Debian's packaged node-gyp/npm (/usr/share/nodejs): built for Debian's Node, never ours. */
+const isDebianNodeGyp = (p) => {
+  try {
+    return realpathSync(p).startsWith('/usr/share/nodejs/');
+  } catch {
+    return false;
+  }
+};
+
+/** The registry's node-gyp: the one bundled with the npm that runs us, else with the npm beside this node. */
 function findNodeGyp() {
   const candidates = [];
   // npm sets this for lifecycle scripts (its bundled node-gyp).
@@ -196,9 +210,8 @@ function findNodeGyp() {
   if (process.env.npm_execpath) {
     candidates.push(path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
   }
-  // The npm next to this node, and npm on the PATH.
-  const prefix = path.dirname(path.dirname(process.execPath));
-  candidates.push(path.join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  // The npm installed with this node (scripts/setup.sh: <prefix>/lib/node_modules/npm), and npm on the PATH.
+  candidates.push(path.join(nodePrefix(), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
   for (const d of (process.env.PATH || '').split(path.delimiter)) {
     const npm = path.join(d, 'npm');
     if (!d || !existsSync(npm)) continue;
@@ -207,17 +220,59 @@ function findNodeGyp() {
       candidates.push(path.join(path.dirname(cli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
     } catch { /* not a symlink we can follow */ }
   }
-  // A node-gyp package the project or the system has.
+  // A node-gyp package the project has.
   try {
     candidates.push(createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'));
   } catch { /* not installed */ }
-  candidates.push('/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js', '/usr/share/nodejs/node-gyp/bin/node-gyp.js');
-  return candidates.find((c) => c && existsSync(c));
+  for (const c of candidates) {
+    if (!c || !existsSync(c)) continue;
+    if (isDebianNodeGyp(c)) {
+      log(`skipping ${c}: Debian's node-gyp (it builds against Debian's Node headers)`);
+      continue;
+    }
+    return c;
+  }
+  return undefined;
+}
+
+/** The install prefix of the node running this script (bin/node -> prefix). */
+function nodePrefix() {
+  return path.dirname(path.dirname(realpathSync(process.execPath)));
+}
+
+/** The version of the headers in nodeDir/include/node, or undefined. */
+function headersVersion(nodeDir) {
+  const inc = path.join(nodeDir, 'include', 'node');
+  if (!existsSync(path.join(inc, 'common.gypi')) || !existsSync(path.join(inc, 'node_version.h'))) return undefined;
+  const h = readFileSync(path.join(inc, 'node_version.h'), 'utf8');
+  return ['MAJOR', 'MINOR', 'PATCH'].map((k) => (h.match(new RegExp(`#define NODE_${k}_VERSION (\\d+)`)) || [])[1]).join('.');
+}
+
+/**
+ * The headers to build against: those of the node running this script, i.e. a nodedir from
+ * the environment (node-gyp's variables, as npm passes its settings) when its headers are
+ * this node's version, else this node's own prefix
+ * (<prefix>/include/node, as the registry's node-linux-* packages ship them). A nodedir
+ * whose headers are another Node's (e.g. /usr with a distribution's older Node) is never
+ * used: the binding would be built for the wrong ABI and crash this node.
+ */
+function pickNodeDir() {
+  const want = process.versions.node;
+  const tried = [];
+  // node-gyp's own order: npm_package_config_node_gyp_nodedir overrides npm_config_nodedir.
+  for (const d of [process.env.npm_package_config_node_gyp_nodedir, process.env.npm_config_nodedir, nodePrefix()]) {
+    if (!d) continue;
+    const v = headersVersion(d);
+    if (v === want) return d;
+    tried.push(`${d} (${v ? `headers of Node ${v}` : 'no headers'})`);
+  }
+  log(`no local headers for Node ${want} (tried ${tried.join(', ')}); node-gyp will use its own copy for ${process.version}`);
+  return undefined;
 }
 
 function rebuild(dir) {
   const gyp = findNodeGyp();
-  if (!gyp) die('node-gyp not found (looked for npm\'s bundled copy); cannot rebuild the binding');
+  if (!gyp) die('node-gyp not found (looked for the copy bundled with npm); cannot rebuild the binding');
   const args = [gyp, 'rebuild'];
   const env = { ...process.env };
 
@@ -233,16 +288,14 @@ function rebuild(dir) {
       die(`the 'nan' package is not resolvable from ${dir} nor from this project`);
     }
   }
-  // Outside npm (no npm_config_nodedir), use this node's own headers when they match it,
-  // rather than downloading them (npm passes its nodedir setting through the env).
-  if (!env.npm_config_nodedir) {
-    const prefix = path.dirname(path.dirname(process.execPath));
-    const ver = path.join(prefix, 'include', 'node', 'node_version.h');
-    if (existsSync(path.join(prefix, 'include', 'node', 'common.gypi')) && existsSync(ver)) {
-      const h = readFileSync(ver, 'utf8');
-      const v = ['MAJOR', 'MINOR', 'PATCH'].map((k) => (h.match(new RegExp(`#define NODE_${k}_VERSION (\\d+)`)) || [])[1]).join('.');
-      if (v === process.versions.node) args.push(`--nodedir=${prefix}`);
-    }
+  // node-gyp lets these environment variables override its command line: set them all.
+  const nodeDir = pickNodeDir();
+  if (nodeDir) {
+    args.push(`--nodedir=${nodeDir}`);
+    env.npm_config_nodedir = env.npm_package_config_node_gyp_nodedir = nodeDir;
+  } else {
+    delete env.npm_config_nodedir;
+    delete env.npm_package_config_node_gyp_nodedir;
   }
   log(`rebuilding in ${dir}: ${process.execPath} ${args.join(' ')}`);
   const r = spawnSync(process.execPath, args, { cwd: dir, env, stdio: 'inherit' });

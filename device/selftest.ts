@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
-import { decoderChain, encoderChain, pickDecoder, pickEncoder } from '../gst-pipelines/index.js';
+import { planCodecSelftest } from '../gst-pipelines/index.js';
 import type { Capabilities } from '../gst-pipelines/index.js';
 
 export interface SelftestCheck {
@@ -51,24 +51,19 @@ export async function runSelftest(d: SelftestDeps): Promise<SelftestReport> {
     else checks.push({ check, ok: found, detail: found ? `${what} found` : `no ${what} found` });
   };
   device('camera', caps.cameras.length > 0, caps.cameras[0]?.name ?? 'camera');
-  const enc = pickEncoder(caps);
-  const dec = pickDecoder(caps);
-  const codecTest = { width: 640, height: 360, fps: 30, bitrateKbps: 800 };
+  const { encoder: enc, decoder: dec, encode, decodeLoop } = planCodecSelftest(caps);
   if (d.inMeeting()) {
     checks.push({ check: 'encoder', ok: enc !== null, detail: `${enc ?? 'none'}: not exercised during a meeting`, skipped: true });
     checks.push({ check: 'decoder', ok: dec !== null, detail: `${dec ?? 'none'}: not exercised during a meeting`, skipped: true });
   } else {
-    if (!enc) checks.push({ check: 'encoder', ok: false, detail: 'no H.264 encoder in the GStreamer registry' });
+    if (!encode) checks.push({ check: 'encoder', ok: false, detail: 'no H.264 encoder in the GStreamer registry' });
     else {
-      const r = await launch(`videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! ${encoderChain(enc, codecTest)} ! h264parse ! fakesink`, 15_000);
+      const r = await launch(encode, 15_000);
       checks.push({ check: 'encoder', ok: r.ok, detail: `${enc}: ${r.detail}` });
     }
-    if (!dec || !enc) checks.push({ check: 'decoder', ok: false, detail: dec ? 'no encoder to make a test stream' : 'no H.264 decoder in the GStreamer registry' });
+    if (!decodeLoop) checks.push({ check: 'decoder', ok: false, detail: dec ? 'no encoder to make a test stream' : 'no H.264 decoder in the GStreamer registry' });
     else {
-      const r = await launch(
-        `videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! ${encoderChain(enc, codecTest)} ! h264parse ! ${decoderChain(dec)} ! fakesink`,
-        15_000,
-      );
+      const r = await launch(decodeLoop, 15_000);
       checks.push({ check: 'decoder', ok: r.ok, detail: `${dec}: ${r.detail}` });
     }
   }

@@ -29,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, LocalHub } from '../../gst-pipelines/hub/local-hub.js';
-import { planSession } from '../../gst-pipelines/plan/plan.js';
+import { planSession } from '../../gst-pipelines/plan/session.js';
 import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
 import { forkSpawner } from '../../gst-pipelines/supervisor/worker-process.js';
 import { withNativePlugins } from '../../gst-pipelines/native/plugin.js';

@@ -27,7 +27,7 @@
  */
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { pickDecoder, pickEncoder } from '../../gst-pipelines/plan/plan.js';
+import { pickDecoder, pickEncoder } from '../../gst-pipelines/plan/codecs.js';
 import { probe } from '../../gst-pipelines/probe/probe.js';
 import type { Capabilities } from '../../gst-pipelines/types.js';
 import { machineInfo, killTracked, MeasurementError, monoMs, round1, sourceState, type MachineInfo } from './machine.js';

@@ -11,7 +11,7 @@ import type { LocalHub } from '../../gst-pipelines/hub/local-hub.js';
 import type { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
 import type { WorkerStats } from '../../gst-pipelines/worker/protocol.js';
 import { capabilities, hubSpec, newBox, Resources, SMALL, startHub, testSettings } from './helpers/media.js';
-import { planSession } from '../../gst-pipelines/plan/plan.js';
+import { planSession } from '../../gst-pipelines/plan/session.js';
 
 const res = new Resources();
 afterEach(() => res.release());

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { h264Level, parseSrtUrl, q } from '../../gst-pipelines/plan/launch.js';
-import { BPS, isPlanError, planSession, planStandby, sinkEnv } from '../../gst-pipelines/plan/plan.js';
+import { BPS } from '../../gst-pipelines/plan/codecs.js';
+import { planCodecSelftest } from '../../gst-pipelines/plan/codec-selftest.js';
+import { sinkEnv } from '../../gst-pipelines/plan/endpoints.js';
+import { isPlanError } from '../../gst-pipelines/plan/errors.js';
+import { planSession } from '../../gst-pipelines/plan/session.js';
+import { planStandby } from '../../gst-pipelines/plan/standby.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings } from '../../gst-pipelines/types.js';
 
 const SOFTWARE = ['x264enc', 'avdec_h264', 'openh264enc', 'openh264dec'];
@@ -212,5 +217,34 @@ describe('planStandby and helpers', () => {
     expect(parseSrtUrl('srt://[::1]:9000')).toEqual({ host: '::1', port: 9000 });
     expect(() => parseSrtUrl('hub:1')).toThrow('srt://');
     expect(q('a"b')).toBe('"a\\"b"');
+  });
+});
+
+describe('planCodecSelftest (the selftest\'s codec checks)', () => {
+  it('software box: 30 test frames at 640x360@30 through x264 at 800 kbit/s, then through avdec_h264 too', () => {
+    const t = planCodecSelftest(caps());
+    expect(t.encoder).toBe('x264enc');
+    expect(t.decoder).toBe('avdec_h264');
+    const head = 'videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc name=venc tune=zerolatency speed-preset=ultrafast bitrate=800 vbv-buf-capacity=200 key-int-max=60 bframes=0 ! video/x-h264,profile=(string)constrained-baseline ! h264parse';
+    expect(t.encode).toBe(`${head} ! fakesink`);
+    expect(t.decodeLoop).toBe(`${head} ! avdec_h264 ! videoconvert ! fakesink`);
+  });
+
+  it('Pi 4: the hardware pair, with the level the test size needs', () => {
+    const t = planCodecSelftest(caps({ extra: ['v4l2h264enc', 'v4l2h264dec'] }));
+    expect(t.encode).toContain('v4l2h264enc name=venc extra-controls="controls,repeat_sequence_header=1,video_bitrate=800000,h264_i_frame_period=60" ! video/x-h264,level=(string)3 ! h264parse ! fakesink');
+    expect(t.decodeLoop).toMatch(/ ! h264parse ! v4l2h264dec ! videoconvert ! fakesink$/);
+  });
+
+  it('no encoder: nothing to run; no decoder: the encode check alone', () => {
+    const none = caps();
+    for (const e of ['x264enc', 'openh264enc']) none.elements[e] = false;
+    expect(planCodecSelftest(none)).toEqual({ encoder: null, decoder: 'avdec_h264', encode: null, decodeLoop: null });
+    const noDec = caps();
+    for (const e of ['avdec_h264', 'openh264dec']) noDec.elements[e] = false;
+    const t = planCodecSelftest(noDec);
+    expect(t.decoder).toBeNull();
+    expect(t.encode).toMatch(/x264enc .* ! h264parse ! fakesink$/);
+    expect(t.decodeLoop).toBeNull();
   });
 });

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { LocalHub, freePort, type LocalHubOptions } from '../../../gst-pipelines/hub/local-hub.js';
-import { planSession } from '../../../gst-pipelines/plan/plan.js';
+import { planSession } from '../../../gst-pipelines/plan/session.js';
 import { probe } from '../../../gst-pipelines/probe/probe.js';
 import { MediaSupervisor, type MediaStatus, type SupervisorEvents, type SupervisorOptions } from '../../../gst-pipelines/supervisor/supervisor.js';
 import { forkSpawner } from '../../../gst-pipelines/supervisor/worker-process.js';

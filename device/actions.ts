@@ -3,7 +3,6 @@
  * args and publishes whatever this returns (or the error it throws) as the reply.
  */
 import { ActionFailedError, BusyError } from './errors.js';
-import { ELEMENT_NAMES } from '../gst-pipelines/index.js';
 import type { CommandName } from './contract/index.js';
 import type { CommandArgs } from './contract/index.js';
 import type { MeetingController } from './meeting.js';
@@ -69,9 +68,8 @@ export function createActions(d: ActionDeps): (command: CommandName, args: unkno
     async identify(a) {
       const seconds = a.seconds ?? 10;
       const leds = await d.leds.blink(seconds * 1000);
-      d.media.set(ELEMENT_NAMES.osd, 'text', d.name);
-      d.media.set(ELEMENT_NAMES.osd, 'silent', false);
-      d.setTimer(() => d.media.set(ELEMENT_NAMES.osd, 'silent', true), seconds * 1000);
+      d.media.showText(d.name);
+      d.setTimer(() => d.media.hideText(), seconds * 1000);
       return { seconds, leds: leds.leds, tv: d.media.status().running };
     },
     async config(a) {

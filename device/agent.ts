@@ -370,8 +370,8 @@ export class Agent {
   private async applySettings(p: Partial<RuntimeSettings>): Promise<RuntimeSettings> {
     this.settings = { ...this.settings, ...p };
     if (p.logLevel) this.log.level = p.logLevel;
-    if (p.volume !== undefined) this.media.set('spkvol', 'volume', p.volume);
-    if (p.micMuted !== undefined) this.media.set('micvol', 'mute', p.micMuted);
+    if (p.volume !== undefined) this.media.setVolume(p.volume);
+    if (p.micMuted !== undefined) this.media.setMicMuted(p.micMuted);
     if (p.healthPeriodS !== undefined && this.healthTimer) {
       this.clock.clearTimeout(this.healthTimer);
       this.scheduleHealth();

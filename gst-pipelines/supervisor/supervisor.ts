@@ -7,53 +7,11 @@
 import { EventEmitter } from 'node:events';
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
-import type { FromWorker, WorkerErrorCause, WorkerStats } from '../worker/index.js';
-import type { WorkerHandle, WorkerSpawner } from './worker-process.js';
-import type { AdaptChange, AdaptReport, MediaPlan, PlanChoices } from '../types.js';
-
-export type DirectionState = 'off' | 'starting' | 'ok' | 'retrying' | 'failed';
-export type FailureCause = WorkerErrorCause | 'crash' | 'stall' | 'hung';
-
-export interface MediaStatus {
-  running: boolean;
-  plan: MediaPlan['kind'] | null;
-  send: DirectionState;
-  receive: DirectionState;
-  restarts: number;
-  attempt: number;
-  lastError: { cause: FailureCause; message: string; at: number } | null;
-  choices: Partial<PlanChoices> | null;
-  stats: WorkerStats | null;
-  workerPid: number | null;
-  /** Link adaptation: where the sent video stands (null outside a box session). */
-  link: { rung: string; targetKbps: number; adaptive: boolean } | null;
-}
-
-export interface SupervisorOptions {
-  spawner: WorkerSpawner;
-  clock?: Clock;
-  logger?: Logger;
-  random?: () => number;
-  backoffBaseMs?: number;
-  backoffCapMs?: number;
-  statsPeriodMs?: number;
-  /** No buffer for this long in a direction = stall (a camera unplug may post no error). */
-  stallMs?: number;
-  /** Healthy this long → the retry counter resets. */
-  stableMs?: number;
-  stopTimeoutMs?: number;
-  snapshotDir?: string;
-}
-
-export interface SupervisorEvents {
-  status: [MediaStatus];
-  stats: [WorkerStats];
-  restart: [{ reason: string; attempt: number; delayMs: number }];
-  'first-bytes': [{ direction: 'send' | 'receive'; atMs: number }];
-  snapshot: [{ side: 'send' | 'receive'; path: string }];
-  /** Link adaptation stepped down or up (adapt.ts). */
-  adapt: [{ change: AdaptChange; report: AdaptReport }];
-}
+import { ELEMENT_NAMES } from '../plan/index.js';
+import type { FromWorker, WorkerStats } from '../worker/index.js';
+import type { FailureCause, MediaStatus, SupervisorEvents, SupervisorOptions } from './status.js';
+import type { WorkerHandle } from './worker-process.js';
+import type { MediaPlan } from '../types.js';
 
 export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private readonly clock: Clock;
@@ -149,8 +107,28 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     if (w) await this.terminate(w.handle);
   }
 
-  /** Changes an element property in the running session (volume, mute, bitrate…). */
-  set(element: string, property: string, value: string | number | boolean): void {
+  /** Speaker volume of the running session (0..1; 1.5 at most, as the planner clamps it). */
+  setVolume(volume: number): void {
+    this.set(ELEMENT_NAMES.speakerVolume, 'volume', volume);
+  }
+
+  /** Mutes or unmutes the microphone in the running session. */
+  setMicMuted(muted: boolean): void {
+    this.set(ELEMENT_NAMES.micVolume, 'mute', muted);
+  }
+
+  /** Shows `text` over the TV picture (session or standby) until hideText(). */
+  showText(text: string): void {
+    this.set(ELEMENT_NAMES.osd, 'text', text);
+    this.set(ELEMENT_NAMES.osd, 'silent', false);
+  }
+
+  hideText(): void {
+    this.set(ELEMENT_NAMES.osd, 'silent', true);
+  }
+
+  /** Changes an element property in the running session. */
+  private set(element: string, property: string, value: string | number | boolean): void {
     this.current?.send({ type: 'set', element, property, value });
   }
 

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MediaStatus } from '../../gst-pipelines/supervisor/supervisor.js';
+import type { MediaStatus } from '../../gst-pipelines/supervisor/status.js';
 import { HD, MediaLog, Resources, SMALL, boxPlan, hubSpec, newBox, nextEvent, pngSize, startHub } from './helpers/media.js';
 
 const res = new Resources();

@@ -3,7 +3,7 @@
  */
 import type { Capabilities } from '../gst-pipelines/index.js';
 import type { MediaStatus } from '../gst-pipelines/index.js';
-import type { ReportedState } from './contract/index.js';
+import type { HealthSample, ReportedState } from './contract/index.js';
 import type { MeetingInfo, Phase } from './meeting.js';
 
 export interface StateInputs {
@@ -55,4 +55,28 @@ export function deviceHealth(caps: Capabilities | null, testSources: boolean): {
   if (testSources) return { camera: true, display: true, mic: true, speaker: true };
   if (!caps) return { camera: null, display: null, mic: null, speaker: null };
   return { camera: caps.cameras.length > 0, display: caps.displays.some((d) => d.connected), mic: caps.audio.capture.length > 0, speaker: caps.audio.playback.length > 0 };
+}
+
+/** The media part of a health sample, from the supervisor's status (null outside a meeting). */
+export function mediaHealthOf(s: MediaStatus): HealthSample['media'] | null {
+  if (s.plan !== 'session' || !s.stats) return null;
+  const st = s.stats;
+  return {
+    send: { fps: st.send.fps, kbps: st.send.kbps, rttMs: st.send.srt?.rttMs ?? null, lossPct: st.send.srt?.lossPct ?? null, retransPct: st.send.srt?.retransPct ?? null },
+    receive: { fps: st.receive.fps, kbps: st.receive.kbps, lossPct: st.receive.srt?.lossPct ?? null },
+    audio: { micDb: st.audio.micDb, speakerDb: st.audio.speakerDb },
+    link: st.adapt
+      ? {
+          adaptive: st.adapt.enabled,
+          rung: st.adapt.rung,
+          targetKbps: st.adapt.targetKbps,
+          sendKbps: st.adapt.sendKbps,
+          rttMs: st.adapt.rttMs,
+          rttFloorMs: st.adapt.rttFloorMs,
+          congested: st.adapt.congested,
+          stepsDown: st.adapt.steps.down,
+          stepsUp: st.adapt.steps.up,
+        }
+      : null,
+  };
 }

@@ -3,23 +3,9 @@
  * build, what it produces. Plain data only, so the planner stays a pure function and
  * plans can cross the IPC boundary to the worker as JSON.
  */
+import type { MediaJoinSpec } from './join-spec.js';
 
-/** The media part of a CONTRACT.md join spec (already validated at the edge). */
-export interface MediaJoinSpec {
-  meetingId: string;
-  title?: string;
-  send: {
-    url: string;
-    streamId?: string;
-    video?: { width?: number; height?: number; fps?: number; bitrateKbps?: number };
-    audio?: { bitrateKbps?: number };
-    /** Link adaptation (on unless `enabled: false`); see adapt.ts. */
-    adapt?: { enabled?: boolean; minVideoKbps?: number };
-  };
-  receive: { url: string; streamId?: string };
-  srt?: { latencyMs?: number; passphrase?: string; pbkeylen?: 16 | 24 | 32 };
-  endsAt?: string;
-}
+export type { MediaJoinSpec };
 
 export type BoardKind = 'pi4' | 'pi5' | 'n100' | 'x86' | 'arm' | 'unknown';
 

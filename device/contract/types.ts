@@ -2,9 +2,9 @@
  * TypeScript types of the contract, derived from the JSON Schemas (one source).
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import type { commandArgsSchemas, eventSchema, healthSchema, joinSpecSchema, replySchema, stateSchema, statusSchema } from './schemas.js';
+import type { commandArgsSchemas, eventSchema, healthSchema, replySchema, stateSchema, statusSchema } from './schemas.js';
 
-export type JoinSpec = FromSchema<typeof joinSpecSchema>;
+export type { MediaJoinSpec as JoinSpec } from '../../gst-pipelines/index.js';
 export type Reply = FromSchema<typeof replySchema>;
 export type StatusMessage = FromSchema<typeof statusSchema>;
 export type ReportedState = FromSchema<typeof stateSchema>;

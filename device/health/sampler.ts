@@ -30,6 +30,7 @@ import type { Clock } from '../../lib/index.js';
 import type { HostPaths } from '../../lib/index.js';
 import { clockSynced } from './clock-sync.js';
 import { readThrottled, type CommandResult, type RunCommand } from './power.js';
+import { diskUsedPct, parseDefaultRoute, parseMeminfo, parseProcStat, parseUptime, pickAddress, thermalC } from './parse.js';
 
 /** The systeminformation functions the sampler may fall back to (all optional). */
 export interface SiSubset {
@@ -109,82 +110,12 @@ const round1 = (v: number): number => Math.round(v * 10) / 10;
 const finite = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const bool = (v: unknown): boolean | null => (typeof v === 'boolean' ? v : null);
 
-// ---- pure parsers (exported for tests) --------------------------------------------
-
-/** `/proc/uptime` → seconds since boot. */
-export function parseUptime(text: string): number | null {
-  const v = Number.parseFloat(text.trim().split(/\s+/)[0] ?? '');
-  return Number.isFinite(v) && v >= 0 ? v : null;
-}
-
-/** First line of `/proc/stat` → busy and total jiffies (guest time is already in user). */
-export function parseProcStat(text: string): { busy: number; total: number } | null {
-  const line = text.split('\n').find((l) => /^cpu\s/.test(l));
-  if (!line) return null;
-  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  if (f.length < 4 || f.some((n) => !Number.isFinite(n))) return null;
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
-  const total = user + nice + system + idle + iowait + irq + softirq + steal;
-  return { busy: total - idle - iowait, total };
-}
-
-/** `/proc/meminfo` → used % as (MemTotal − MemAvailable) / MemTotal. */
-export function parseMeminfo(text: string): number | null {
-  const kb = (key: string): number | null => {
-    const m = new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text);
-    return m?.[1] ? Number(m[1]) : null;
-  };
-  const total = kb('MemTotal');
-  const available = kb('MemAvailable');
-  if (!total || available === null || available > total) return null;
-  return round1(((total - available) / total) * 100);
-}
-
-/** `/proc/net/route` → the interface of the IPv4 default route with the lowest metric. */
-export function parseDefaultRoute(text: string): string | null {
-  let best: { iface: string; metric: number } | null = null;
-  for (const line of text.split('\n').slice(1)) {
-    const [iface, dest, , flags, , , metric, mask] = line.trim().split(/\s+/);
-    if (!iface || dest !== '00000000' || mask !== '00000000') continue;
-    if ((Number.parseInt(flags ?? '0', 16) & 0x1) === 0) continue; // RTF_UP
-    const m = Number(metric);
-    if (!best || m < best.metric) best = { iface, metric: Number.isFinite(m) ? m : Infinity };
-  }
-  return best?.iface ?? null;
-}
-
-/** The address to report for an interface: IPv4 first, then a global IPv6. */
-export function pickAddress(addrs: os.NetworkInterfaceInfo[] | undefined): string | null {
-  const list = (addrs ?? []).filter((a) => !a.internal);
-  const v4 = list.find((a) => a.family === 'IPv4');
-  if (v4) return v4.address;
-  const v6 = list.find((a) => a.family === 'IPv6' && !a.address.toLowerCase().startsWith('fe80'));
-  return v6?.address ?? null;
-}
-
-/** statfs → used % the way df counts it (blocks reserved for root are not "free"). */
-export function diskUsedPct(s: { blocks: number; bfree: number; bavail: number }): number | null {
-  const used = s.blocks - s.bfree;
-  const denom = used + s.bavail;
-  if (!(s.blocks > 0) || !(denom > 0) || used < 0) return null;
-  return round1((used / denom) * 100);
-}
-
-/** A thermal reading in m°C → °C; null for garbage, the -1 "unknown" and impossible values. */
-export function thermalC(text: string): number | null {
-  const raw = Number.parseInt(text.trim(), 10);
-  if (!Number.isFinite(raw) || raw === -1) return null;
-  const c = raw / 1000;
-  return c > -40 && c < 150 ? round1(c) : null;
-}
-
-// ---- the sampler --------------------------------------------------------------------
-
 async function readText(file: string): Promise<string> {
   return readFile(file, 'utf8');
 }
 
 interface Counter { at: number; a: number; b: number }
+
 
 export class HealthSampler {
   private readonly timeoutMs: number;
@@ -462,37 +393,4 @@ export class HealthSampler {
     this.netLast = { iface, rx: rates.rxKbps, tx: rates.txKbps };
     return rates;
   }
-}
-
-// ---- faults -------------------------------------------------------------------------
-
-export interface FaultThresholds {
-  /** disk_full at or above this used %. Default 95. */
-  diskFullPct?: number;
-  /** overheating at or above this °C. Default 80 (where the Pi 4/5 firmware starts to throttle). */
-  overheatC?: number;
-}
-
-export const HEALTH_FAULTS = [
-  'clock_unsynced', 'disk_full', 'no_camera', 'no_display', 'no_mic', 'no_speaker', 'overheating', 'under_voltage',
-] as const;
-export type HealthFault = (typeof HEALTH_FAULTS)[number];
-
-/** The faults a sample shows, sorted. An unknown (null) value is never a fault. Pure. */
-export function faultsFromHealth(sample: HealthSample, opts: FaultThresholds = {}): HealthFault[] {
-  const diskFullPct = opts.diskFullPct ?? 95;
-  const overheatC = opts.overheatC ?? 80;
-  const out = new Set<HealthFault>();
-  if (sample.power.underVoltage === true) out.add('under_voltage');
-  if (sample.clockSynced === false) out.add('clock_unsynced');
-  const disk = sample.disk.usedPct;
-  if (typeof disk === 'number' && disk >= diskFullPct) out.add('disk_full');
-  const temp = sample.cpu.tempC;
-  if (typeof temp === 'number' && temp >= overheatC) out.add('overheating');
-  const d = sample.devices;
-  if (d.camera === false) out.add('no_camera');
-  if (d.display === false) out.add('no_display');
-  if (d.mic === false) out.add('no_mic');
-  if (d.speaker === false) out.add('no_speaker');
-  return [...out].sort();
 }

@@ -7,9 +7,9 @@
 import { systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
 import { MAX_PAYLOAD_BYTES, type Contract } from '../contract/index.js';
-import { parseIncoming, type CommandName } from '../contract/index.js';
+import { joinSpecSchema, parseIncoming, type CommandName } from '../contract/index.js';
 import { ExpiredError, UnknownCommandError, toReplyError } from '../errors.js';
-import type { Reply } from '../contract/index.js';
+import type { JoinSpec, Reply } from '../contract/index.js';
 import type { IncomingMessage } from './session.js';
 
 export interface CommandLedgerLike {
@@ -27,7 +27,10 @@ export interface RouterDeps {
   run: ActionRunner;
   /** Publishes a reply; rejects when offline (the router keeps it for later). */
   publishReply: (reply: Reply, to: { responseTopic?: string; correlationData?: Buffer }) => Promise<void>;
-  onMeeting: (payload: Buffer) => Promise<void>;
+  /** The retained group meeting, decoded and validated (null: the meeting ended). */
+  onMeeting: (spec: JoinSpec | null) => Promise<void>;
+  /** A retained meeting that failed validation, with every problem by path. */
+  onBadMeeting: (problems: string) => Promise<void>;
   clock?: Clock;
   logger?: Logger;
 }
@@ -59,10 +62,23 @@ export class CommandRouter {
     this.log = (d.logger ?? silentLogger()).child({ module: 'commands' });
   }
 
+  /** Decodes the retained group meeting at the edge; the meeting controller gets a typed spec. */
+  private async meeting(payload: Buffer): Promise<void> {
+    if (payload.length === 0) return this.d.onMeeting(null);
+    let spec: JoinSpec;
+    try {
+      spec = this.d.contract.check<JoinSpec>(this.d.contract.compile(joinSpecSchema), this.d.contract.parseJson(payload, 'meeting'), 'meeting');
+    } catch (e) {
+      this.log.warn({ evt: 'meeting.bad_retained', problems: (e as Error).message }, 'ignored an invalid retained group meeting');
+      return this.d.onBadMeeting((e as Error).message);
+    }
+    return this.d.onMeeting(spec);
+  }
+
   /** Resolves once the message is accepted (safe to PUBACK); the action may still run. */
   async handle(m: IncomingMessage): Promise<void> {
     const incoming = parseIncoming(m.topic, this.d.deviceId, this.d.groupId);
-    if (incoming.kind === 'meeting') return this.d.onMeeting(m.payload);
+    if (incoming.kind === 'meeting') return this.meeting(m.payload);
     if (incoming.kind !== 'command') {
       this.log.debug({ evt: 'mqtt.ignored', topic: m.topic }, 'ignored a message on an unexpected topic');
       return;

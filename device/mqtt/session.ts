@@ -87,8 +87,12 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     return this.protocolVersion;
   }
 
-  onMessage(handler: MessageHandler): void {
+  /** Sets the one message handler; returns what removes it again. */
+  onMessage(handler: MessageHandler): () => void {
     this.handler = handler;
+    return () => {
+      if (this.handler === handler) this.handler = async () => undefined;
+    };
   }
 
   async start(): Promise<void> {

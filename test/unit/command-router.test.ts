@@ -15,7 +15,7 @@ interface Sent {
 describe('CommandRouter (transport only translates)', () => {
   let sent: Sent[];
   let runs: Array<{ command: string; args: unknown }>;
-  let meetings: Buffer[];
+  let meetings: unknown[];
   let router: CommandRouter;
   let file: string;
   let offline: boolean;
@@ -39,8 +39,11 @@ describe('CommandRouter (transport only translates)', () => {
         if (offline) throw new Error('mqtt: not connected');
         sent.push({ reply, to });
       },
-      onMeeting: async (p) => {
-        meetings.push(p);
+      onMeeting: async (spec) => {
+        meetings.push(spec);
+      },
+      onBadMeeting: async (problems) => {
+        meetings.push({ bad: problems });
       },
     });
   };
@@ -125,11 +128,19 @@ describe('CommandRouter (transport only translates)', () => {
     expect(sent.map((s) => s.reply.id)).toEqual(['c9']);
   });
 
-  it('hands the retained meeting to the meeting handler and ignores foreign topics', async () => {
-    await router.handle({ topic: 'ep/v1/grp/camlo/meeting', payload: Buffer.from('{}'), retain: true });
+  it('decodes the retained meeting at the edge: a typed spec, null when it ends, every problem by path when bad', async () => {
+    const spec = { meetingId: 'm1', send: { url: 'srt://hub:9000' }, receive: { url: 'srt://hub:9001' } };
+    const topic = 'ep/v1/grp/camlo/meeting';
+    await router.handle({ topic, payload: Buffer.from(JSON.stringify(spec)), retain: true });
+    await router.handle({ topic, payload: Buffer.alloc(0), retain: true });
+    await router.handle({ topic, payload: Buffer.from('{"meetingId":"m2","send":{"url":"http://x"}}'), retain: true });
     await router.handle({ topic: 'ep/v1/dev/someone-else/cmd/leave', payload: Buffer.from('{"id":"x"}'), retain: false });
     await settle();
-    expect(meetings).toHaveLength(1);
+    expect(meetings.slice(0, 2)).toEqual([spec, null]);
+    const bad = (meetings[2] as { bad: string }).bad;
+    expect(bad).toContain('meeting.send.url');
+    expect(bad).toContain('meeting.receive');
+    expect(meetings).toHaveLength(3);
     expect(sent).toHaveLength(0);
   });
 });

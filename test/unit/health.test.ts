@@ -19,7 +19,7 @@ import {
   readThrottled,
 } from '../../device/health/index.js';
 import type { HealthSamplerDeps, RunCommand, SiSubset } from '../../device/health/index.js';
-import { diskUsedPct, parseDefaultRoute, parseMeminfo, parseProcStat, parseUptime, thermalC } from '../../device/health/sampler.js';
+import { diskUsedPct, parseDefaultRoute, parseMeminfo, parseProcStat, parseUptime, thermalC } from '../../device/health/parse.js';
 
 const validate = createContract().compile(healthSchema);
 function expectValid(s: HealthSample): void {

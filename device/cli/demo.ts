@@ -14,8 +14,7 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { Agent } from '../agent.js';
 import { readVersion } from '../../lib/index.js';
-import { RecordingLeds } from '../host/index.js';
-import { RecordingSystemActions } from '../host/index.js';
+import { logOnlyLeds, logOnlySystemActions } from '../host/index.js';
 import { createLogger } from '../../lib/index.js';
 import { topics } from '../contract/index.js';
 import { LocalHub } from '../../gst-pipelines/index.js';
@@ -75,8 +74,8 @@ export async function runDemo(o: DemoOptions): Promise<{ ok: boolean; problems: 
     logger: createLogger({ level: 'info', destination: createWriteStream(logFile) }),
     caps,
     snapshotDir: boxDir,
-    system: new RecordingSystemActions(),
-    leds: new RecordingLeds(),
+    system: logOnlySystemActions(say),
+    leds: logOnlyLeds(say),
   });
 
   const ops = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId: 'district-operator', protocolVersion: 4 });

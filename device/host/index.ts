@@ -1,4 +1,4 @@
-export { RecordingLeds, sysfsLeds } from './leds.js';
+export { logOnlyLeds, sysfsLeds } from './leds.js';
 export type { Leds } from './leds.js';
-export { RecordingSystemActions, systemctlActions } from './system.js';
+export { logOnlySystemActions, systemctlActions } from './system.js';
 export type { SystemActions } from './system.js';

@@ -1,6 +1,7 @@
 /**
  * The on-board LEDs (ACT, PWR under /sys/class/leds, no wiring needed): blinking to
- * identify a box. Behind an interface with a recording fake.
+ * identify a box. Behind an interface: sysfs on the box, a log-only dry run for the demo
+ * (test/fakes has the scriptable fake the tests use).
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -41,10 +42,12 @@ export function sysfsLeds(paths: HostPaths, setTimer: (fn: () => void, ms: numbe
   };
 }
 
-export class RecordingLeds implements Leds {
-  readonly blinks: number[] = [];
-  async blink(ms: number): Promise<{ leds: string[] }> {
-    this.blinks.push(ms);
-    return { leds: ['fake'] };
-  }
+/** A dry run (the demo on a laptop): says what it would blink, touches nothing, blinks nothing. */
+export function logOnlyLeds(log: (line: string) => void): Leds {
+  return {
+    async blink(ms) {
+      log(`dry run: would blink the LEDs for ${ms} ms`);
+      return { leds: [] };
+    },
+  };
 }

@@ -1,6 +1,6 @@
 /**
- * System actions behind an interface: systemctl on the box, a recording fake in tests
- * and in the demo (nobody wants the demo to reboot the laptop).
+ * System actions behind an interface: systemctl on the box, a log-only dry run for the
+ * demo (nobody wants the demo to reboot the laptop); test/fakes has the scriptable fake.
  */
 import { execFile } from 'node:child_process';
 
@@ -16,12 +16,14 @@ export function systemctlActions(unit = 'commune-endpoint.service'): SystemActio
   return { reboot: () => run(['reboot']), restartService: () => run(['restart', unit]) };
 }
 
-export class RecordingSystemActions implements SystemActions {
-  readonly calls: string[] = [];
-  async reboot(): Promise<void> {
-    this.calls.push('reboot');
-  }
-  async restartService(): Promise<void> {
-    this.calls.push('restartService');
-  }
+/** A dry run (the demo): says what it would do instead of doing it. */
+export function logOnlySystemActions(log: (line: string) => void): SystemActions {
+  return {
+    async reboot() {
+      log('dry run: would reboot the box');
+    },
+    async restartService() {
+      log('dry run: would restart the agent service');
+    },
+  };
 }

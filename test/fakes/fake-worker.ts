@@ -3,7 +3,7 @@
  * supervisor). It answers asynchronously like the real one (`ready` on spawn, `started`
  * on `start`, `stopped` + exit on `stop`) and records everything it was asked.
  */
-import type { FromWorker, ToWorker } from '../../gst-pipelines/worker/protocol.js';
+import type { FromWorker, ToWorker } from '../../gst-pipelines/worker/index.js';
 import type { WorkerHandle, WorkerSpawner } from '../../gst-pipelines/supervisor/worker-process.js';
 
 let nextPid = 1000;

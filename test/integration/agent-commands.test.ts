@@ -163,12 +163,22 @@ describe('valid commands: one reply each, and the effect', () => {
     expect(box.system.calls).toEqual(['reboot']);
   }, 30_000);
 
-  it('reboot when now: replies at once, RecordingSystemActions records the reboot', async () => {
+  it('reboot when now: replies at once, the reboot is asked of systemctl (FakeSystemActions)', async () => {
     const before = box.system.calls.length;
     const r = one(await exchange('reboot', { when: 'now' }));
     expect(r).toMatchObject({ ok: true, result: { rebooting: true, when: 'now' } });
     await pollUntil(() => box.system.calls.length > before, 5000, 'the reboot');
     expect(box.system.calls.slice(before)).toEqual(['reboot']);
+  });
+
+  it('reboot when now, refused by systemctl (on cue): still one ok reply; the failure is logged, the box stays up', async () => {
+    const before = box.system.calls.length;
+    box.system.failNext('reboot');
+    expect(one(await exchange('reboot', { when: 'now' }))).toMatchObject({ ok: true, result: { rebooting: true } });
+    await pollUntil(() => box.logs.records('system.reboot_failed').length > 0, 10_000, 'the logged failure');
+    expect(box.system.failed).toEqual(['reboot']);
+    expect(box.system.calls.slice(before)).toEqual(['reboot']);
+    expect(box.agent.mqtt.connected).toBe(true);
   });
 
   it('selftest: a result table with every check; the codecs really ran', async () => {
@@ -184,11 +194,17 @@ describe('valid commands: one reply each, and the effect', () => {
     expect(by.camera).toMatchObject({ skipped: true }); // test sources: said, not faked
   }, 60_000);
 
-  it('identify: blinks the LEDs (RecordingLeds) for the asked time', async () => {
+  it('identify: blinks the LEDs (FakeLeds) for the asked time', async () => {
     const before = box.leds.blinks.length;
     const r = one(await exchange('identify', { seconds: 2 }));
     expect(r).toMatchObject({ ok: true, result: { seconds: 2, leds: ['fake'], tv: true } });
     expect(box.leds.blinks.slice(before)).toEqual([2000]);
+  });
+
+  it('identify when the LEDs cannot be driven (on cue): one reply, failed, with the reason', async () => {
+    box.leds.failNext(new Error('leds: permission denied'));
+    const r = one(await exchange('identify', { seconds: 1 }));
+    expect(r).toMatchObject({ ok: false, error: { code: 'failed', message: expect.stringMatching(/permission denied/) } });
   });
 
   it('config: sets the volume and returns the settings', async () => {

@@ -1,33 +1,9 @@
-import { EventEmitter } from 'node:events';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { MeetingController, type MeetingSource } from '../../device/meeting.js';
 import { withDeviceId } from '../../device/agent.js';
-import type { MediaSupervisor, MediaStatus } from '../../gst-pipelines/supervisor/supervisor.js';
-import type { MediaJoinSpec, MediaPlan, SessionPlan, StandbyPlan } from '../../gst-pipelines/types.js';
-
-/** A recording fake of the media supervisor (the process boundary of the meeting logic). */
-class FakeMedia extends EventEmitter {
-  readonly calls: string[] = [];
-  private st: MediaStatus = { running: false, plan: null, send: 'off', receive: 'off', restarts: 0, attempt: 0, lastError: null, choices: null, stats: null, workerPid: null, link: null };
-  async start(plan: MediaPlan, secrets: { passphrase?: string } = {}): Promise<void> {
-    await new Promise((r) => setTimeout(r, 1));
-    this.calls.push(`start ${plan.kind === 'session' ? plan.pipeline : 'standby'}${secrets.passphrase ? ' (encrypted)' : ''}`);
-    this.st = { ...this.st, running: true, plan: plan.kind, send: plan.kind === 'session' ? 'starting' : 'off', receive: plan.kind === 'session' ? 'starting' : 'off' };
-    this.emit('status', this.st);
-  }
-  async stop(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 1));
-    this.calls.push('stop');
-    this.st = { ...this.st, running: false, plan: null, send: 'off', receive: 'off' };
-  }
-  status(): MediaStatus {
-    return this.st;
-  }
-  flowing(): void {
-    this.st = { ...this.st, send: 'ok', receive: 'ok' };
-    this.emit('status', this.st);
-  }
-}
+import type { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
+import type { MediaJoinSpec, SessionPlan, StandbyPlan } from '../../gst-pipelines/types.js';
+import { FakeClock, FakeMedia } from '../fakes/index.js';
 
 const spec = (id: string, extra: Partial<MediaJoinSpec> = {}): MediaJoinSpec => ({ meetingId: id, send: { url: 'srt://hub:1', streamId: 'publish:g/{deviceId}' }, receive: { url: 'srt://hub:2' }, ...extra });
 const sessionPlan = (s: MediaJoinSpec): SessionPlan => ({ kind: 'session', pipeline: s.meetingId } as SessionPlan);
@@ -39,6 +15,7 @@ describe('MeetingController: meetings as desired state', () => {
   let stored: { spec: MediaJoinSpec; source: MeetingSource } | null;
   let mc: MeetingController;
   let events: string[];
+  let clock: FakeClock;
 
   const build = (): MeetingController => {
     const c = new MeetingController({
@@ -46,26 +23,25 @@ describe('MeetingController: meetings as desired state', () => {
       planSession: sessionPlan,
       planStandby: () => standby,
       store: { load: async () => stored, save: async (v) => void (saved.push(v), (stored = v)) },
+      clock,
     });
     c.on('event', (e) => events.push(`${e.type} ${String(e.detail.meetingId ?? '')}`));
     return c;
   };
 
   beforeEach(async () => {
-    vi.useFakeTimers({ now: Date.parse('2026-11-22T08:00:00Z') });
+    clock = new FakeClock('2026-11-22T08:00:00Z');
     media = new FakeMedia();
     saved = [];
     stored = null;
     events = [];
     mc = build();
-    const s = mc.start();
-    await vi.advanceTimersByTimeAsync(5);
-    await s;
+    await mc.start();
   });
-  afterEach(() => vi.useRealTimers());
 
+  /** Lets the controller's awaits (the fake media answers on a later promise turn) run to the end. */
   const settle = async (): Promise<void> => {
-    await vi.advanceTimersByTimeAsync(20);
+    await clock.advance(0);
   };
 
   it('shows the standby screen at start, joins the group meeting, and is in_meeting once media flows', async () => {
@@ -104,7 +80,7 @@ describe('MeetingController: meetings as desired state', () => {
     void mc.onGroupMeeting(spec('m3', { endsAt: '2026-11-22T08:00:30Z' }));
     await settle();
     expect(mc.meeting?.id).toBe('m3');
-    await vi.advanceTimersByTimeAsync(30_000);
+    await clock.advance(30_000);
     expect(mc.phase).toBe('idle');
     expect(events).toContain('meeting_leave m3');
   });

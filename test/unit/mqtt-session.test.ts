@@ -1,45 +1,10 @@
-import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MqttSession } from '../../device/mqtt/session.js';
-import type { IClientOptions, MqttClient } from 'mqtt';
-
-/** A scriptable fake of MQTT.js's client (the network boundary), recording what it was asked. */
-class FakeClient extends EventEmitter {
-  connected = false;
-  reconnects = 0;
-  ended = false;
-  subscribed: string[][] = [];
-  published: Array<{ topic: string; payload: string; retain: boolean }> = [];
-  handleMessage: unknown;
-  constructor(readonly opts: IClientOptions) {
-    super();
-  }
-  connack(sessionPresent = false): void {
-    this.connected = true;
-    this.emit('connect', { sessionPresent });
-  }
-  drop(): void {
-    this.connected = false;
-    this.emit('close');
-  }
-  reconnect(): void {
-    this.reconnects++;
-  }
-  end(_force?: boolean, _o?: unknown, cb?: () => void): void {
-    this.ended = true;
-    cb?.();
-  }
-  async subscribeAsync(map: Record<string, unknown>): Promise<Array<{ topic: string; qos: number }>> {
-    this.subscribed.push(Object.keys(map));
-    return Object.keys(map).map((topic) => ({ topic, qos: 1 }));
-  }
-  async publishAsync(topic: string, payload: string, o: { retain?: boolean }): Promise<void> {
-    this.published.push({ topic, payload: String(payload), retain: o.retain === true });
-  }
-}
+import type { MqttClient } from 'mqtt';
+import { FakeMqttClient } from '../fakes/index.js';
 
 describe('MqttSession', () => {
-  let clients: FakeClient[];
+  let clients: FakeMqttClient[];
   let session: MqttSession;
   let rnd: number;
 
@@ -59,7 +24,7 @@ describe('MqttSession', () => {
       subscriptions: ['ep/v1/dev/cam-thanh/cmd/+', 'ep/v1/grp/camlo/meeting'],
       random: () => rnd,
       connect: (_url, opts) => {
-        const c = new FakeClient(opts);
+        const c = new FakeMqttClient(opts);
         clients.push(c);
         return c as unknown as MqttClient;
       },

@@ -1,13 +1,10 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hostPaths } from '../../lib/host-paths.js';
-import type { HostPaths } from '../../lib/host-paths.js';
+import type { HostPaths } from '../../lib/index.js';
 import { probeCommand } from '../../device/cli/probe.js';
 import { boardKind, isCaptureCamera, parseAsoundPcm, parseGstInspectList, parseV4l2Ctl } from '../../gst-pipelines/probe/parse.js';
 import { exportedElementList, formatCapabilities, pickDecoder, pickEncoder, probe } from '../../gst-pipelines/probe/probe.js';
-import type { CommandResult, RunCommand } from '../../gst-pipelines/probe/probe.js';
+import type { RunCommand } from '../../gst-pipelines/probe/probe.js';
+import { FakeRunner, hostTrees, sysfs, type Answer } from '../fakes/index.js';
 
 // Lines copied from `gst-inspect-1.0` (GStreamer 1.22, Debian 12); the hardware ones in
 // the same format as they appear on a Pi / an Intel box.
@@ -84,43 +81,14 @@ const RPICAM_PI5 = `Available cameras
                              2304x1296 [56.03 fps - (0, 0)/4608x2592 crop]
 `;
 
-type Script = Record<string, string | CommandResult>;
-const roots: string[] = [];
-afterAll(async () => Promise.all(roots.map((r) => rm(r, { recursive: true, force: true }))));
+type Script = Record<string, Answer>;
+const trees = hostTrees();
+afterAll(trees.cleanup);
 
-async function fakeTree(files: Record<string, string>): Promise<HostPaths> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'ep-probe-'));
-  roots.push(root);
-  for (const [rel, text] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
-    await writeFile(path.join(root, rel), text);
-  }
-  return hostPaths({ EP_HOST_ROOT: root });
-}
+/** Recorded outputs keyed by the command line (`{dev}` = the fake /dev); the rest is "not installed". */
+const runnerFor = (paths: HostPaths, script: Script): FakeRunner => new FakeRunner(script, { '{dev}': paths.dev() });
 
-/** Answers recorded outputs, keyed by the command line (`{dev}` = the fake /dev); the rest is "not installed". */
-function fakeRunner(paths: HostPaths, script: Script): { run: RunCommand; calls: string[] } {
-  const calls: string[] = [];
-  const table = new Map(Object.entries(script).map(([k, v]) => [k.replaceAll('{dev}', paths.dev()), v]));
-  const run: RunCommand = async (cmd, args) => {
-    const line = [cmd, ...args].join(' ');
-    calls.push(line);
-    await new Promise((r) => setImmediate(r));
-    const v = table.get(line);
-    if (v === undefined) return { code: null, stdout: '', stderr: `spawn ${cmd} ENOENT` };
-    return typeof v === 'string' ? { code: 0, stdout: v, stderr: '' } : v;
-  };
-  return { run, calls };
-}
-
-const v4l2 = (node: string, name: string, index = 0): Record<string, string> => ({
-  [`sys/class/video4linux/${node}/name`]: `${name}\n`,
-  [`sys/class/video4linux/${node}/index`]: `${index}\n`,
-});
-const drm = (connector: string, status: string, modes = ''): Record<string, string> => ({
-  [`sys/class/drm/${connector}/status`]: `${status}\n`,
-  [`sys/class/drm/${connector}/modes`]: modes,
-});
+const { v4l2, drm } = sysfs;
 const V4L = 'v4l2-ctl -d {dev}/';
 const V4L_ARGS = ' --info --list-formats';
 
@@ -151,10 +119,10 @@ const PI4_SCRIPT: Script = {
 };
 
 async function probeWith(files: Record<string, string>, script: Script, arch: string, env: NodeJS.ProcessEnv = {}) {
-  const paths = await fakeTree(files);
-  const { run, calls } = fakeRunner(paths, script);
-  const caps = await probe({ paths, runCommand: run, env, arch });
-  return { caps, calls, paths };
+  const paths = await trees.make(files);
+  const runner = runnerFor(paths, script);
+  const caps = await probe({ paths, runCommand: runner.run, env, arch });
+  return { caps, calls: runner.calls, paths };
 }
 
 describe('probe on board profiles', () => {
@@ -334,8 +302,8 @@ describe('probe parsers', () => {
 
 describe('probeCommand', () => {
   const pi4 = async (): Promise<{ paths: HostPaths; runCommand: RunCommand; env: NodeJS.ProcessEnv; arch: string }> => {
-    const paths = await fakeTree({ ...PI4_FILES, ...PI4_WEBCAM });
-    return { paths, runCommand: fakeRunner(paths, PI4_SCRIPT).run, env: {}, arch: 'arm64' };
+    const paths = await trees.make({ ...PI4_FILES, ...PI4_WEBCAM });
+    return { paths, runCommand: runnerFor(paths, PI4_SCRIPT).run, env: {}, arch: 'arm64' };
   };
 
   it('prints JSON with --json and a summary without', async () => {

@@ -3,7 +3,7 @@ import { backoffDelay } from '../../lib/clock.js';
 import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
 import type { SessionPlan } from '../../gst-pipelines/types.js';
 import type { WorkerStats } from '../../gst-pipelines/worker/protocol.js';
-import { FakeSpawner } from '../fakes/fake-worker.js';
+import { FakeSpawner } from '../fakes/index.js';
 
 const plan: SessionPlan = {
   kind: 'session',

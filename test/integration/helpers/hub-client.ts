@@ -20,8 +20,7 @@ import { Writable } from 'node:stream';
 import mqtt, { type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { Agent } from '../../../device/agent.js';
-import { RecordingLeds } from '../../../device/host/leds.js';
-import { RecordingSystemActions } from '../../../device/host/system.js';
+import { FakeLeds, FakeSystemActions } from '../../fakes/index.js';
 import { LogRing } from '../../../lib/log-ring.js';
 import { createLogger } from '../../../lib/log.js';
 import { forkSpawner, type WorkerSpawner } from '../../../gst-pipelines/supervisor/worker-process.js';
@@ -316,12 +315,12 @@ export interface BoxOptions {
   healthPeriodS?: number;
 }
 
-/** A real agent on the test broker: test media sources, recording fakes, everything it logs captured. */
+/** A real agent on the test broker: test media sources, the kit's fakes for LEDs and systemctl, everything it logs captured. */
 export class TestBox {
   readonly logs = new LineCapture();
   readonly workerStderr = new LineCapture();
-  readonly system = new RecordingSystemActions();
-  readonly leds = new RecordingLeds();
+  readonly system = new FakeSystemActions();
+  readonly leds = new FakeLeds();
   readonly agent: Agent;
   private stopped = false;
 

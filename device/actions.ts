@@ -14,12 +14,7 @@ import type { Logger } from '../lib/index.js';
 import type { MediaJoinSpec } from '../gst-pipelines/index.js';
 import type { SelftestReport } from './selftest.js';
 
-export interface RuntimeSettings {
-  healthPeriodS: number;
-  logLevel: string;
-  volume: number;
-  micMuted: boolean;
-}
+import type { RuntimeSettings } from './settings.js';
 
 export interface ActionDeps {
   name: string;

@@ -7,35 +7,22 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { createActions, type RuntimeSettings } from './actions.js';
-import { createContract, type Contract } from './contract/index.js';
-import { LOG_LEVELS, joinSpecSchema } from './contract/index.js';
-import { topics } from './contract/index.js';
-import { CommandRouter } from './mqtt/index.js';
-import { MqttSession } from './mqtt/index.js';
-import { MeetingController } from './meeting.js';
-import { runSelftest } from './selftest.js';
-import { buildReportedState, deviceFaults, deviceHealth } from './state-report.js';
-import { systemClock, type Clock } from '../lib/index.js';
-import { hostPaths, type HostPaths } from '../lib/index.js';
-import { systemctlActions, type SystemActions } from './host/index.js';
-import { sysfsLeds, type Leds } from './host/index.js';
-import { LogRing } from '../lib/index.js';
-import { createLogger, type Logger } from '../lib/index.js';
-import { CommandLedger } from './store/index.js';
-import { EventOutbox } from './store/index.js';
-import { readJsonFile, writeFileAtomic } from '../lib/index.js';
-import { HealthSampler, faultsFromHealth } from './health/index.js';
-import { MediaSupervisor } from '../gst-pipelines/index.js';
-import { AUDIO_ONLY } from '../gst-pipelines/index.js';
-import { forkSpawner, type WorkerSpawner } from '../gst-pipelines/index.js';
-import { planSession, planStandby } from '../gst-pipelines/index.js';
-import { execRunCommand, probe } from '../gst-pipelines/index.js';
-import type { AgentConfig } from './config.js';
-import type { Capabilities, MediaJoinSpec, MediaSettings } from '../gst-pipelines/index.js';
-import type { HealthSample, Reply } from './contract/index.js';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import type { MeetingSource } from './meeting.js';
+import { LogRing, createLogger, hostPaths, readJsonFile, systemClock, writeFileAtomic, type Clock, type HostPaths, type Logger } from '../lib/index.js';
+import { AUDIO_ONLY, MediaSupervisor, execRunCommand, forkSpawner, planSession, planStandby, probe, type WorkerSpawner } from '../gst-pipelines/index.js';
+import type { AdaptChange, Capabilities, MediaJoinSpec, MediaSettings } from '../gst-pipelines/index.js';
+import { createActions } from './actions.js';
+import type { AgentConfig } from './config.js';
+import { createContract, topics, type Contract, type HealthSample, type Reply } from './contract/index.js';
+import { HealthSampler } from './health/index.js';
+import { sysfsLeds, systemctlActions, type Leds, type SystemActions } from './host/index.js';
+import { MeetingController, type MeetingSource } from './meeting.js';
+import { CommandRouter, MqttSession } from './mqtt/index.js';
+import { runSelftest } from './selftest.js';
+import { SettingsStore, type RuntimeSettings } from './settings.js';
+import { deviceHealth } from './state-report.js';
+import { StateReporter, type Severity } from './state-reporter.js';
+import { CommandLedger, EventOutbox } from './store/index.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -68,15 +55,13 @@ export class Agent {
   private readonly outbox: EventOutbox;
   private readonly sampler: HealthSampler;
   private readonly bootId: string;
+  private readonly settings: SettingsStore;
+  private readonly reporter: StateReporter;
   private caps: Capabilities | null = null;
-  private settings: RuntimeSettings;
-  private faults: string[] = [];
-  private healthFaults: string[] = [];
-  private lastStateJson = '';
-  private lastHealth: HealthSample | null = null;
-  private healthTimer: unknown = null;
   private idleWaiters: Array<() => Promise<void>> = [];
   private readonly startedAt: number;
+  /** Undoes what start() registered, in reverse order (stop()). */
+  private readonly undo: Array<() => void> = [];
 
   constructor(private readonly d: AgentDeps) {
     const c = d.config;
@@ -87,7 +72,7 @@ export class Agent {
     this.contract = createContract();
     this.startedAt = this.clock.now();
     this.bootId = randomUUID();
-    this.settings = { healthPeriodS: c.health.periodS, logLevel: c.log.level, volume: c.media.volume, micMuted: c.media.micMuted };
+    this.settings = new SettingsStore(this.contract, c.dataDir, { healthPeriodS: c.health.periodS, logLevel: c.log.level as RuntimeSettings['logLevel'], volume: c.media.volume, micMuted: c.media.micMuted });
     this.media = new MediaSupervisor({ spawner: d.spawner ?? forkSpawner(), clock: this.clock, logger: this.log, ...(d.snapshotDir ? { snapshotDir: d.snapshotDir } : {}) });
     const meetingFile = path.join(c.dataDir, 'meeting.json');
     this.meeting = new MeetingController({
@@ -115,7 +100,7 @@ export class Agent {
       clock: this.clock,
       dataDir: c.dataDir,
       devices: () => deviceHealth(this.caps, c.media.source === 'test'),
-      media: () => this.mediaHealth(),
+      media: () => this.reporter.mediaHealth(),
     });
     this.mqtt = new MqttSession({
       url: c.mqtt.url,
@@ -151,7 +136,7 @@ export class Agent {
         leds: d.leds ?? sysfsLeds(this.paths),
         logRing: this.logRing,
         logger: this.log,
-        settings: () => this.settings,
+        settings: () => this.settings.value,
         applySettings: (p) => this.applySettings(p),
         selftest: () =>
           runSelftest({
@@ -165,7 +150,22 @@ export class Agent {
         setTimer: (fn, ms) => this.clock.setTimeout(fn, ms),
       }),
       publishReply: (reply, to) => this.publishReply(reply, to),
-      onMeeting: (payload) => this.onMeetingMessage(payload),
+      onMeeting: (spec) => this.onGroupMeeting(spec),
+      onBadMeeting: (problems) => this.event('bad_meeting', 'error', { problems }),
+    });
+    this.reporter = new StateReporter({
+      deviceId: c.deviceId,
+      version: d.version,
+      clock: this.clock,
+      log: this.log,
+      mqtt: this.mqtt,
+      media: this.media,
+      meeting: this.meeting,
+      caps: () => this.caps,
+      testSources: c.media.source === 'test',
+      sample: () => this.sampler.sample(),
+      healthPeriodMs: () => this.settings.value.healthPeriodS * 1000,
+      event: (type, severity, detail) => this.event(type, severity, detail),
     });
   }
 
@@ -177,70 +177,73 @@ export class Agent {
     const c = this.d.config;
     await mkdir(c.dataDir, { recursive: true, mode: 0o700 });
     await Promise.all([this.ledger.load(), this.outbox.load()]);
-    // Settings changed by the `config` command survive a restart.
-    const saved = await readJsonFile<Partial<RuntimeSettings>>(path.join(c.dataDir, 'settings.json'), { maxBytes: 4096, quarantine: true }).catch(() => null);
-    if (saved) this.settings = { ...this.settings, ...pickSettings(saved) };
-    this.log.level = this.settings.logLevel;
+    this.log.level = (await this.settings.load()).logLevel;
     this.caps = this.d.caps ?? (await probe().catch((e: unknown) => {
       this.log.error({ evt: 'probe.failed', err: (e as Error).message }, 'probe failed; media unavailable');
       return null;
     }));
-    this.media.on('status', () => this.refresh());
-    this.media.on('restart', (r) => void this.event('media_restart', 'warn', { ...r }));
-    // A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change
-    // within a rung is only logged (it happens every few seconds while the link moves).
-    this.media.on('adapt', ({ change: c }) => {
-      if (c.fromRung === c.toRung) return;
-      const severity = c.direction === 'up' ? 'info' : c.toRung === AUDIO_ONLY ? 'warn' : 'info';
-      void this.event('media_adapted', severity, {
-        direction: c.direction,
-        from: { rung: c.fromRung, kbps: c.fromKbps },
-        to: { rung: c.toRung, kbps: c.toKbps },
-        reason: c.reason,
-        rttMs: c.rttMs,
-        rttFloorMs: c.rttFloorMs,
-      });
-    });
-    this.meeting.on('change', () => {
-      this.refresh();
+    const refresh = (): void => this.reporter.refresh();
+    const onRestart = (r: { reason: string; attempt: number; delayMs: number }): void => void this.event('media_restart', 'warn', { ...r });
+    const onAdapt = ({ change }: { change: AdaptChange }): void => this.onAdapt(change);
+    const onMeetingChange = (): void => {
+      refresh();
       if (this.meeting.meeting === null) void this.runIdleWaiters();
-    });
-    this.meeting.on('event', (e) => void this.event(e.type, e.severity, e.detail));
-    this.mqtt.onMessage((m) => this.router.handle(m));
-    this.mqtt.on('connected', () => {
-      this.lastStateJson = '';
-      this.refresh();
+    };
+    const onMeetingEvent = (e: { type: string; severity: Severity; detail: Record<string, unknown> }): void => void this.event(e.type, e.severity, e.detail);
+    const onConnected = (): void => {
+      this.reporter.onConnected();
       void this.router.flush();
       this.outbox.resume();
-      void this.publishHealth();
-    });
+    };
+    this.media.on('status', refresh).on('restart', onRestart).on('adapt', onAdapt);
+    this.meeting.on('change', onMeetingChange).on('event', onMeetingEvent);
+    this.mqtt.on('connected', onConnected);
+    this.undo.push(
+      () => this.media.off('status', refresh).off('restart', onRestart).off('adapt', onAdapt),
+      () => this.meeting.off('change', onMeetingChange).off('event', onMeetingEvent),
+      () => this.mqtt.off('connected', onConnected),
+      this.mqtt.onMessage((m) => this.router.handle(m)),
+    );
     void this.media.prewarm().catch((e: unknown) => this.log.error({ evt: 'media.prewarm_failed', err: (e as Error).message }, 'cannot start a media worker'));
     // Online first: the standby screen (a worker starting GStreamer) must not delay the
     // box's retained online status; the meeting queue orders what arrives meanwhile.
     const meetingReady = this.meeting.start().catch((e: unknown) => this.log.error({ evt: 'meeting.start_failed', err: (e as Error).message }, 'standby/restore failed'));
     await this.mqtt.start();
     await meetingReady;
-    this.scheduleHealth();
+    this.reporter.start();
     this.log.info({ evt: 'agent.started', version: this.d.version, groupId: c.groupId }, `agent ${c.deviceId} started`);
   }
 
   async stop(): Promise<void> {
-    if (this.healthTimer) this.clock.clearTimeout(this.healthTimer);
-    this.healthTimer = null;
+    this.reporter.stop();
     await this.meeting.stop();
     await this.router.idle();
     await this.outbox.stop();
     await this.ledger.stop();
     await this.mqtt.stop(JSON.stringify({ online: false, ts: this.iso() }));
     await this.media.close();
-    this.media.removeAllListeners();
-    this.meeting.removeAllListeners();
+    for (const undo of this.undo.splice(0).reverse()) undo();
     this.log.info({ evt: 'agent.stopped' }, 'agent stopped');
   }
 
   /** The last health sample (status page, tests). */
   get health(): HealthSample | null {
-    return this.lastHealth;
+    return this.reporter.health;
+  }
+
+  /** A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change
+   * within a rung is only logged (it happens every few seconds while the link moves). */
+  private onAdapt(c: AdaptChange): void {
+    if (c.fromRung === c.toRung) return;
+    const severity = c.direction === 'up' ? 'info' : c.toRung === AUDIO_ONLY ? 'warn' : 'info';
+    void this.event('media_adapted', severity, {
+      direction: c.direction,
+      from: { rung: c.fromRung, kbps: c.fromKbps },
+      to: { rung: c.toRung, kbps: c.toKbps },
+      reason: c.reason,
+      rttMs: c.rttMs,
+      rttFloorMs: c.rttFloorMs,
+    });
   }
 
   private iso(): string {
@@ -255,8 +258,8 @@ export class Agent {
   private mediaSettings(): MediaSettings {
     return {
       source: this.d.config.media.source,
-      volume: this.settings.volume,
-      micMuted: this.settings.micMuted,
+      volume: this.settings.value.volume,
+      micMuted: this.settings.value.micMuted,
       aec: this.d.config.media.aec,
       statsPeriodS: 2,
       standbyTitle: this.d.config.name,
@@ -264,19 +267,10 @@ export class Agent {
     };
   }
 
-  private async onMeetingMessage(payload: Buffer): Promise<void> {
-    if (payload.length === 0) return this.meeting.onGroupMeeting(null);
-    let spec: MediaJoinSpec;
-    try {
-      spec = this.contract.check<MediaJoinSpec>(this.contract.compile(joinSpecSchema), this.contract.parseJson(payload, 'meeting'), 'meeting');
-    } catch (e) {
-      this.log.warn({ evt: 'meeting.bad_retained', problems: (e as Error).message }, 'ignored an invalid retained group meeting');
-      await this.event('bad_meeting', 'error', { problems: (e as Error).message });
-      return;
-    }
+  private async onGroupMeeting(spec: MediaJoinSpec | null): Promise<void> {
     await this.meeting.onGroupMeeting(spec).catch(async (e: unknown) => {
       this.log.error({ evt: 'meeting.join_failed', err: (e as Error).message }, 'could not join the group meeting');
-      await this.event('join_failed', 'error', { meetingId: spec.meetingId, message: (e as Error).message });
+      if (spec) await this.event('join_failed', 'error', { meetingId: spec.meetingId, message: (e as Error).message });
     });
   }
 
@@ -300,84 +294,13 @@ export class Agent {
     }
   }
 
-  /** Recomputes faults and the reported state; publishes what changed. */
-  private refresh(): void {
-    const media = this.media.status();
-    const faults = [...new Set([...deviceFaults(this.caps, this.d.config.media.source === 'test', media), ...this.healthFaults])].sort();
-    const changed = faults.join() !== this.faults.join();
-    if (changed) {
-      for (const f of faults.filter((x) => !this.faults.includes(x))) void this.event('fault_raised', f === 'media_failing' ? 'error' : 'warn', { fault: f });
-      for (const f of this.faults.filter((x) => !faults.includes(x))) void this.event('fault_cleared', 'info', { fault: f });
-      this.faults = faults;
-    }
-    const state = buildReportedState({ phase: this.meeting.phase, meeting: this.meeting.meeting, media, faults, version: this.d.version, now: this.clock.now() });
-    const json = JSON.stringify({ ...state, ts: undefined });
-    if (json !== this.lastStateJson && this.mqtt.connected) {
-      this.lastStateJson = json;
-      this.mqtt.publish(topics.state(this.d.config.deviceId), JSON.stringify(state), { qos: 1, retain: true }).catch(() => (this.lastStateJson = ''));
-    }
-    if (changed) void this.publishHealth();
-  }
-
-  private mediaHealth(): HealthSample['media'] | null {
-    const s = this.media.status();
-    if (s.plan !== 'session' || !s.stats) return null;
-    const st = s.stats;
-    return {
-      send: { fps: st.send.fps, kbps: st.send.kbps, rttMs: st.send.srt?.rttMs ?? null, lossPct: st.send.srt?.lossPct ?? null, retransPct: st.send.srt?.retransPct ?? null },
-      receive: { fps: st.receive.fps, kbps: st.receive.kbps, lossPct: st.receive.srt?.lossPct ?? null },
-      audio: { micDb: st.audio.micDb, speakerDb: st.audio.speakerDb },
-      link: st.adapt
-        ? {
-            adaptive: st.adapt.enabled,
-            rung: st.adapt.rung,
-            targetKbps: st.adapt.targetKbps,
-            sendKbps: st.adapt.sendKbps,
-            rttMs: st.adapt.rttMs,
-            rttFloorMs: st.adapt.rttFloorMs,
-            congested: st.adapt.congested,
-            stepsDown: st.adapt.steps.down,
-            stepsUp: st.adapt.steps.up,
-          }
-        : null,
-    };
-  }
-
-  private scheduleHealth(): void {
-    this.healthTimer = this.clock.setTimeout(() => {
-      void this.publishHealth().finally(() => {
-        if (this.healthTimer !== null) this.scheduleHealth();
-      });
-    }, this.settings.healthPeriodS * 1000);
-  }
-
-  private async publishHealth(): Promise<void> {
-    try {
-      const sample = await this.sampler.sample();
-      this.lastHealth = sample;
-      const hf = faultsFromHealth(sample);
-      if (hf.join() !== this.healthFaults.join()) {
-        this.healthFaults = hf;
-        this.refresh();
-      }
-      const withFaults = { ...sample, faults: this.faults };
-      if (this.mqtt.connected) await this.mqtt.publish(topics.health(this.d.config.deviceId), JSON.stringify(withFaults), { qos: 0 });
-    } catch (e) {
-      this.log.warn({ evt: 'health.failed', err: (e as Error).message }, 'health sample failed');
-    }
-  }
-
   private async applySettings(p: Partial<RuntimeSettings>): Promise<RuntimeSettings> {
-    this.settings = { ...this.settings, ...p };
+    const next = await this.settings.apply(p);
     if (p.logLevel) this.log.level = p.logLevel;
     if (p.volume !== undefined) this.media.setVolume(p.volume);
     if (p.micMuted !== undefined) this.media.setMicMuted(p.micMuted);
-    if (p.healthPeriodS !== undefined && this.healthTimer) {
-      this.clock.clearTimeout(this.healthTimer);
-      this.scheduleHealth();
-    }
-    await writeFileAtomic(path.join(this.d.config.dataDir, 'settings.json'), JSON.stringify(this.settings));
-    return this.settings;
+    if (p.healthPeriodS !== undefined) this.reporter.reschedule();
+    return next;
   }
 
   private async runIdleWaiters(): Promise<void> {
@@ -395,13 +318,4 @@ export class Agent {
 export function withDeviceId(spec: MediaJoinSpec, deviceId: string): MediaJoinSpec {
   const sub = (s: string): string => s.split('{deviceId}').join(deviceId);
   return { ...spec, send: { ...spec.send, url: sub(spec.send.url), ...(spec.send.streamId ? { streamId: sub(spec.send.streamId) } : {}) } };
-}
-
-function pickSettings(v: Partial<RuntimeSettings>): Partial<RuntimeSettings> {
-  const out: Partial<RuntimeSettings> = {};
-  if (typeof v.healthPeriodS === 'number' && v.healthPeriodS >= 5 && v.healthPeriodS <= 3600) out.healthPeriodS = v.healthPeriodS;
-  if (typeof v.logLevel === 'string' && (LOG_LEVELS as readonly string[]).includes(v.logLevel)) out.logLevel = v.logLevel;
-  if (typeof v.volume === 'number' && v.volume >= 0 && v.volume <= 1.5) out.volume = v.volume;
-  if (typeof v.micMuted === 'boolean') out.micMuted = v.micMuted;
-  return out;
 }

@@ -5,4 +5,5 @@ export { execRunCommand, formatCapabilities, probe } from './probe/index.js';
 export type { ProbeDeps } from './probe/index.js';
 export { MediaSupervisor, forkSpawner } from './supervisor/index.js';
 export type { MediaStatus, WorkerSpawner } from './supervisor/index.js';
-export type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan, StandbyPlan } from './types.js';
+export type { AdaptChange, Capabilities, MediaJoinSpec, MediaSettings, SessionPlan, StandbyPlan } from './types.js';
+export { joinSpecSchema } from './join-spec.js';

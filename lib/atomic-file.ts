@@ -1,6 +1,6 @@
 /**
- * Crash-safe state files for a box whose power gets cut (FIELD-NOTES: SD cards corrupt
- * on power cuts). The one helper for atomic, fsynced writes (STYLE.md §6):
+ * Crash-safe state files for a box whose power gets cut (docs/platform-facts.md: SD cards corrupt
+ * on power cuts). The one helper for atomic, fsynced writes:
  *
  *   write `${file}.tmp-<pid>-<rand>` → fsync it → rename over `file` → fsync the directory
  *

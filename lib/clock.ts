@@ -1,5 +1,5 @@
 /**
- * Time as a dependency (STYLE.md §10): backoff, health cadence, LED blinking and OTA
+ * Time as a dependency: backoff, health cadence, LED blinking and OTA
  * timers take a Clock, so tests drive it instead of sleeping.
  */
 export interface Clock {

@@ -1,5 +1,5 @@
 /**
- * Transport only translates (STYLE.md §2): an incoming command is size-capped, parsed,
+ * Transport only translates: an incoming command is size-capped, parsed,
  * validated, deduplicated by id, checked for expiry, handed to ONE action, and answered
  * with exactly one reply — on the box's reply topic and, for MQTT 5, on the command's
  * response topic with its correlation data. Actions know nothing of topics.

@@ -2,7 +2,7 @@
  * The event outbox: a bounded queue of events on disk, delivered to the hub one at a
  * time, in order, after any reconnect or restart.
  *
- * MQTT.js keeps its offline queue in memory (FIELD-NOTES), so an event raised while the
+ * MQTT.js keeps its offline queue in memory (docs/platform-facts.md), so an event raised while the
  * link is down would die with the process. Here `add()` gives the event its `seq` and
  * `ts`, writes the whole queue atomically (temp file, fsync, rename, directory fsync) and
  * only then resolves; an event is handed to `publish` only once it is on disk. The pump

@@ -42,7 +42,7 @@ export function parseSrtUrl(url: string): SrtEndpoint {
 
 /**
  * The H.264 level that fits width × height × fps (Table A-1 of the spec). The Pi 4's
- * v4l2h264enc refuses to negotiate without a level in its src caps (FIELD-NOTES.md).
+ * v4l2h264enc refuses to negotiate without a level in its src caps (docs/platform-facts.md, "v4l2h264enc needs a level in its caps").
  */
 export function h264Level(width: number, height: number, fps: number): string {
   const mbs = Math.ceil(width / 16) * Math.ceil(height / 16);

@@ -37,7 +37,7 @@ export function receiveBranches(
     chain(
       'demux.',
       'queue max-size-time=500000000',
-      // AU alignment declared: otherwise h264parse waits for the next frame (FIELD-NOTES.md).
+      // AU alignment declared: otherwise h264parse waits for the next frame (docs/platform-facts.md, "MPEG-TS latency").
       'video/x-h264,alignment=au',
       'h264parse',
       'tee name=rxtee',

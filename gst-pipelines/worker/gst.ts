@@ -1,7 +1,7 @@
 /**
  * The only file that loads the native GStreamer binding, and only when called: it is
  * used by the media worker and the local test hub, both child processes. The agent
- * never imports a caller of this at run time (see FIELD-NOTES.md: leaks, segfaults,
+ * never imports a caller of this at run time (docs/platform-facts.md, "The GStreamer binding leaks and can crash its process": leaks, segfaults,
  * and threadpool threads held for good by pollBus/pull).
  */
 import { createRequire } from 'node:module';

@@ -17,7 +17,7 @@
  *   subscriptions, queued QoS 1 messages and retained messages.
  *
  * Started as root, Mosquitto 2 drops to the `mosquitto` user and then cannot read files
- * in a 0700 temp dir (FIELD-NOTES): the config says `user root` when we are root.
+ * in a 0700 temp dir (docs/platform-facts.md): the config says `user root` when we are root.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -4,10 +4,13 @@
  * (fastCheck) on each reading — or, when epframer takes the fast readings, on each
  * window its trigger posts — and the controller (adaptStep) on one LinkSample per
  * SAMPLE_MS, and applies what they decide through an Actuator (the pipeline's elements:
- * worker-actuator.ts). No GStreamer here; unit-tested with scripted readings and run for
+ * worker/pipeline-adaptation.ts). No GStreamer here; unit-tested with scripted readings and run for
  * real in the adaptation integration tests.
  */
-import { AUDIO_ONLY, SAMPLE_MS, adaptStep, initialAdapt, type AdaptState, type LinkSample } from './adapt.js';
+import { SAMPLE_MS } from './constants.js';
+import { AUDIO_ONLY } from './ladder.js';
+import { initialAdapt, type AdaptState, type LinkSample } from './state.js';
+import { adaptStep } from './step.js';
 import { fastCheck, thinWindow, type FastSample } from './collapse.js';
 import type { SrtStats } from './srt-stats.js';
 import type { AdaptChange, AdaptConfig, AdaptReport, Rung } from '../types.js';
@@ -104,7 +107,7 @@ export class AdaptLoop {
 
   /**
    * From now on epframer takes the fast readings (its link watch) and posts a window
-   * when its trigger fires (adapt-collapse.ts collapseTriggered): sample() then only
+   * when its trigger fires (collapse.ts collapseTriggered): sample() then only
    * steps the controller, and collapseCheck() runs the collapse check on each window.
    */
   readingsFromElement(): void {

@@ -1,17 +1,19 @@
 /**
- * The collapse check of link adaptation (pure), between two adaptSteps (adapt.ts): on
+ * The collapse check of link adaptation (pure), between two adaptSteps (step.ts): on
  * every srtsink reading (FAST_SAMPLE_MS apart; with epframer's link watch, on each
  * window it posts, thinned to that spacing), over the last FAST_WINDOW_MS of them. It acts
  * only on a collapse, before the bottleneck's queue is full — by then audio is lost too.
  * Measurements behind it: docs/adapt.md ("What the controller sees").
  */
-import { ACK_PER_PACKET_RATE, AUDIO_ONLY, DECREASE_GAP_MS, DRAIN_SHARE, INCREASE_QUEUE_SHARE, applyChange, decide, decrease, delayBudgetMs, fitWire, rungFps, wireKbps, type AdaptDecision, type AdaptState } from './adapt.js';
+import { ACK_PER_PACKET_RATE, DECREASE_GAP_MS, DRAIN_SHARE, INCREASE_QUEUE_SHARE } from './constants.js';
+import { AUDIO_ONLY, delayBudgetMs, fitWire, rungFps, wireKbps } from './ladder.js';
+import { applyChange, decide, decrease, type AdaptDecision, type AdaptState } from './state.js';
 import type { AdaptConfig, AdaptReason } from '../types.js';
 
 /**
  * srtsink is read this often for the collapse check (fastCheck): a 60 KB drop-tail queue
  * fills in 0.3 s at 100 kbit/s and 0.5 s at 600 kbit/s, and what is sent after that is
- * lost — audio included. (With the stock binding, each read leaks; see worker-actuator.)
+ * lost — audio included. (With the stock binding, each read leaks; see worker/pipeline-adaptation.ts.)
  */
 export const FAST_SAMPLE_MS = 100;
 /**

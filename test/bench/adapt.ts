@@ -29,7 +29,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Resources } from '../integration/helpers/media.js';
 import { audioCleanFrom, firstDownAfter, fitAfter, framesPct, hubAudio, maxGap, noDropsFrom, recoveredAfter, runAdaptScenario, type AdaptRun, type AdaptScenario } from '../integration/helpers/adapt-run.js';
-import { AUDIO_ONLY } from '../../gst-pipelines/adapt/adapt.js';
+import { AUDIO_ONLY } from '../../gst-pipelines/adapt/ladder.js';
 import { MeasurementError } from './machine.js';
 import { svgTimelines } from './plot.js';
 

@@ -4,7 +4,7 @@
  * rate), frames per second arriving at the hub on the right (bars), audio lost (red) or
  * only late (amber) marked.
  */
-import { AUDIO_ONLY } from '../../gst-pipelines/adapt/adapt.js';
+import { AUDIO_ONLY } from '../../gst-pipelines/adapt/ladder.js';
 import type { TimelinePoint } from '../integration/helpers/adapt-run.js';
 
 export interface PlotRun {

@@ -6,7 +6,10 @@
  * the overflow is lost, SRT's RTT is the path's base RTT plus the queueing delay.
  */
 import { describe, expect, it } from 'vitest';
-import { AUDIO_ONLY, SAMPLE_MS, adaptStep, delayBudgetMs, initialAdapt, ladderFor, rungFor, wireKbps, type AdaptState, type LinkSample } from '../../gst-pipelines/adapt/adapt.js';
+import { SAMPLE_MS } from '../../gst-pipelines/adapt/constants.js';
+import { AUDIO_ONLY, delayBudgetMs, ladderFor, rungFor, wireKbps } from '../../gst-pipelines/adapt/ladder.js';
+import { initialAdapt, type AdaptState, type LinkSample } from '../../gst-pipelines/adapt/state.js';
+import { adaptStep } from '../../gst-pipelines/adapt/step.js';
 import type { AdaptChange, AdaptConfig } from '../../gst-pipelines/types.js';
 
 const VIDEO = { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 };

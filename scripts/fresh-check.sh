@@ -72,9 +72,17 @@ if [ "$ARCH" != "$HOST_ARCH" ]; then
   fi
   grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null ||
     fail_setup "qemu-aarch64 is not registered with binfmt_misc ($(tail -3 "$OUT/binfmt.log" 2>/dev/null | tr '\n' ' '))"
-  grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 ||
-    say "note: qemu-aarch64 is registered without the F flag; copying the interpreter into the root"
+  # Without the F flag (Debian 12's qemu-user-static registers P only) the kernel opens the
+  # interpreter inside the chroot: it is copied to the same path in the root.
+  QEMU_INTERP=""
+  if ! grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
+    QEMU_INTERP="$(awk '$1=="interpreter"{print $2}' /proc/sys/fs/binfmt_misc/qemu-aarch64)"
+    [ -e "$QEMU_INTERP" ] || fail_setup "qemu-aarch64's interpreter $QEMU_INTERP not found"
+  fi
 fi
+# Puts the emulator where the kernel looks for it inside ROOT (no-op when not needed).
+add_qemu() { if [ -n "${QEMU_INTERP:-}" ]; then mkdir -p "$1$(dirname "$QEMU_INTERP")"; cp -L "$QEMU_INTERP" "$1$QEMU_INTERP"; fi; }
+del_qemu() { if [ -n "${QEMU_INTERP:-}" ]; then rm -f "$1$QEMU_INTERP"; fi; }
 
 # --- the host's Debian mirror -----------------------------------------------------------
 # The first URI serving $SUITE (not -security) and the one serving $SUITE-security, from
@@ -102,7 +110,15 @@ if [ ! -s "$TARBALL" ]; then
   t0=$(date +%s)
   mk="$BASE/debootstrap-$ARCH-$$"
   rm -rf --one-file-system "$mk"
-  debootstrap --variant=minbase --arch="$ARCH" "$SUITE" "$mk" "$MIRROR" >"$OUT/debootstrap.log" 2>&1 ||
+  ok=1
+  if [ -z "${QEMU_INTERP:-}" ]; then
+    debootstrap --variant=minbase --arch="$ARCH" "$SUITE" "$mk" "$MIRROR" >"$OUT/debootstrap.log" 2>&1 || ok=0
+  else
+    # Two stages: the second runs inside the root, through the emulator copied in.
+    { debootstrap --foreign --variant=minbase --arch="$ARCH" "$SUITE" "$mk" "$MIRROR" && add_qemu "$mk" &&
+      chroot "$mk" /debootstrap/debootstrap --second-stage && del_qemu "$mk"; } >"$OUT/debootstrap.log" 2>&1 || ok=0
+  fi
+  [ "$ok" = 1 ] ||
     { tail -30 "$OUT/debootstrap.log" >&2; rm -rf --one-file-system "$mk"; fail_setup "debootstrap failed (log: $OUT/debootstrap.log)"; }
   tar -C "$mk" --numeric-owner -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
   rm -rf --one-file-system "$mk"
@@ -142,9 +158,7 @@ trap 'exit 130' INT TERM
 rm -rf --one-file-system "$ROOT"
 mkdir -p "$ROOT"
 tar -C "$ROOT" --numeric-owner -xf "$TARBALL"
-if [ "$ARCH" != "$HOST_ARCH" ] && ! grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
-  cp /usr/bin/qemu-aarch64-static "$ROOT/usr/bin/"
-fi
+add_qemu "$ROOT"
 
 # --- what makes downloads verify as on this host ---------------------------------------
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"

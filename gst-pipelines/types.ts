@@ -95,7 +95,7 @@ export interface PlanChoices {
  * One media session as launch strings. `pipeline` is what the worker runs: the muxer's
  * output leaves through the fdsink named `tsout` into a FIFO the worker reads, is
  * re-packetised into whole 1316-byte SRT messages flushed at each frame end (see
- * ts-packetizer.ts), then enters the appsrc `tsin` → srtsink. `direct` is the same
+ * mpegts/packetizer.ts), then enters the appsrc `tsin` → srtsink. `direct` is the same
  * session with mpegtsmux feeding srtsink itself (alignment=7), runnable by bare
  * gst-launch-1.0 — the benchmark's reference.
  */
@@ -112,7 +112,7 @@ export interface SessionPlan {
     tsAudioOut?: string;
     /** The appsrc the worker feeds with SRT messages (absent with `framer`). */
     tsIn?: string;
-    /** epframer (native.ts): merges and frames in GStreamer; the worker only reads its counters. */
+    /** epframer (native/plugin.ts): merges and frames in GStreamer; the worker only reads its counters. */
     framer?: string;
     srtSink: string;
     srtSrc: string;
@@ -135,10 +135,10 @@ export interface AdaptPlan extends AdaptConfig {
   /** The encoder property that takes a new bitrate while playing (null: this encoder cannot). */
   /**
    * `structure`: the property is a GstStructure (v4l2h264enc `extra-controls`) set whole
-   * from this string, bits per second in place of plan.ts BPS (patched binding only).
+   * from this string, bits per second in place of plan/codecs.ts BPS (patched binding only).
    */
   bitrate: { element: string; property: string; perKbps: number; structure?: string } | null;
-  /** Elements the worker drives per rung (see plan.ts videoSend). */
+  /** Elements the worker drives per rung (see plan/send.ts videoSendBranch). */
   elements: { gate: string; parser: string; rate: string | null; scale: string | null };
 }
 

@@ -56,7 +56,7 @@ export const PROBE_ELEMENTS = [
   'autovideosink', 'fakesink', 'alsasrc', 'alsasink', 'pulsesrc', 'pulsesink',
   'autoaudiosrc', 'autoaudiosink', 'webrtcdsp', 'webrtcechoprobe', 'opusenc', 'opusdec',
   'srtsink', 'srtsrc', 'mpegtsmux', 'tsdemux', 'h264parse', 'level', 'pngenc', 'textoverlay',
-  // ours (native.ts): frames the send stream into SRT messages inside GStreamer
+  // ours (native/plugin.ts): frames the send stream into SRT messages inside GStreamer
   'epframer',
 ] as const;
 

@@ -1,6 +1,6 @@
 /**
- * The send framing in this process, where epframer is not built (native.ts): the two
- * muxers' outputs arrive through FIFOs (worker.ts openTsPipe), TsMerger joins them,
+ * The send framing in this process, where epframer is not built (native/plugin.ts): the two
+ * muxers' outputs arrive through FIFOs (ts-fifo.ts), TsMerger joins them,
  * TsPacketizer makes whole SRT messages flushed at every frame end, and they go into the
  * appsrc before srtsink. One read per muxed frame or audio packet, however the kernel
  * splits it; the packetiser finds frame ends in the stream itself.
@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { GstElement } from './gst.js';
 import { TsMerger } from '../mpegts/index.js';
 import { TsPacketizer } from '../mpegts/index.js';
-import { countFrames, type Counter } from './parts.js';
+import { countFrames, type Counter } from './frame-counter.js';
 
 export interface NodeFramingOptions {
   video: Socket | null;
@@ -52,7 +52,7 @@ export function wireNodeFraming(o: NodeFramingOptions): TsPacketizer {
     }, due);
     o.addTimer(holdTimer);
   };
-  // Video and audio come from two muxers (plan.ts); the merger makes one stream of them.
+  // Video and audio come from two muxers (plan/send.ts); the merger makes one stream of them.
   const merger = o.audio ? new TsMerger() : null;
   o.video?.on('data', (b: Buffer) => {
     onTs(merger ? merger.pushVideo(b) : b);

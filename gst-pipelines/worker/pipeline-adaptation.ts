@@ -1,6 +1,6 @@
 /**
  * The pipeline side of link adaptation, in the worker: samples srtsink's stats (or has
- * epframer sample them) into the controller loop (worker-adapt.ts) and applies its
+ * epframer sample them) into the controller loop (adapt/adapt-loop.ts) and applies its
  * decisions to the elements the plan names — the encoder's bitrate, the rung caps, the
  * audio-only gate, forced keyframes, null-packet padding. Runs with adaptation disabled
  * too (the loop then only reports), so congestion is visible either way.
@@ -129,7 +129,7 @@ export class PipelineAdaptation {
   /**
    * Hands the fast readings to epframer (right before srtsink): it reads srtsink every
    * WATCH_SAMPLE_MS on its streaming thread and posts `epframer-link` with the last
-   * 1.2 s of readings only when the collapse trigger fires (adapt-collapse.ts), which
+   * 1.2 s of readings only when the collapse trigger fires (adapt/collapse.ts), which
    * this worker then judges, thinned (linkWindow → AdaptLoop.collapseCheck). Our tick is
    * left with one reading per SAMPLE_MS. Null (we read at FAST_SAMPLE_MS ourselves)
    * without such an epframer.

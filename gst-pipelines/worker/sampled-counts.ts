@@ -2,10 +2,10 @@
  * Frame and byte counts read from element properties every 250 ms (with the worker's
  * stall check), so no frame passes through this process: epframer's `video-frames` and
  * `bytes-out` for what is sent, the received-video fakesink's `rendered` for what is
- * received (plan.ts). Gaps between frames are seen at that resolution.
+ * received (plan/receive.ts). Gaps between frames are seen at that resolution.
  */
 import type { GstElement } from './gst.js';
-import { countFrames, type Counter } from './parts.js';
+import { countFrames, type Counter } from './frame-counter.js';
 import { TS_PACKET_SIZE } from '../mpegts/index.js';
 
 export class SampledCounts {

@@ -1,6 +1,6 @@
-/** The media worker's pipeline-free pieces (gst-pipelines/worker-parts.ts): its frame counters. */
+/** The media worker's frame counters (gst-pipelines/worker/frame-counter.ts): the rates a stats report takes. */
 import { describe, expect, it } from 'vitest';
-import { countArrival, countFrames, newCounter, takeRate } from '../../gst-pipelines/worker/parts.js';
+import { countArrival, countFrames, newCounter, takeRate } from '../../gst-pipelines/worker/frame-counter.js';
 
 describe('takeRate (a stats report from a frame counter)', () => {
   it('fps and kbps since the last mark, the longest gap between frames, then moves the mark', () => {

@@ -72,6 +72,19 @@ function checkKbps(kbps: number): number {
   return kbps;
 }
 
+/** What a Link needs of a clock (lib/clock.ts's Clock has it; the unit test drives a FakeClock). */
+export interface LinkClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realClock: LinkClock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
 interface Queued {
   data: Buffer;
   bytes: number;
@@ -80,7 +93,7 @@ interface Queued {
 }
 
 /** One direction of the bottleneck: a drop-tail FIFO served at a fixed rate. */
-class Link {
+export class Link {
   readonly totals: RelayTotals = { inPackets: 0, outPackets: 0, droppedPackets: 0, inBytes: 0, outBytes: 0 };
   capacityKbps: number;
   droppedBytes = 0;
@@ -89,11 +102,12 @@ class Link {
   private readonly queue: Queued[] = [];
   /** Virtual time at which the head of the queue leaves; the previous departure while idle. */
   private departAt = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
 
   constructor(
     capacityKbps: number,
     private readonly queueLimit: number,
+    private readonly clock: LinkClock = realClock,
   ) {
     this.capacityKbps = checkKbps(capacityKbps);
   }
@@ -107,7 +121,7 @@ class Link {
       this.droppedBytes += bytes;
       return;
     }
-    const now = performance.now();
+    const now = this.clock.now();
     this.queue.push({ data, bytes, arrivedAt: now, deliver });
     this.queuedBytes += bytes;
     if (this.queue.length === 1) {
@@ -119,7 +133,7 @@ class Link {
   /** Takes effect at once: the rest of the packet on the wire and all queued ones go at the new rate. */
   setCapacity(kbps: number): void {
     checkKbps(kbps);
-    const now = performance.now();
+    const now = this.clock.now();
     if (this.queue.length > 0 && this.departAt > now) {
       this.departAt = now + ((this.departAt - now) * this.capacityKbps) / kbps;
       this.arm(now);
@@ -128,7 +142,7 @@ class Link {
   }
 
   close(): void {
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.queue.length = 0;
     this.queuedBytes = 0;
   }
@@ -139,13 +153,13 @@ class Link {
   }
 
   private arm(now: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.serve(), Math.ceil(this.departAt - now));
+    this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => this.serve(), Math.ceil(this.departAt - now));
   }
 
   /** Sends every packet whose departure time has passed; the next departs back to back in virtual time. */
   private serve(): void {
-    const now = performance.now();
+    const now = this.clock.now();
     let head = this.queue[0];
     while (head && this.departAt <= now) {
       this.queue.shift();

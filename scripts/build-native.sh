@@ -2,13 +2,18 @@
 # Builds the native GStreamer element `epframer` (gst-pipelines/native/epframer*.c).
 #   bash scripts/build-native.sh [OUTDIR]     # default OUTDIR: dist/native (repo root)
 # Output: OUTDIR/libgstepframer.so; use it with GST_PLUGIN_PATH=OUTDIR.
-# Idempotent: compiles only when the .so is missing or older than a source (or this script).
+# Idempotent: compiles only when the .so is missing or older than a source, a header or this script.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NATIVE="$ROOT/gst-pipelines/native"
-SRCS=("$NATIVE/epframer.c" "$NATIVE/epframer-link.c")
-DEPS=("${SRCS[@]}" "$NATIVE/epframer-link.h" "${BASH_SOURCE[0]}")
+# Every epframer*.c is compiled (epframer.c, -merge, -framing, -props, -link: epframer.h);
+# a change to any of them, to a header or to this script rebuilds.
+shopt -s nullglob
+SRCS=("$NATIVE"/epframer*.c)
+HDRS=("$NATIVE"/epframer*.h)
+shopt -u nullglob
+DEPS=("${SRCS[@]}" "${HDRS[@]}" "${BASH_SOURCE[0]}")
 OUTDIR="${1:-$ROOT/dist/native}"
 OUT="$OUTDIR/libgstepframer.so"
 APT_HINT="install them with: sudo apt-get install libgstreamer1.0-dev build-essential pkg-config"
@@ -18,7 +23,7 @@ die() {
   exit 1
 }
 
-for f in "${DEPS[@]}"; do [ -f "$f" ] || die "source not found: $f"; done
+for f in "$NATIVE/epframer.c" "$NATIVE/epframer.h"; do [ -f "$f" ] || die "source not found: $f"; done
 command -v gcc >/dev/null 2>&1 || die "gcc not found; $APT_HINT"
 command -v pkg-config >/dev/null 2>&1 || die "pkg-config not found; $APT_HINT"
 pkg-config --exists gstreamer-1.0 gstreamer-base-1.0 ||
@@ -34,7 +39,7 @@ if up_to_date; then
 fi
 
 mkdir -p "$OUTDIR"
-# shellcheck disable=SC2046 # pkg-config output is a list of flags
+# shellcheck disable=SC2207 # pkg-config output is a list of flags
 FLAGS=($(pkg-config --cflags --libs gstreamer-1.0 gstreamer-base-1.0))
 # Compile to a temporary name and rename: a reader (gst-inspect, a running test) never
 # sees a half-written plugin, and a failed build leaves the previous one in place.

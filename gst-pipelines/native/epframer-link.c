@@ -1,7 +1,7 @@
 /*
  * epframer's link watch: the readings of the downstream srtsink, their ring and the
  * trigger that wakes the worker (what, when and why: epframer-link.h). The trigger's
- * reference semantics are collapseTriggered in gst-pipelines/adapt-collapse.ts.
+ * reference semantics are collapseTriggered in gst-pipelines/adapt/collapse.ts.
  */
 #include <math.h>
 #include <string.h>

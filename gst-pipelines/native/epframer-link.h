@@ -1,6 +1,6 @@
 /*
  * epframer's link watch (watch-ms > 0): for the Node worker's link adaptation. Its
- * collapse check (gst-pipelines/adapt-collapse.ts, fastCheck) needs srtsink's counters
+ * collapse check (gst-pipelines/adapt/collapse.ts, fastCheck) needs srtsink's counters
  * every ~100 ms (the worker sets watch-ms=50 and thins the windows back to 100 ms);
  * reading srtsink's `stats` from JS (a GstStructure serialized to ~1.5 KB and parsed)
  * ten times a second costs measurable CPU, so the sampling is done in the element, right

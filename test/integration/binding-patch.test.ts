@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../gst-pipelines/hub/local-hub.js';
 import { Resources } from './helpers/media.js';
+import { pollUntil, udpPortBound } from './helpers/processes.js';
 
 const res = new Resources();
 afterEach(() => res.release());
@@ -30,7 +31,7 @@ describe('gstreamer-superficial, patched at install', () => {
     const port = await freePort();
     const peer = spawn('gst-launch-1.0', ['-q', 'srtsrc', `uri=srt://127.0.0.1:${port}?mode=listener`, '!', 'fakesink'], { stdio: 'ignore' });
     res.add('srt peer', () => void peer.kill('SIGKILL'));
-    await new Promise((r) => setTimeout(r, 500));
+    await pollUntil(() => udpPortBound(port), 15_000, 'the SRT listener to bind its port');
     const out = await run(fileURLToPath(new URL('./helpers/binding-reads.mjs', import.meta.url)), [String(port)]);
     const r = JSON.parse(out.trim().split('\n').at(-1)!) as {
       freed: boolean;

@@ -1,13 +1,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContract } from '../../device/contract/validate.js';
 import { healthSchema } from '../../device/contract/schemas.js';
 import { systemClock } from '../../lib/clock.js';
 import { hostPaths } from '../../lib/host-paths.js';
 import { HealthSampler, faultsFromHealth } from '../../device/health/index.js';
+import { parseDefaultRoute } from '../../device/health/parse.js';
 import { execRunCommand } from '../../gst-pipelines/probe/probe.js';
 
 const validate = createContract().compile(healthSchema);
@@ -56,40 +56,23 @@ describe('HealthSampler on this machine', () => {
     expect(typeof second.disk.usedPct).toBe('number');
     expect(second.disk.usedPct).toBeGreaterThanOrEqual(0);
     expect(second.disk.usedPct).toBeLessThanOrEqual(100);
-    if (second.net.iface !== null) {
-      expect(typeof second.net.rxKbps).toBe('number');
-      expect(typeof second.net.txKbps).toBe('number');
-    }
-    if (!(await isPi())) {
-      expect(second.power).toEqual({ underVoltage: null, underVoltageSinceBoot: null, throttled: null });
-    }
+    // The interface of this machine's default route (null without one), and rates for it.
+    const iface = parseDefaultRoute(await readFile(paths.proc('net', 'route'), 'utf8').catch(() => ''));
+    expect(second.net.iface).toBe(iface);
+    expect([typeof second.net.rxKbps, typeof second.net.txKbps]).toEqual(iface === null ? ['object', 'object'] : ['number', 'number']);
+    // Throttled flags only where the Pi firmware is; null, never a guess, anywhere else.
+    const pi = await isPi();
+    expect(Object.values(second.power).every((v) => (pi ? typeof v === 'boolean' : v === null)), JSON.stringify(second.power)).toBe(true);
     expect(second.devices).toEqual({ camera: null, display: null, mic: null, speaker: null });
   });
 
-  it('measures what one sample costs (printed, not asserted: shared noisy machine)', async () => {
+  it('samples 20 times in a row, each valid (what a sample costs is the bench\'s: agent.healthSampleMs)', async () => {
     const s = newSampler();
-    const t0 = performance.now();
-    await s.sample();
-    const firstMs = performance.now() - t0;
-
-    const loop = monitorEventLoopDelay({ resolution: 1 });
-    loop.enable();
-    const times: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t = performance.now();
-      const h = await s.sample();
-      times.push(performance.now() - t);
-      expect(validate(h)).toBe(true);
-    }
-    loop.disable();
-    times.sort((a, b) => a - b);
-    const mean = times.reduce((a, b) => a + b, 0) / times.length;
-    const p95 = times[Math.ceil(0.95 * times.length) - 1] ?? Number.NaN;
-    console.log(
-      `health sample cost: first ${firstMs.toFixed(1)} ms; then over ${times.length}: mean ${mean.toFixed(2)} ms, ` +
-        `p50 ${(times[times.length >> 1] ?? 0).toFixed(2)} ms, p95 ${p95.toFixed(2)} ms, max ${(times.at(-1) ?? 0).toFixed(2)} ms; ` +
-        `event loop delay max ${(loop.max / 1e6).toFixed(1)} ms`,
-    );
-    expect(times).toHaveLength(20);
+    const samples = [];
+    for (let i = 0; i < 20; i++) samples.push(await s.sample());
+    for (const h of samples) expect(validate(h), JSON.stringify(validate.errors)).toBe(true);
+    // One machine, one clock: uptime never goes back from one sample to the next.
+    const uptimes = samples.map((h) => h.uptimeS);
+    expect(uptimes).toEqual([...uptimes].sort((x, y) => x - y));
   });
 });

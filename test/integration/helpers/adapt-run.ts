@@ -44,7 +44,7 @@ export interface TimelinePoint {
   /** Packets the bottleneck dropped (queue full) in this interval. */
   relayDrops: number;
   /** The hub's audit of the box's Opus frames this interval (null: no report). */
-  hubAudio: { frames: number; missingMs: number; broken: number; ccErrors: number; arrivalMaxGapMs: number | null } | null;
+  hubAudio: { frames: number; missingMs: number; broken: number; ccErrors: number; ptsBackwards: number; arrivalMaxGapMs: number | null } | null;
 }
 
 export interface AdaptRun {
@@ -95,22 +95,25 @@ function audioOf(samples: Sample[]): TimelinePoint['hubAudio'] {
     missingMs: Math.round(sum((a) => a.audioMissingMs)),
     broken: sum((a) => a.audioBroken),
     ccErrors: sum((a) => a.audioCcErrors),
+    ptsBackwards: sum((a) => a.audioPtsBackwards),
     arrivalMaxGapMs: maxOf(audits.map((a) => a.audioArrivalMaxGapMs)),
   };
 }
 
 /**
  * The hub's audio over (fromS, toS]: Opus frames received whole, milliseconds of audio
- * missing (PTS holes + broken frames), continuity errors, and the longest wait between
- * two frames' arrivals (late audio: the queue's delay growing, not audio lost).
+ * missing (PTS holes + broken frames), continuity errors, frames whose PTS went backwards
+ * (out of order), and the longest wait between two frames' arrivals (late audio: the
+ * queue's delay growing, not audio lost).
  */
-export function hubAudio(run: AdaptRun, fromS: number, toS: number): { frames: number; missingMs: number; broken: number; ccErrors: number; arrivalMaxGapMs: number | null; reports: number } {
+export function hubAudio(run: AdaptRun, fromS: number, toS: number): { frames: number; missingMs: number; broken: number; ccErrors: number; ptsBackwards: number; arrivalMaxGapMs: number | null; reports: number } {
   const pts = run.timeline.filter((p) => p.tS > fromS && p.tS <= toS && p.hubAudio !== null).map((p) => p.hubAudio!);
   return {
     frames: pts.reduce((a, p) => a + p.frames, 0),
     missingMs: pts.reduce((a, p) => a + p.missingMs, 0),
     broken: pts.reduce((a, p) => a + p.broken, 0),
     ccErrors: pts.reduce((a, p) => a + p.ccErrors, 0),
+    ptsBackwards: pts.reduce((a, p) => a + p.ptsBackwards, 0),
     arrivalMaxGapMs: maxOf(pts.map((p) => p.arrivalMaxGapMs)),
     reports: pts.length,
   };
@@ -212,6 +215,19 @@ export function audioCleanFrom(run: AdaptRun, fromS: number, toS: number): numbe
   if (clean === null) return null;
   const rtt = maxOf(run.timeline.filter((p) => p.tS >= clean && p.tS <= clean + 5).map((p) => p.rttMs)) ?? 0;
   return clean + Math.ceil(rtt / 1000) + 1;
+}
+
+/**
+ * The first second after `atS` from which the queue built at `atS` has drained: once the
+ * box's largest SRT RTT in a second has risen to `underMs` or more, the first second back
+ * under it (the first second after `atS` when it never rose: nothing queued). Null: it
+ * rose and never came back.
+ */
+export function drainedAfter(run: AdaptRun, atS: number, underMs = 50): number | null {
+  const after = run.timeline.filter((p) => p.tS > atS && p.rttMs !== null);
+  const built = after.findIndex((p) => p.rttMs! >= underMs);
+  if (built < 0) return after[0]?.tS ?? null;
+  return after.slice(built).find((p) => p.rttMs! < underMs)?.tS ?? null;
 }
 
 /** Hub frames received ÷ box frames sent over [fromS, toS), in percent. */

@@ -79,11 +79,11 @@ describe('the broker is killed for 15 s and restarted', () => {
     await killWorker(byId('box-a'));
     await killWorker(byId('box-a'));
     await killWorker(byId('box-b'));
-    const tWorkersDone = Date.now();
-    expect(tWorkersDone - tKill, 'the worker kills fit in the outage').toBeLessThan(OUTAGE_MS - 2000);
     for (const b of boxes) expect(b.agent.mqtt.connected).toBe(false);
 
-    await sleep(OUTAGE_MS - (Date.now() - tKill)); // the outage itself is the scenario: nothing to wait for
+    // The outage itself is the scenario: OUTAGE_MS, or longer if the kills took longer (they
+    // must all happen while the broker is down, however slow the machine).
+    await sleep(OUTAGE_MS - (Date.now() - tKill));
     const hubBack = hub.nextConnect(15_000);
     const tUp = Date.now();
     await broker.restart();

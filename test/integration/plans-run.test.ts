@@ -112,7 +112,7 @@ describe('every software-profile session plan runs in the worker against a Local
       await hubLog.nextSample((s) => (s.stats.audio.speakerDb ?? -Infinity) > -60, 6000, 'the hub to hear the test ticks above −60 dBFS');
     }
     if (settings.snapshotDir) {
-      const files = await box.snapshot(3000);
+      const files = await box.snapshot(20_000);
       const sent = files.find((f) => f.endsWith('sent.png'));
       const received = files.find((f) => f.endsWith('received.png'));
       expect(sent, files.join(', ')).toBeDefined();
@@ -177,20 +177,22 @@ describe('the direct variant (mpegtsmux alignment=7 → srtsink) runs under bare
 
       // Split like a shell would (see gstLaunchArgs: one big argument is a syntax error on 1.22).
       const gl = procs.spawn('gst-launch direct', 'gst-launch-1.0', ['-e', '-m', ...gstLaunchArgs(plan.direct)], { env: plan.env });
-      const exit = await withTimeout(recorder.exited, 20_000, 'ffmpeg to record 3 s of the direct pipeline');
+      const exit = await withTimeout(recorder.exited, 45_000, 'ffmpeg to record 3 s of the direct pipeline');
       // What gst-launch said while ffmpeg was there (its leaving may well end the pipeline).
       const said = gl.output();
       const wasRunning = gl.running();
       expect(exit, `${recorder.output()}\n--- gst-launch ---\n${said.slice(-3000)}`).toEqual({ code: 0, signal: null });
       const streams = await ffprobeStreams(out);
       console.info(`direct ${v.name}`, streams);
-      expect(framesOf(streams, 'h264'), JSON.stringify(streams)).toBeGreaterThanOrEqual(0.7 * 3 * v.video.fps);
+      // Decodable H.264 at the planned size and Opus, at least 1 s of each in the 3 s recorded
+      // (how many per second a loaded machine encodes is not this test's business).
+      expect(framesOf(streams, 'h264'), JSON.stringify(streams)).toBeGreaterThanOrEqual(v.video.fps);
       expect(streams.find((s) => s.codec_name === 'h264')).toMatchObject({ width: v.video.width, height: v.video.height });
-      expect(framesOf(streams, 'opus'), JSON.stringify(streams)).toBeGreaterThanOrEqual(75);
+      expect(framesOf(streams, 'opus'), JSON.stringify(streams)).toBeGreaterThanOrEqual(50);
       // The receive branch decoded the ffmpeg program's sound: `level` messages from rxlevel.
       expect(said).toMatch(/from element "rxlevel" \(element\): level/);
       expect(said).not.toMatch(/^ERROR/m);
       expect(wasRunning, said.slice(-3000)).toBe(true);
-    }, 40_000);
+    }, 60_000);
   }
 });

@@ -9,7 +9,8 @@
 # into /root/commune-endpoint there, and runs, as root in that chroot:
 #   amd64 (native):    bash scripts/setup.sh && npm run demo
 #                      bash scripts/setup.sh && npm test
-#   arm64 (emulated):  bash scripts/setup.sh; npm run test:unit; ep probe; ep media loopback --seconds 5
+#   arm64 (emulated):  bash scripts/setup.sh; npm run test:unit; ep probe; and
+#                      ep media loopback --seconds 5, whose verdict is reported, not counted
 #                      (FRESH_FULL=1 runs the amd64 steps instead; see docs/testing.md for
 #                      what does not fit under emulation and why)
 # Exit 0 when every step passed; 1 when one failed (its log's tail is printed); 2 when the
@@ -225,8 +226,8 @@ say "$ARCH root at $ROOT; repository $REPO at $COMMIT ($SUBJECT); logs in $OUT"
 
 # --- the steps ------------------------------------------------------------------------------
 FAILED=0
-step() { # name command...
-  local name=$1 cmd=$2 t0 rc
+step() { # name command [info: its failure is reported, not counted]
+  local name=$1 cmd=$2 info=${3:-} t0 rc
   t0=$(date +%s)
   say "step '$name': $cmd"
   set +e
@@ -238,6 +239,10 @@ step() { # name command...
   local dt=$(($(date +%s) - t0))
   if [ "$rc" -eq 0 ]; then
     SUMMARY+=("PASS  $name  ($(printf '%dm%02ds' $((dt / 60)) $((dt % 60))))  $cmd")
+  elif [ -n "$info" ]; then
+    SUMMARY+=("INFO  $name  ($(printf '%dm%02ds' $((dt / 60)) $((dt % 60))), exit $rc, not counted: $info)  $cmd  [log: $OUT/$name.log]")
+    say "step '$name' exit $rc (not counted: $info); the end of its log:"
+    tail -12 "$OUT/$name.log" | sed 's/^/    /'
   else
     FAILED=1
     SUMMARY+=("FAIL  $name  ($(printf '%dm%02ds' $((dt / 60)) $((dt % 60))), exit $rc)  $cmd  [log: $OUT/$name.log]")
@@ -255,7 +260,11 @@ else
   if step setup 'bash scripts/setup.sh'; then
     step unit 'npm run test:unit' || true
     step probe 'npm run --silent ep -- probe' || true
-    step loopback 'npm run --silent ep -- media loopback --seconds 5 --out out/loopback' || true
+    # 720p30 software x264/avdec_h264 both ways (the loopback has no smaller size) runs far
+    # below real time under qemu-user: it shows the pipelines start and SRT connects, its
+    # frame-rate verdict is not counted.
+    step loopback 'npm run --silent ep -- media loopback --seconds 5 --out out/loopback' \
+      'real-time 720p30 media does not fit under emulation' || true
   fi
 fi
 NODE_V="$(chroot "$ROOT" /usr/local/bin/node --version 2>/dev/null || echo none)"

@@ -9,9 +9,9 @@
  * `--only media.latency,media.startup`. To add a section:
  * write a module exporting a BenchSection and add it to SECTIONS.
  *
- * Sections: media (latency, cpu, startup, loopback), agent, adapt, faults (hub-away,
+ * Sections: media (latency, cpu, startup, loopback, framer), agent, adapt, faults (hub-away,
  * kill, kill-at-hub, stall, orphan, audio-resume, auth). The timing goals the integration
- * tests leave to the bench are fields of adapt, faults and media.loopback.
+ * tests leave to the bench are fields of adapt, faults, media.loopback and media.framer.
  *
  * Options (defaults meet the documented minimums; the whole run takes about 11 minutes,
  * a third of it the adapt section's three link scenarios):

@@ -5,6 +5,7 @@
 import { pickDecoder, pickEncoder } from '../../gst-pipelines/plan/index.js';
 import { measureAgent, type AgentResult } from './agent.js';
 import { measureCpu, type CpuResult, type CpuVariant } from './media-cpu.js';
+import { measureFramer, type FramerResult } from './media-framer.js';
 import { measureLatency, SRT_LATENCY_MS, type LatencyResult } from './media-latency.js';
 import { measureLoopback, type LoopbackResult } from './media-loopback.js';
 import { measureStartup, type StartupResult } from './media-startup.js';
@@ -12,7 +13,7 @@ import { fmt, goal, part, sectionTable, type BenchSection } from './report.js';
 
 export const mediaSection: BenchSection = {
   name: 'media',
-  parts: ['latency', 'cpu', 'startup', 'loopback'],
+  parts: ['latency', 'cpu', 'startup', 'loopback', 'framer'],
   async run(ctx, parts) {
     const o = ctx.options;
     const caps = await ctx.caps();
@@ -37,6 +38,9 @@ export const mediaSection: BenchSection = {
     );
 
     const loopback = await part('loopback', parts, unmeasured, ['loopbackHubReceiveFps', 'loopbackBoxReceiveFps'], (): Promise<LoopbackResult> => measureLoopback({ log: ctx.log }));
+    // epframer's timing that native-framer*.test.ts leave to the bench (media-framer.ts).
+    const framerFields = ['framerWatchSpacingP95Ms', 'framerFirstTriggerMs', 'framerQuietTriggers', 'framerPadRatePct'];
+    const framer = await part('framer', parts, unmeasured, framerFields, (): Promise<FramerResult> => measureFramer({ runs: 3, seconds: 4, quietSeconds: 10, log: ctx.log }));
 
     const ours = latency?.variants.find((v) => v.id === 'ours') ?? null;
     const data = {
@@ -51,10 +55,15 @@ export const mediaSection: BenchSection = {
       startToFirstBytesMaxMs: startup?.maxMs ?? null,
       loopbackHubReceiveFps: loopback?.hubReceiveFps ?? null,
       loopbackBoxReceiveFps: loopback?.boxReceiveFps ?? null,
+      framerWatchSpacingP95Ms: framer?.watchSpacingP95Ms ?? null,
+      framerFirstTriggerMs: framer?.firstTriggerMs ?? null,
+      framerQuietTriggers: framer?.quietTriggers ?? null,
+      framerPadRatePct: framer?.padRatePct ?? null,
       plan: { encoder: null as string | null, decoder: null as string | null },
       latency,
       cpu,
       startup,
+      framer,
     };
     data.plan = { encoder: pickEncoder(caps), decoder: pickDecoder(caps) };
     const goals = [
@@ -63,6 +72,12 @@ export const mediaSection: BenchSection = {
       goal('startToFirstBytesMs', '≤ 300 ms (median)', data.startToFirstBytesMs, (v) => v <= 300),
       goal('loopbackHubReceiveFps', '≥ 27 fps', data.loopbackHubReceiveFps, (v) => v >= 27),
       goal('loopbackBoxReceiveFps', '≥ 27 fps', data.loopbackBoxReceiveFps, (v) => v >= 27),
+      // A reading comes with the first buffer after watch-ms (50): audio arrives every 20 ms.
+      goal('framerWatchSpacingP95Ms', '≤ 70 ms', data.framerWatchSpacingP95Ms, (v) => v <= 70),
+      // `a` is the thinned chain's 2nd reading back, 4 readings: ≤ 4 × 70 ms.
+      goal('framerFirstTriggerMs', '≤ 280 ms', data.framerFirstTriggerMs, (v) => v <= 280),
+      goal('framerQuietTriggers', '= 0', data.framerQuietTriggers, (v) => v === 0),
+      goal('framerPadRatePct', '95–105 %', data.framerPadRatePct, (v) => v >= 95 && v <= 105),
     ];
 
     const { t, row, met } = sectionTable(`media (720p30, ${data.plan.encoder} → ${data.plan.decoder}, SRT latency ${SRT_LATENCY_MS} ms)`, goals, 36);
@@ -74,6 +89,10 @@ export const mediaSection: BenchSection = {
     row('start → first bytes, max', fmt(data.startToFirstBytesMaxMs, ' ms'));
     row('loopback 720p30: hub receives', fmt(data.loopbackHubReceiveFps, ' fps'), met('loopbackHubReceiveFps'));
     row('loopback 720p30: box receives', fmt(data.loopbackBoxReceiveFps, ' fps'), met('loopbackBoxReceiveFps'));
+    row('epframer readings apart, p95', fmt(data.framerWatchSpacingP95Ms, ' ms'), met('framerWatchSpacingP95Ms'));
+    row('epframer ACKs → first trigger', fmt(data.framerFirstTriggerMs, ' ms'), met('framerFirstTriggerMs'));
+    row('epframer triggers, quiet link 10 s', fmt(data.framerQuietTriggers), met('framerQuietTriggers'));
+    row('epframer pad-kbps, % of the rate', fmt(data.framerPadRatePct, ' %'), met('framerPadRatePct'));
     if (latency) {
       t.push('', `  latency by variant (ms)       ${'p50'.padStart(7)} ${'p90'.padStart(7)} ${'p99'.padStart(7)}  frames back/sent  seconds`);
       for (const v of latency.variants) {

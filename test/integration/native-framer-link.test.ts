@@ -14,21 +14,17 @@
  * load, not bugs: the reading spacing and the first trigger's delay are the bench's
  * (test/bench/media-framer.ts). Waits are hang guards (HANG_GUARD_MS), not limits.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { collapseTriggered, type CollapseTrigger, type FastSample } from '../../gst-pipelines/adapt/collapse.js';
 import { freePort } from '../../gst-pipelines/hub/local-hub.js';
 import { SRT_MESSAGE_SIZE } from '../../gst-pipelines/mpegts/packetizer.js';
 import { pollUntil, udpPortBound } from './helpers/processes.js';
+import { epframerBuild, parseStats, type Stats } from './helpers/epframer.js';
 
-const run = promisify(execFile);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** A wait's deadline: only so that a hang fails saying what was awaited. */
 const HANG_GUARD_MS = 30_000;
 /** epframer-link.h's defaults as collapseTriggered takes them (trigger-queue-us G_MAXUINT: no queue trigger). */
@@ -43,25 +39,8 @@ const WATCH_WINDOW_MS = 1200;
  */
 const CLOCK_SLACK_MS = 100;
 
-let dir = '';
-let pluginDir = '';
-/** The plugin directory and a registry of our own: the user's registry cache is left alone. */
-let env: NodeJS.ProcessEnv = {};
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'ep-framer-'));
-  pluginDir = path.join(dir, 'plugin');
-  await run('bash', [path.join(ROOT, 'scripts/build-native.sh'), pluginDir], { env: { ...process.env, EPFRAMER_WERROR: '1' } });
-  env = { ...process.env, GST_PLUGIN_PATH: pluginDir, GST_REGISTRY: path.join(dir, 'registry.bin') };
-  const { stdout } = await run('gst-inspect-1.0', ['epframer'], { env });
-  expect(stdout).toContain('GstEpFramer');
-});
-
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-type Stats = Record<string, number>;
+const build = epframerBuild();
+const env = (): NodeJS.ProcessEnv => build.env;
 
 interface LinkReading {
   atMs: number;
@@ -98,7 +77,7 @@ interface GstProcess {
 /** A gst-launch-1.0 process; `stop()` sends SIGINT (with -e: EOS first) and waits for its exit. */
 function gstProcess(args: string[]): GstProcess {
   const t0 = performance.now();
-  const child = spawn('gst-launch-1.0', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('gst-launch-1.0', args, { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   let endedAt: number | null = null;
@@ -139,17 +118,6 @@ function gstProcess(args: string[]): GstProcess {
 
 const fileSize = async (f: string): Promise<number> => (await stat(f).catch(() => null))?.size ?? 0;
 
-function parseStats(stdout: string): Stats {
-  const m = /epframer-stats, ([^;]*);/.exec(stdout);
-  if (!m?.[1]) throw new Error(`no epframer-stats message in:\n${stdout.slice(-3000)}`);
-  const stats: Stats = {};
-  for (const kv of m[1].split(', ')) {
-    const f = /^([\w-]+)=\([\w]+\)(\d+)$/.exec(kv);
-    if (f?.[1] && f[2]) stats[f[1]] = Number(f[2]);
-  }
-  return stats;
-}
-
 
 /** The `epframer-link` messages gst-launch-1.0 -m printed (the window string is escaped: `\ `, `\;`). */
 function parseLinks(stdout: string): LinkMessage[] {
@@ -186,7 +154,7 @@ async function srtRun(port: number, props: string, opts: RunOptions): Promise<Sr
   const mode = opts.mode ?? 'caller';
   const sinkUri = mode === 'caller' ? `srt://127.0.0.1:${port}?mode=caller` : `srt://:${port}?mode=listener`;
   const peerUri = mode === 'caller' ? `srt://:${port}?mode=listener` : `srt://127.0.0.1:${port}?mode=caller`;
-  const received = path.join(dir, `received-${port}.ts`);
+  const received = path.join(build.dir, `received-${port}.ts`);
   const sender =
     `videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=${opts.kbps} ! h264parse ! mux.sink_65 mpegtsmux name=mux alignment=0 ! f.video ` +
     `audiotestsrc is-live=true ! opusenc ! amux.sink_66 mpegtsmux name=amux alignment=0 ! f.audio ` +

@@ -7,55 +7,20 @@
  * give (the reference fed in the element's order). The plugin is built by
  * scripts/build-native.sh into a temporary directory.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { TsMerger } from '../../gst-pipelines/mpegts/merger.js';
 import { NULL_PID, SRT_MESSAGE_SIZE, TS_PACKET_SIZE, TsPacketizer } from '../../gst-pipelines/mpegts/packetizer.js';
+import { audioBranch, epframerBuild, launch, parseStats, run, videoBranch, type Stats } from './helpers/epframer.js';
 
-const run = promisify(execFile);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const VIDEO_PID = 65;
 const AUDIO_PID = 66;
 
-let dir = '';
-let pluginDir = '';
-/** The plugin directory and a registry of our own: the user's registry cache is left alone. */
-let env: NodeJS.ProcessEnv = {};
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'ep-framer-'));
-  pluginDir = path.join(dir, 'plugin');
-  await run('bash', [path.join(ROOT, 'scripts/build-native.sh'), pluginDir], { env: { ...process.env, EPFRAMER_WERROR: '1' } });
-  env = { ...process.env, GST_PLUGIN_PATH: pluginDir, GST_REGISTRY: path.join(dir, 'registry.bin') };
-  const { stdout } = await run('gst-inspect-1.0', ['epframer'], { env });
-  expect(stdout).toContain('GstEpFramer');
-});
-
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-type Stats = Record<string, number>;
-
-/** Runs gst-launch-1.0 -m; returns the element's EOS counters (epframer-stats message). */
-async function launch(pipeline: string): Promise<Stats> {
-  const { stdout, stderr } = await run('gst-launch-1.0', ['-m', ...pipeline.split(/\s+/).filter(Boolean)], { env, maxBuffer: 16 << 20 });
-  expect(stderr).not.toMatch(/CRITICAL|WARNING|ERROR/);
-  return parseStats(stdout);
-}
-
-function videoBranch(fps: number, frames: number, live: boolean): string {
-  return `videotestsrc is-live=${live} num-buffers=${frames} ! video/x-raw,width=640,height=360,framerate=${fps}/1,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=800 ! h264parse config-interval=-1 ! mux.sink_65 mpegtsmux name=mux alignment=0`;
-}
-function audioBranch(buffers: number, live: boolean): string {
-  return `audiotestsrc is-live=${live} num-buffers=${buffers} samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! amux.sink_66 mpegtsmux name=amux alignment=0`;
-}
+const build = epframerBuild();
+const env = (): NodeJS.ProcessEnv => build.env;
 
 const packets = (b: Buffer): Buffer[] => {
   const out: Buffer[] = [];
@@ -68,17 +33,6 @@ function expectWholeMessages(out: Buffer): void {
   expect(out.length).toBeGreaterThan(0);
   expect(out.length % SRT_MESSAGE_SIZE).toBe(0);
   for (let o = 0; o < out.length; o += TS_PACKET_SIZE) if (out[o] !== 0x47) throw new Error(`no sync byte at ${o}`);
-}
-
-function parseStats(stdout: string): Stats {
-  const m = /epframer-stats, ([^;]*);/.exec(stdout);
-  if (!m?.[1]) throw new Error(`no epframer-stats message in:\n${stdout.slice(-3000)}`);
-  const stats: Stats = {};
-  for (const kv of m[1].split(', ')) {
-    const f = /^([\w-]+)=\([\w]+\)(\d+)$/.exec(kv);
-    if (f?.[1] && f[2]) stats[f[1]] = Number(f[2]);
-  }
-  return stats;
 }
 
 
@@ -174,7 +128,7 @@ class OrderedReference {
  */
 async function runInSteps(steps: Step[]): Promise<{ data: Buffer; stats: Stats }> {
   const args = ['-m', ...'fdsrc fd=3 ! f.video fdsrc fd=4 ! f.audio epframer name=f hold-ms=10000 ! fdsink fd=5 sync=false'.split(' ')];
-  const child = spawn('gst-launch-1.0', args, { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
+  const child = spawn('gst-launch-1.0', args, { env: env(), stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
   const fds = child.stdio as unknown as [null, Readable, Readable, Writable, Writable, Readable];
   const input = { video: fds[3], audio: fds[4] };
   const output = fds[5];
@@ -228,9 +182,9 @@ describe('epframer on recorded muxer output, against TsMerger + TsPacketizer', (
   let aFile = '';
 
   beforeAll(async () => {
-    vFile = path.join(dir, 'v.ts');
-    aFile = path.join(dir, 'a.ts');
-    await run('gst-launch-1.0', ['-q', ...`${videoBranch(30, 150, false)} ! filesink location=${vFile} ${audioBranch(250, false)} ! filesink location=${aFile}`.split(' ')], { env });
+    vFile = path.join(build.dir, 'v.ts');
+    aFile = path.join(build.dir, 'a.ts');
+    await run('gst-launch-1.0', ['-q', ...`${videoBranch(30, 150, false)} ! filesink location=${vFile} ${audioBranch(250, false)} ! filesink location=${aFile}`.split(' ')], { env: env() });
     [video, audio] = await Promise.all([readFile(vFile), readFile(aFile)]);
     // The reconstruction below drops null packets: the video muxer must write none.
     expect(packets(video).filter((p) => pidOf(p) === NULL_PID)).toHaveLength(0);
@@ -254,12 +208,12 @@ describe('epframer on recorded muxer output, against TsMerger + TsPacketizer', (
     });
     parts.push(video.subarray(last));
     const junky = Buffer.concat(parts);
-    const jFile = path.join(dir, 'vjunk.ts');
+    const jFile = path.join(build.dir, 'vjunk.ts');
     await writeFile(jFile, junky);
 
-    const out = path.join(dir, 'vonly.out.ts');
+    const out = path.join(build.dir, 'vonly.out.ts');
     // The audio pad is not linked: it counts as EOS.
-    const stats = await launch(`filesrc location=${jFile} ! f.video epframer name=f hold-ms=10000 ! filesink location=${out}`);
+    const stats = await launch(build, `filesrc location=${jFile} ! f.video epframer name=f hold-ms=10000 ! filesink location=${out}`);
     const data = await readFile(out);
     const ref = reference(junky, null);
     expectWholeMessages(data);
@@ -287,8 +241,8 @@ describe('epframer on recorded muxer output, against TsMerger + TsPacketizer', (
   // packets TsMerger gives when fed in the element's own order. The next test fixes
   // the order, so the PMT switch is always exercised.
   it('video + audio from two racing threads: the packets TsMerger gives in the order the element took them, framed exactly as TsPacketizer frames them', async () => {
-    const out = path.join(dir, 'va.out.ts');
-    const stats = await launch(`filesrc location=${vFile} ! f.video filesrc location=${aFile} blocksize=${FILESRC_BLOCK} ! f.audio epframer name=f hold-ms=10000 ! filesink location=${out}`);
+    const out = path.join(build.dir, 'va.out.ts');
+    const stats = await launch(build, `filesrc location=${vFile} ! f.video filesrc location=${aFile} blocksize=${FILESRC_BLOCK} ! f.audio epframer name=f hold-ms=10000 ! filesink location=${out}`);
     const data = await readFile(out);
     expectWholeMessages(data);
     const got = packets(data).filter((p) => pidOf(p) !== NULL_PID);

@@ -15,58 +15,22 @@
  * break (no more padding than the time elapsed allows). How close pad-kbps comes to
  * its rate is the bench's (test/bench/media-framer.ts); waits are hang guards.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TsAudit } from '../../gst-pipelines/mpegts/audit.js';
 import { NULL_PID, SRT_MESSAGE_SIZE, TS_PACKET_SIZE } from '../../gst-pipelines/mpegts/packetizer.js';
 import { loadGst } from '../../gst-pipelines/worker/gst.js';
 import { pollUntil } from './helpers/processes.js';
+import { audioBranch, epframerBuild, launch, run, videoBranch, type Stats } from './helpers/epframer.js';
 
-const run = promisify(execFile);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const AUDIO_PID = 66;
 /** A wait's deadline: only so that a hang fails saying what was awaited. */
 const HANG_GUARD_MS = 15_000;
 
-let dir = '';
-let pluginDir = '';
-/** The plugin directory and a registry of our own: the user's registry cache is left alone. */
-let env: NodeJS.ProcessEnv = {};
+const build = epframerBuild();
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'ep-framer-'));
-  pluginDir = path.join(dir, 'plugin');
-  await run('bash', [path.join(ROOT, 'scripts/build-native.sh'), pluginDir], { env: { ...process.env, EPFRAMER_WERROR: '1' } });
-  env = { ...process.env, GST_PLUGIN_PATH: pluginDir, GST_REGISTRY: path.join(dir, 'registry.bin') };
-  const { stdout } = await run('gst-inspect-1.0', ['epframer'], { env });
-  expect(stdout).toContain('GstEpFramer');
-});
-
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-type Stats = Record<string, number>;
-
-/** Runs gst-launch-1.0 -m; returns the element's EOS counters (epframer-stats message). */
-async function launch(pipeline: string): Promise<Stats> {
-  const { stdout, stderr } = await run('gst-launch-1.0', ['-m', ...pipeline.split(/\s+/).filter(Boolean)], { env, maxBuffer: 16 << 20 });
-  expect(stderr).not.toMatch(/CRITICAL|WARNING|ERROR/);
-  return parseStats(stdout);
-}
-
-function videoBranch(fps: number, frames: number, live: boolean): string {
-  return `videotestsrc is-live=${live} num-buffers=${frames} ! video/x-raw,width=640,height=360,framerate=${fps}/1,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=800 ! h264parse config-interval=-1 ! mux.sink_65 mpegtsmux name=mux alignment=0`;
-}
-function audioBranch(buffers: number, live: boolean): string {
-  return `audiotestsrc is-live=${live} num-buffers=${buffers} samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! amux.sink_66 mpegtsmux name=amux alignment=0`;
-}
 /** Live video (fps, seconds) and audio (20 ms buffers) into epframer `props` → file. */
 function livePipeline(out: string, fps: number, seconds: number, props = ''): string {
   return `${videoBranch(fps, fps * seconds, true)} ! f.video ${audioBranch(seconds * 50, true)} ! f.audio epframer name=f ${props} ! filesink location=${out}`;
@@ -110,22 +74,11 @@ function expectFlushesInOutput(out: Buffer, s: Stats): void {
   expect(nulls).toBe(s['padding-packets']);
 }
 
-function parseStats(stdout: string): Stats {
-  const m = /epframer-stats, ([^;]*);/.exec(stdout);
-  if (!m?.[1]) throw new Error(`no epframer-stats message in:\n${stdout.slice(-3000)}`);
-  const stats: Stats = {};
-  for (const kv of m[1].split(', ')) {
-    const f = /^([\w-]+)=\([\w]+\)(\d+)$/.exec(kv);
-    if (f?.[1] && f[2]) stats[f[1]] = Number(f[2]);
-  }
-  return stats;
-}
-
 
 describe('epframer (native GStreamer element)', () => {
   it('frames live video + audio muxers into whole 1316-byte messages ffmpeg decodes as one program', async () => {
-    const out = path.join(dir, 'live.ts');
-    const stats = await launch(livePipeline(out, 30, 5));
+    const out = path.join(build.dir, 'live.ts');
+    const stats = await launch(build, livePipeline(out, 30, 5));
     const data = await readFile(out);
     expectWholeMessages(data);
     expect(stats['bytes-out']).toBe(data.length);
@@ -165,13 +118,13 @@ describe('epframer (native GStreamer element)', () => {
 
   it('pad-kbps adds null messages, no more than its rate over the time elapsed; hold-ms flushes audio remainders between 5 fps frames', async () => {
     const seconds = 4;
-    const files = ['pad', 'hold20', 'hold10s'].map((n) => path.join(dir, `${n}.ts`));
+    const files = ['pad', 'hold20', 'hold10s'].map((n) => path.join(build.dir, `${n}.ts`));
     const t0 = performance.now();
     let padMs = 0;
     const [pad, hold20, hold10s] = await Promise.all([
-      launch(livePipeline(files[0]!, 5, seconds, 'pad-kbps=200')).finally(() => (padMs = performance.now() - t0)),
-      launch(livePipeline(files[1]!, 5, seconds, 'hold-ms=20')),
-      launch(livePipeline(files[2]!, 5, seconds, 'hold-ms=10000')),
+      launch(build, livePipeline(files[0]!, 5, seconds, 'pad-kbps=200')).finally(() => (padMs = performance.now() - t0)),
+      launch(build, livePipeline(files[1]!, 5, seconds, 'hold-ms=20')),
+      launch(build, livePipeline(files[2]!, 5, seconds, 'hold-ms=10000')),
     ]);
     // pad-kbps's credit is 200 kbit/s × the element's time from its first buffer to its
     // last: never more than the process lived for (exact, however slow). The lower bound
@@ -201,8 +154,8 @@ describe('epframer (native GStreamer element)', () => {
   }, 60_000);
 
   it('runs with the audio pad alone (video pad unlinked): its own stream-start, audio packets only', async () => {
-    const out = path.join(dir, 'aonly.ts');
-    const stats = await launch(`${audioBranch(100, false)} ! f.audio epframer name=f ! filesink location=${out}`);
+    const out = path.join(build.dir, 'aonly.ts');
+    const stats = await launch(build, `${audioBranch(100, false)} ! f.audio epframer name=f ! filesink location=${out}`);
     const data = await readFile(out);
     expectWholeMessages(data);
     // The audio muxer's PAT/PMT are dropped (the video muxer's would carry the program).
@@ -214,8 +167,8 @@ describe('epframer (native GStreamer element)', () => {
 
   it('pad-kbps and hold-ms set while PLAYING through the Node binding (audio only)', async () => {
     // The binding initialises GStreamer when loaded: the plugin path must be set first.
-    process.env.GST_PLUGIN_PATH = pluginDir;
-    process.env.GST_REGISTRY = path.join(dir, 'registry.bin');
+    process.env.GST_PLUGIN_PATH = build.pluginDir;
+    process.env.GST_REGISTRY = path.join(build.dir, 'registry.bin');
     const gst = loadGst();
     const p = new gst.Pipeline(`${audioBranch(-1, true)} ! f.audio epframer name=f hold-ms=10000 ! fakesink sync=false`);
     const f = p.findChild('f');

@@ -1,5 +1,5 @@
 /**
- * The one kit of fakes every test uses (STYLE.md §5, §13): each stands in for a process or
+ * The one kit of fakes every test uses: each stands in for a process or
  * hardware boundary, answers asynchronously like the real thing, records what it was
  * asked, and can be scripted to fail.
  */

@@ -194,20 +194,6 @@ export function childPids(ppid: number): number[] {
   return out;
 }
 
-/** True once some socket is bound to this UDP port on the machine (SRT listens on UDP). */
-export function udpPortBound(port: number): boolean {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
-    try {
-      const lines = readFileSync(table, 'utf8').split('\n').slice(1);
-      if (lines.some((l) => l.trim().split(/\s+/)[1]?.endsWith(hex))) return true;
-    } catch {
-      // no IPv6 table
-    }
-  }
-  return false;
-}
-
 export async function waitFor(what: string, test: () => boolean, timeoutMs: number, stepMs = 20): Promise<void> {
   const until = monoMs() + timeoutMs;
   while (!test()) {
@@ -328,3 +314,5 @@ export async function firstDatagram(port: number): Promise<{ firstAt: () => numb
     close: () => sock.close(),
   };
 }
+
+export { udpPortBound } from '../integration/helpers/processes.js';

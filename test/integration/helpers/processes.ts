@@ -6,7 +6,7 @@
  * on failure.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { distPath } from '../../../lib/index.js';
 import { promisify } from 'node:util';
 
@@ -91,20 +91,28 @@ export async function pollUntil(cond: () => Promise<boolean> | boolean, ms: numb
   }
 }
 
-/** True when someone has bound this UDP port on 127.0.0.1 (an SRT listener is up). */
-export async function udpPortBound(port: number, host = '127.0.0.1'): Promise<boolean> {
-  const s = dgram.createSocket('udp4');
-  const taken = await new Promise<boolean>((resolve) => {
-    s.once('error', () => resolve(true));
-    s.bind(port, host, () => resolve(false));
-  });
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return taken;
+/**
+ * True when some socket has bound this UDP port (an SRT listener is up), read from
+ * /proc/net/udp{,6}. Never by binding the port itself: a probe that binds 127.0.0.1:port,
+ * even for a moment, makes a listener starting at that moment fail its own bind
+ * ("srt_bind: Connection setup failure"), which is how a relay test once failed.
+ */
+export function udpPortBound(port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    try {
+      const lines = readFileSync(table, 'utf8').split('\n').slice(1);
+      if (lines.some((l) => l.trim().split(/\s+/)[1]?.endsWith(hex))) return true;
+    } catch {
+      // no IPv6 table
+    }
+  }
+  return false;
 }
 
 /** Waits until `proc` listens on UDP `port`; fails at once if it exits first. */
 export async function waitListening(proc: Proc, port: number, ms = 15_000): Promise<void> {
-  await pollUntil(() => udpPortBound(port), ms, `${proc.name} to listen on udp ${port}`, () => (proc.running() ? null : `${proc.name} exited: ${proc.output().slice(-2000)}`));
+  await pollUntil(async () => udpPortBound(port), ms, `${proc.name} to listen on udp ${port}`, () => (proc.running() ? null : `${proc.name} exited: ${proc.output().slice(-2000)}`));
 }
 
 export interface ProbedStream {

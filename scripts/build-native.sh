@@ -34,7 +34,7 @@ up_to_date() {
   for f in "${DEPS[@]}"; do [ "$OUT" -nt "$f" ] || return 1; done
 }
 if up_to_date; then
-  echo "build-native: $OUT is up to date"
+  echo "build-native: $OUT is up to date" >&2
   exit 0
 fi
 
@@ -53,4 +53,4 @@ gcc -Wall -Wextra "${WERROR[@]+"${WERROR[@]}"}" -O2 -fPIC -shared -o "$TMP" "${S
   die "compilation failed (if gst/gst.h is missing: $APT_HINT)"
 mv -f "$TMP" "$OUT"
 trap - EXIT
-echo "build-native: built $OUT"
+echo "build-native: built $OUT" >&2

@@ -88,6 +88,17 @@ async function bothFlowing(hubLog: MediaLog, boxLog: MediaLog, ms: number): Prom
  * one is back-dated by (Δframes − 1) frame intervals; otherwise the last frame's time is
  * used (an upper bound).
  */
+/** A hub and a box in session, both ways flowing. */
+async function flowingSession(res: Resources, guardMs: number): Promise<{ hub: LocalHub; hubLog: MediaLog; box: ReturnType<typeof newBox>; boxLog: MediaLog }> {
+  const hub = await startHub(res);
+  const hubLog = new MediaLog(hub.supervisor);
+  const box = newBox(res);
+  const boxLog = new MediaLog(box);
+  await box.start(await boxPlan(hubSpec(hub, SMALL)));
+  await bothFlowing(hubLog, boxLog, guardMs);
+  return { hub, hubLog, box, boxLog };
+}
+
 async function hubResumedAt(hubLog: MediaLog, since: number, ms: number, drainMs = 400): Promise<{ at: number; exact: boolean }> {
   const s = await hubLog.nextSample((x) => (lastFrameAt(x, 'receive') ?? 0) > since + drainMs, ms, 'the hub to receive the box again');
   const last = lastFrameAt(s, 'receive')!;
@@ -116,13 +127,9 @@ export async function hubAwayAndBack(res: Resources, o: { outageMs?: number; gua
   const outage = o.outageMs ?? 10_000;
   const guard = o.guardMs ?? 30_000;
   const caps = await capabilities();
-  const hub = await startHub(res);
   // Default backoff (250 ms base, 30 s cap): stall restarts come 2.5–5 s apart, so a 10 s
   // outage costs ≤ 3 attempts and the next delay stays ≤ 2 s.
-  const box = newBox(res);
-  const boxLog = new MediaLog(box);
-  await box.start(await boxPlan(hubSpec(hub, SMALL)));
-  await bothFlowing(new MediaLog(hub.supervisor), boxLog, guard);
+  const { hub, box, boxLog } = await flowingSession(res, guard);
 
   const awayAt = Date.now();
   await hub.stop();
@@ -162,12 +169,7 @@ export interface KillRun {
 
 /** SIGKILL of the box's worker mid-session (a warm worker ready, as in the field). */
 export async function killWorkerMidSession(res: Resources, guardMs = 30_000): Promise<KillRun> {
-  const hub = await startHub(res);
-  const hubLog = new MediaLog(hub.supervisor);
-  const box = newBox(res);
-  const boxLog = new MediaLog(box);
-  await box.start(await boxPlan(hubSpec(hub, SMALL)));
-  await bothFlowing(hubLog, boxLog, guardMs);
+  const { hubLog, box, boxLog } = await flowingSession(res, guardMs);
   await box.prewarm();
 
   const pid = box.status().workerPid;
@@ -270,12 +272,7 @@ export interface StallRun {
 
 /** The camera (test source) stops producing without any error; the box must notice and rebuild. */
 export async function sourceStall(res: Resources, guardMs = 30_000): Promise<StallRun> {
-  const hub = await startHub(res);
-  const hubLog = new MediaLog(hub.supervisor);
-  const box = newBox(res);
-  const boxLog = new MediaLog(box);
-  await box.start(await boxPlan(hubSpec(hub, SMALL)));
-  await bothFlowing(hubLog, boxLog, guardMs);
+  const { hubLog, box, boxLog } = await flowingSession(res, guardMs);
 
   const pid = box.status().workerPid;
   const blockAt = Date.now();

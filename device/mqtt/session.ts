@@ -1,10 +1,14 @@
 /**
  * The box's MQTT session: TLS with CA / client certificate or username/password;
- * MQTT 5 with a fall back to 3.1.1; last will + retained online status; a persistent
+ * MQTT 5 with a fall back to 3.1.1 (on a CONNACK refusal of the version, or two closes
+ * before CONNACK: a 3.1.1-only broker such as RabbitMQ 3.10 closes an MQTT 5 CONNECT
+ * without a word), or one version fixed by the config; the reason of every failed
+ * attempt logged (failure.ts); last will + retained online status; a persistent
  * session (clean: false) with resubscription when the broker lost it; our own
  * reconnect with capped, jittered exponential backoff (MQTT.js alone retries every 1 s
  * in lockstep); and a watchdog that rebuilds the client if it stays disconnected past
- * a bound (the latched-`disconnecting` bug, MQTT.js#1897).
+ * a bound (the latched-`disconnecting` bug, MQTT.js#1897); a stop() that ends within a
+ * bound whatever the client's state.
  *
  * Incoming publishes are acknowledged (PUBACK) only once the handler has accepted
  * them, so a command the agent never recorded is redelivered by the broker.
@@ -14,6 +18,8 @@ import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
+import { dropInflight, endClient } from './client-end.js';
+import { classifyError, disconnectMeaning, type Failure, type FailureReason } from './failure.js';
 
 export interface MqttSessionOptions {
   url: string;
@@ -28,6 +34,13 @@ export interface MqttSessionOptions {
   reconnectCapMs: number;
   /** Rebuild the client when disconnected this long without progress. */
   watchdogMs?: number;
+  /**
+   * 5 or 4 (3.1.1): that version only. Absent: MQTT 5, falling back to 3.1.1 for the
+   * process's life when the broker refuses 5 or twice closes a v5 CONNECT before its CONNACK.
+   */
+  protocolVersion?: 4 | 5;
+  /** How long stop() lets the client end cleanly before destroying its socket (default 2000). */
+  stopGraceMs?: number;
   will: { topic: string; payload: () => string };
   /** Published retained on every connect. */
   onlineStatus: { topic: string; payload: () => string };
@@ -49,7 +62,7 @@ export interface IncomingMessage {
 
 export interface MqttSessionEvents {
   connected: [{ sessionPresent: boolean; protocolVersion: 4 | 5 }];
-  offline: [{ reason: string }];
+  offline: [{ reason: FailureReason }];
   rebuilt: [];
 }
 
@@ -57,10 +70,21 @@ export type MessageHandler = (m: IncomingMessage) => Promise<void>;
 
 const SESSION_EXPIRY_S = 7 * 24 * 3600;
 const PUBLISH_TIMEOUT_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 15_000;
+const OFFLINE_PUBLISH_MS = 1000;
+const STOP_GRACE_MS = 2000;
+/** A single close before CONNACK is common (a broker restarting, a drop mid-handshake); a 3.1.1-only broker closes every v5 attempt. */
+const CLOSES_BEFORE_FALLBACK = 2;
 
 export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private client: MqttClient | null = null;
-  private protocolVersion: 4 | 5 = 5;
+  private protocolVersion: 4 | 5;
+  /** On 3.1.1 because MQTT 5 failed; confirmed by a 3.1.1 CONNACK (or a refusal of v5), then kept. */
+  private fallback = false;
+  private fallbackConfirmed = false;
+  /** MQTT 5 reached a CONNACK once: later closes are not the version's fault. */
+  private v5Connected = false;
+  private closesBeforeConnack = 0;
   private attempt = 0;
   private reconnectTimer: unknown = null;
   private watchdog: unknown = null;
@@ -77,6 +101,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     super();
     this.clock = o.clock ?? systemClock;
     this.log = (o.logger ?? silentLogger()).child({ module: 'mqtt' });
+    this.protocolVersion = o.protocolVersion ?? 5;
   }
 
   get connected(): boolean {
@@ -108,7 +133,14 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.watchdog = this.clock.setInterval(() => this.checkWatchdog(bound), Math.min(5000, bound / 4));
   }
 
-  /** Publishes the offline status (best effort) and closes the session. */
+  /**
+   * Publishes the offline status (best effort, ≤ 1 s) and closes the session, within
+   * about `stopGraceMs` more whatever state the client is in. MQTT.js's `end()` waits
+   * for every in-flight QoS 1 message to be acknowledged (`outgoingEmpty`) and never
+   * calls back when one never will be (MQTT.js#952: a publish the broker answered by
+   * disconnecting, a connection that died under it); past the grace the socket is
+   * destroyed and the stop goes on (`mqtt.end_forced`).
+   */
   async stop(offlinePayload?: string): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -119,13 +151,14 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.client = null;
     if (!c) return;
     if (c.connected && offlinePayload) {
+      let t: unknown = null;
       await Promise.race([
         c.publishAsync(this.o.will.topic, offlinePayload, { qos: 1, retain: true }).catch(() => undefined),
-        new Promise((r) => setTimeout(r, 1000)),
+        new Promise((r) => (t = this.clock.setTimeout(() => r(undefined), OFFLINE_PUBLISH_MS))),
       ]);
+      this.clock.clearTimeout(t);
     }
-    await new Promise<void>((resolve) => c.end(false, {}, () => resolve()));
-    c.removeAllListeners();
+    await endClient(c, this.o.stopGraceMs ?? STOP_GRACE_MS, this.clock, this.log);
   }
 
   /** Resolves on PUBACK (QoS 1) or when written (QoS 0); rejects when not connected. */
@@ -148,23 +181,25 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   private build(): void {
     const o = this.o;
+    const v = this.protocolVersion;
     const opts: IClientOptions = {
       clientId: o.clientId,
       clean: false,
-      protocolVersion: this.protocolVersion,
+      protocolVersion: v,
       keepalive: o.keepaliveS,
       reconnectPeriod: 0, // we reconnect ourselves, with backoff and jitter
-      connectTimeout: 15_000,
+      connectTimeout: CONNECT_TIMEOUT_MS,
       resubscribe: false,
       queueQoSZero: false,
       rejectUnauthorized: true,
       will: { topic: o.will.topic, payload: Buffer.from(o.will.payload()), qos: 1, retain: true },
-      ...(this.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_S } } : {}),
+      ...(v === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_S } } : {}),
       ...(o.username !== undefined ? { username: o.username } : {}),
       ...(o.password !== undefined ? { password: o.password } : {}),
       ...this.tls,
     };
     const connect = o.connect ?? ((url: string, co: IClientOptions) => mqtt.connect(url, co));
+    this.newAttempt();
     const c = connect(o.url, opts);
     this.client = c;
     c.handleMessage = (packet: IPublishPacket, done: (err?: Error) => void) => {
@@ -186,27 +221,87 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     };
     c.on('connect', (connack) => {
       if (this.client !== c) return;
+      this.att.connacked = true;
       this.attempt = 0;
+      this.closesBeforeConnack = 0;
+      if (v === 5) this.v5Connected = true;
+      else if (this.fallback) this.fallbackConfirmed = true;
       this.lastProgress = this.clock.now();
       const sessionPresent = connack.sessionPresent === true;
-      this.log.info({ evt: 'mqtt.connected', sessionPresent, protocolVersion: this.protocolVersion }, 'connected to the broker');
+      this.log.info({ evt: 'mqtt.connected', sessionPresent, protocolVersion: v }, 'connected to the broker');
       void this.afterConnect(c, sessionPresent);
     });
     c.on('error', (err: Error & { code?: number | string }) => {
       if (this.client !== c) return;
-      if ((err.code === 1 || err.code === 132) && this.protocolVersion === 5) {
-        this.log.warn({ evt: 'mqtt.fallback_311' }, 'broker refused MQTT 5; falling back to 3.1.1');
-        this.protocolVersion = 4;
-        this.rebuild('protocol fallback', 0);
+      const f = classifyError(err, v, !this.att.connacked);
+      if (f.reason === 'refused' && (f.code === 1 || f.code === 132) && v === 5 && this.o.protocolVersion === undefined) {
+        this.logFailure(f);
+        this.fallBack(f, true);
         return;
       }
-      this.log.warn({ evt: 'mqtt.error', code: err.code, err: err.message }, 'mqtt error');
+      if (this.att.connacked) this.log.warn({ evt: 'mqtt.error', reason: f.reason, code: f.code, err: f.detail }, 'mqtt error');
+      this.att.failure ??= f;
+    });
+    c.on('disconnect', (packet: { reasonCode?: number }) => {
+      // MQTT 5: the server says why it ends the connection.
+      if (this.client === c && packet.reasonCode !== undefined) this.att.serverReason = packet.reasonCode;
     });
     c.on('close', () => {
       if (this.client !== c || this.stopped) return;
-      this.emit('offline', { reason: 'closed' });
-      this.scheduleReconnect();
+      dropInflight(c, this.log);
+      const f = this.attemptFailure(v);
+      this.logFailure(f);
+      this.emit('offline', { reason: f.reason });
+      if (f.reason === 'closed_before_connack' && this.o.protocolVersion === undefined) {
+        // A 3.1.1-only broker (RabbitMQ 3.10) closes an MQTT 5 CONNECT instead of refusing it.
+        if (v === 5 && !this.v5Connected && ++this.closesBeforeConnack >= CLOSES_BEFORE_FALLBACK) return this.fallBack(f, false);
+        if (v === 4 && !this.fallbackConfirmed) return this.undoFallback();
+      }
+      this.scheduleReconnect(f);
     });
+  }
+
+  /** Per connection attempt: what happened so far (for the log line of a failed attempt). */
+  private att: { startedAt: number; connacked: boolean; failure: Failure | null; serverReason: number | null } = { startedAt: 0, connacked: false, failure: null, serverReason: null };
+
+  private newAttempt(): void {
+    this.att = { startedAt: this.clock.now(), connacked: false, failure: null, serverReason: null };
+  }
+
+  private attemptFailure(v: 4 | 5): Failure {
+    const a = this.att;
+    if (a.connacked) {
+      if (a.serverReason !== null) return { reason: 'connection_lost', code: a.serverReason, detail: `the broker disconnected us: ${disconnectMeaning(a.serverReason)}` };
+      return a.failure ? { ...a.failure, reason: 'connection_lost', detail: `connection lost: ${a.failure.detail}` } : { reason: 'connection_lost', detail: 'the connection closed' };
+    }
+    if (a.failure) return a.failure;
+    if (this.clock.now() - a.startedAt >= CONNECT_TIMEOUT_MS - 500) return { reason: 'connack_timeout', detail: `no CONNACK within ${CONNECT_TIMEOUT_MS / 1000} s` };
+    return { reason: 'closed_before_connack', detail: `the broker closed the connection before its CONNACK (MQTT ${v === 5 ? '5' : '3.1.1'})` };
+  }
+
+  private logFailure(f: Failure): void {
+    const fields = { reason: f.reason, ...(f.code !== undefined ? { code: f.code } : {}), protocolVersion: this.protocolVersion, detail: f.detail };
+    if (f.reason === 'connection_lost') this.log.warn({ evt: 'mqtt.connection_lost', ...fields }, f.detail);
+    else this.log.warn({ evt: 'mqtt.connect_failed', ...fields }, `cannot connect to the broker: ${f.detail}`);
+  }
+
+  /** MQTT 3.1.1 from now on (for this process's life once a 3.1.1 CONNACK confirms it). */
+  private fallBack(f: Failure, confirmed: boolean): void {
+    this.protocolVersion = 4;
+    this.fallback = true;
+    this.fallbackConfirmed = confirmed;
+    this.closesBeforeConnack = 0;
+    this.log.warn({ evt: 'mqtt.fallback_311', reason: f.reason, ...(f.code !== undefined ? { code: f.code } : {}) }, `the broker does not take MQTT 5 (${f.detail}); falling back to 3.1.1`);
+    this.rebuild('protocol fallback', 0);
+  }
+
+  /** 3.1.1 was closed before its CONNACK too: it was not the version; MQTT 5 again, with backoff. */
+  private undoFallback(): void {
+    this.protocolVersion = 5;
+    this.fallback = false;
+    this.log.warn({ evt: 'mqtt.fallback_undone' }, 'MQTT 3.1.1 was closed before CONNACK too: not a version problem; back to MQTT 5');
+    this.attempt++;
+    this.rebuild('protocol fallback undone', backoffDelay(this.attempt, this.o.reconnectBaseMs, this.o.reconnectCapMs, this.o.random));
   }
 
   private async afterConnect(c: MqttClient, sessionPresent: boolean): Promise<void> {
@@ -227,16 +322,17 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     }
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(f: Failure): void {
     if (this.stopped || this.reconnectTimer) return;
     this.attempt++;
     const delay = backoffDelay(this.attempt, this.o.reconnectBaseMs, this.o.reconnectCapMs, this.o.random);
-    this.log.info({ evt: 'mqtt.reconnect_scheduled', attempt: this.attempt, delayMs: delay }, `reconnecting in ${delay} ms`);
+    this.log.info({ evt: 'mqtt.reconnect_scheduled', attempt: this.attempt, delayMs: delay, reason: f.reason }, `reconnecting in ${delay} ms (${f.reason})`);
     this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = null;
       const c = this.client;
       if (!c || this.stopped) return;
       this.lastProgress = this.clock.now();
+      this.newAttempt();
       c.reconnect();
     }, delay);
   }

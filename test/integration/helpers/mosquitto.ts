@@ -176,6 +176,11 @@ export class Mosquitto {
     return out;
   }
 
+  /** The broker's pid while it runs (a test may SIGSTOP/SIGCONT it: a hung broker with its connections open). */
+  get pid(): number | null {
+    return this.running() ? (this.proc?.pid ?? null) : null;
+  }
+
   running(): boolean {
     return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
   }

@@ -106,7 +106,7 @@ export interface ReadJsonFileOptions<T> {
 export async function readJsonFile<T = unknown>(file: string, opts: ReadJsonFileOptions<T>): Promise<T | null> {
   let text: string;
   try {
-    const bytes = await readCapped(file, opts.maxBytes);
+    const bytes = await readFileCapped(file, opts.maxBytes);
     if (bytes === null) return null;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -136,7 +136,7 @@ export async function readJsonFile<T = unknown>(file: string, opts: ReadJsonFile
 }
 
 /** The file's bytes, null when it does not exist, CorruptFileError when over `maxBytes` (read no further). */
-async function readCapped(file: string, maxBytes: number): Promise<Buffer | null> {
+export async function readFileCapped(file: string, maxBytes: number): Promise<Buffer | null> {
   let fh;
   try {
     fh = await open(file, 'r');

@@ -4,19 +4,26 @@
  */
 import { Writable } from 'node:stream';
 
+/** Lines kept by default, and the longest line kept whole (longer ones are cut and say so). */
+export const LOG_RING_LINES = 2000;
+export const LOG_LINE_CHARS = 8192;
+
+const cut = (line: string): string => (line.length > LOG_LINE_CHARS ? `${line.slice(0, LOG_LINE_CHARS)}…[cut ${line.length - LOG_LINE_CHARS} chars]` : line);
+
 export class LogRing extends Writable {
   private lines: string[] = [];
   private partial = '';
 
-  constructor(private readonly max = 2000) {
+  constructor(private readonly max = LOG_RING_LINES) {
     super();
   }
 
   override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const text = this.partial + chunk.toString();
     const parts = text.split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const p of parts) if (p) this.lines.push(p);
+    // A line that never ends must not grow without bound either.
+    this.partial = cut(parts.pop() ?? '');
+    for (const p of parts) if (p) this.lines.push(cut(p));
     if (this.lines.length > this.max) this.lines.splice(0, this.lines.length - this.max);
     cb();
   }

@@ -28,12 +28,37 @@ export const REDACT_PATHS = [
   '*.mqtt.password',
 ];
 
+/** Longest string a log line carries in one field; longer ones are cut (a hub can send 64 KiB of text). */
+export const LOG_FIELD_CHARS = 2048;
+
+/** Cuts long strings (and long arrays) in what is about to be logged, a few levels deep. */
+export function capLogFields(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return v.length > LOG_FIELD_CHARS ? `${v.slice(0, LOG_FIELD_CHARS)}…[${v.length - LOG_FIELD_CHARS} more chars]` : v;
+  if (depth >= 4 || typeof v !== 'object' || v === null || v instanceof Error || Buffer.isBuffer(v)) return v;
+  if (Array.isArray(v)) {
+    const head = v.slice(0, 50).map((x) => capLogFields(x, depth + 1));
+    return v.length > 50 ? [...head, `…[${v.length - 50} more items]`] : head;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = capLogFields(x, depth + 1);
+  return out;
+}
+
 export function createLogger(opts: { level?: string; name?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
     {
       level: opts.level ?? 'info',
       name: opts.name ?? 'ep',
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      formatters: { log: (o) => capLogFields(o) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          const [first, ...rest] = args as unknown[];
+          if (typeof first === 'string' && first.length > LOG_FIELD_CHARS) return method.apply(this, [capLogFields(first), ...rest] as Parameters<typeof method>);
+          if (rest.length && typeof rest[0] === 'string' && rest[0].length > LOG_FIELD_CHARS) return method.apply(this, [first, capLogFields(rest[0]), ...rest.slice(1)] as Parameters<typeof method>);
+          return method.apply(this, args);
+        },
+      },
       timestamp: pino.stdTimeFunctions.isoTime,
       base: { pid: process.pid },
     },

@@ -38,7 +38,8 @@ export function parseIncoming(topic: string, deviceId: string, groupId: string):
   for (const [prefix, scope] of [[dev, 'device'], [grp, 'group']] as const) {
     if (topic.startsWith(prefix)) {
       const command = topic.slice(prefix.length);
-      if (command && !command.includes('/')) return { kind: 'command', scope, command, known: isCommandName(command) };
+      // The empty name too (…/cmd/ matches cmd/+): an unknown command, answered like any other.
+      if (!command.includes('/')) return { kind: 'command', scope, command, known: isCommandName(command) };
     }
   }
   if (topic === topics.meeting(groupId)) return { kind: 'meeting' };

@@ -6,15 +6,20 @@
  */
 import { systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
-import { MAX_PAYLOAD_BYTES, type Contract } from '../contract/index.js';
+import { DecodeError, MAX_PAYLOAD_BYTES, readCommandId, responseTargetProblem, type Contract } from '../contract/index.js';
 import { joinSpecSchema, parseIncoming, type CommandName } from '../contract/index.js';
-import { ExpiredError, UnknownCommandError, toReplyError } from '../errors.js';
+import { BusyError, ExpiredError, UnknownCommandError, toReplyError } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import { fitReply } from './reply-fit.js';
 import type { JoinSpec, Reply } from '../contract/index.js';
 import type { IncomingMessage } from './session.js';
 
+/** The part of CommandLedger the router uses (device/store/command-ledger.ts says how). */
 export interface CommandLedgerLike {
-  begin(id: string): { kind: 'new'; started: Promise<void> } | { kind: 'running'; done: Promise<Record<string, unknown>> } | { kind: 'done'; reply: Record<string, unknown> };
+  peek(id: string): { kind: 'unknown' } | { kind: 'running'; done: Promise<Record<string, unknown>> } | { kind: 'done'; reply: Record<string, unknown> };
+  begin(id: string, command: string): { kind: 'new'; started: Promise<void> } | { kind: 'running'; done: Promise<Record<string, unknown>> } | { kind: 'done'; reply: Record<string, unknown> };
   complete(id: string, reply: Record<string, unknown>): Promise<void>;
+  answer(id: string, command: string, reply: Record<string, unknown>): { reply: Record<string, unknown>; saved: Promise<void> } | { running: Promise<Record<string, unknown>> };
 }
 
 export type ActionRunner = (command: CommandName, args: unknown) => Promise<Record<string, unknown>>;
@@ -40,15 +45,9 @@ interface Outgoing {
   to: { responseTopic?: string; correlationData?: Buffer };
 }
 
-/** Reads `id` from a payload we could not decode, so even a bad command is answered. */
-function looseId(payload: Buffer): string {
-  if (payload.length > MAX_PAYLOAD_BYTES) return '';
-  try {
-    const v = JSON.parse(payload.toString()) as { id?: unknown };
-    return typeof v?.id === 'string' && v.id.length <= 64 ? v.id : '';
-  } catch {
-    return '';
-  }
+/** The command name as a reply or log line may carry it (an unknown one can be 64 KiB). */
+export function commandLabel(name: string): string {
+  return name.length > LIMITS.commandNameChars ? `${name.slice(0, LIMITS.commandNameChars - 1)}…` : name;
 }
 
 export class CommandRouter {
@@ -75,50 +74,75 @@ export class CommandRouter {
     return this.d.onMeeting(spec);
   }
 
-  /** Resolves once the message is accepted (safe to PUBACK); the action may still run. */
+  /**
+   * Resolves once the message is accepted (safe to PUBACK); the action may still run.
+   * One rule for ids: an id is answered once. Whatever a later arrival of it carries (the
+   * same command redelivered, another command, a bad payload) gets the first reply again,
+   * unchanged, and nothing runs twice. A payload whose id cannot be read is answered with
+   * id "" and not recorded.
+   */
   async handle(m: IncomingMessage): Promise<void> {
     const incoming = parseIncoming(m.topic, this.d.deviceId, this.d.groupId);
     if (incoming.kind === 'meeting') return this.meeting(m.payload);
     if (incoming.kind !== 'command') {
-      this.log.debug({ evt: 'mqtt.ignored', topic: m.topic }, 'ignored a message on an unexpected topic');
+      this.log.debug({ evt: 'mqtt.ignored', topic: m.topic.slice(0, 200) }, 'ignored a message on an unexpected topic');
       return;
     }
-    const to = { ...(m.responseTopic ? { responseTopic: m.responseTopic } : {}), ...(m.correlationData ? { correlationData: m.correlationData } : {}) };
-    const command = incoming.command;
+    const command = commandLabel(incoming.command);
+    const targetProblem = responseTargetProblem(m.responseTopic, m.correlationData, this.d.deviceId, { topicBytes: LIMITS.responseTopicBytes, correlationDataBytes: LIMITS.correlationDataBytes });
+    // A response topic we refuse is never published to: the reply goes to the reply topic only.
+    const to = targetProblem ? {} : { ...(m.responseTopic ? { responseTopic: m.responseTopic } : {}), ...(m.correlationData ? { correlationData: m.correlationData } : {}) };
+    const id = readCommandId(m.payload, MAX_PAYLOAD_BYTES) ?? '';
     // Replies are never awaited here: handle() runs inside MQTT.js's handleMessage, which
     // holds every later incoming packet (the reply's own PUBACK too) until it resolves.
-    const fail = (id: string, e: unknown): void => this.track(this.send({ reply: this.errorReply(id, command, e), to }));
-    if (!incoming.known) return fail(looseId(m.payload), new UnknownCommandError(command));
+    if (id && this.answeredBefore(id, command, to)) return;
+
     let decoded;
-    try {
-      decoded = this.d.contract.decodeCommand(incoming.command as CommandName, m.payload);
-    } catch (e) {
-      const id = (e as { id?: string | null }).id ?? looseId(m.payload);
-      this.log.warn({ evt: 'command.bad_request', command, id, problems: (e as Error).message }, 'rejected a malformed command');
-      return fail(id, e);
+    let refusal: unknown = null;
+    if (!incoming.known) refusal = new UnknownCommandError(command);
+    else if (targetProblem) refusal = new DecodeError([`(MQTT 5 property) ${targetProblem}`], id || null);
+    else {
+      try {
+        decoded = this.d.contract.decodeCommand(incoming.command as CommandName, m.payload);
+      } catch (e) {
+        refusal = e;
+      }
     }
-    const { id } = decoded;
-    const seen = this.d.ledger.begin(id);
-    // A stand-in reply (interrupted by a restart) carries only the id: complete the envelope.
-    const envelope = (r: Record<string, unknown>): Reply => ({ ...(r as unknown as Reply), id, deviceId: this.d.deviceId, command });
-    if (seen.kind === 'done') {
-      this.log.info({ evt: 'command.duplicate', command, id }, 'duplicate command id: sending the first reply again');
-      return this.track(this.send({ reply: envelope(seen.reply), to }));
-    }
-    if (seen.kind === 'running') {
-      this.track(seen.done.then((reply) => this.send({ reply: envelope(reply), to })));
-      return;
-    }
+    if (refusal === null && this.inflight.size >= LIMITS.runningCommands) refusal = new BusyError(`${this.inflight.size} commands are running; try again later`, 5);
+    if (refusal !== null || !decoded) return this.refuse(id, command, refusal, to);
+
+    const seen = this.d.ledger.begin(id, command);
+    if (seen.kind !== 'new') return void this.answeredBefore(id, command, to); // cannot happen: peeked above, nothing awaited since
     // The start mark is on disk before the PUBACK: a crash from here on is answered
     // "interrupted" on redelivery instead of running the command twice.
     await seen.started;
-    if (decoded.expiresAt && Date.parse(decoded.expiresAt) <= this.clock.now()) {
+    if (decoded.expiresAt && !(Date.parse(decoded.expiresAt) > this.clock.now())) {
       const reply = this.errorReply(id, command, new ExpiredError(decoded.expiresAt));
       await this.d.ledger.complete(id, reply);
       return this.track(this.send({ reply, to }));
     }
     this.log.info({ evt: 'command.run', command, id, scope: incoming.scope }, `running ${command}`);
     this.track(this.execute(id, incoming.command as CommandName, decoded.args, to));
+  }
+
+  /** Sends the first reply again when `id` was answered (or is running); false when it is new. */
+  private answeredBefore(id: string, command: string, to: Outgoing['to']): boolean {
+    const seen = this.d.ledger.peek(id);
+    if (seen.kind === 'unknown') return false;
+    this.log.info({ evt: 'command.duplicate', command, id }, 'an id answered before: sending its first reply again');
+    if (seen.kind === 'done') this.track(this.send({ reply: seen.reply as unknown as Reply, to }));
+    else this.track(seen.done.then((reply) => this.send({ reply: reply as unknown as Reply, to })));
+    return true;
+  }
+
+  /** A command not run: its reply is recorded under its id (when it has one) and sent. */
+  private refuse(id: string, command: string, e: unknown, to: Outgoing['to']): void {
+    const reply = this.errorReply(id, command, e);
+    this.log.warn({ evt: `command.${reply.error?.code ?? 'refused'}`, command, id, problems: reply.error?.message }, `refused a command (${reply.error?.code})`);
+    if (!id) return this.track(this.send({ reply, to }));
+    const r = this.d.ledger.answer(id, command, reply as unknown as Record<string, unknown>);
+    if ('running' in r) return this.track(r.running.then((first) => this.send({ reply: first as unknown as Reply, to })));
+    this.track(r.saved.then(() => this.send({ reply: r.reply as unknown as Reply, to })));
   }
 
   /** Sends replies kept while offline (called on reconnect). */
@@ -137,7 +161,7 @@ export class CommandRouter {
     let reply: Reply;
     try {
       const result = await this.d.run(command, args);
-      reply = { id, deviceId: this.d.deviceId, command, ok: true, result };
+      reply = fitReply({ id, deviceId: this.d.deviceId, command, ok: true, result }, LIMITS.replyBytes);
     } catch (e) {
       reply = this.errorReply(id, command, e);
       this.log.warn({ evt: 'command.failed', command, id, code: reply.error?.code, msg2: reply.error?.message }, `${command} failed`);
@@ -147,7 +171,7 @@ export class CommandRouter {
   }
 
   private errorReply(id: string, command: string, e: unknown): Reply {
-    return { id, deviceId: this.d.deviceId, command, ok: false, error: toReplyError(e) };
+    return fitReply({ id, deviceId: this.d.deviceId, command, ok: false, error: toReplyError(e) }, LIMITS.replyBytes);
   }
 
   private async send(o: Outgoing): Promise<void> {
@@ -156,6 +180,11 @@ export class CommandRouter {
     } catch (e) {
       this.log.warn({ evt: 'command.reply_deferred', id: o.reply.id, err: (e as Error).message }, 'reply kept until reconnect');
       this.unsent.push(o);
+      // Past the bound the oldest go: a redelivered command still gets its reply from the ledger.
+      if (this.unsent.length > LIMITS.unsentReplies) {
+        const dropped = this.unsent.splice(0, this.unsent.length - LIMITS.unsentReplies);
+        this.log.warn({ evt: 'command.replies_dropped', count: dropped.length, max: LIMITS.unsentReplies }, 'too many replies kept while offline: dropped the oldest');
+      }
     }
   }
 

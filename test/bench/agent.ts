@@ -47,10 +47,10 @@ const CLI = path.join(ROOT, 'dist', 'device', 'cli', 'ep.js');
 const DEVICE = 'bench-box';
 const GROUP = 'bench';
 
-async function startMosquitto(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startMosquitto(dir: string, extra: string[] = []): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
-  await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n`);
+  await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n${extra.map((l) => `${l}\n`).join('')}`);
   const proc = track(spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let dead: string | null = null;
   proc.on('error', (e) => (dead = `mosquitto cannot run: ${e.message}`));

@@ -16,6 +16,8 @@ export interface BenchOptions {
   cpuMode: 'together' | 'alternate';
   startupRuns: number;
   agentRuns: number;
+  /** Commands per kind in the commands section's bursts. */
+  commandBurst: number;
   /** Where the adapt section writes its SVG plot (none when null). */
   plotDir: string | null;
 }
@@ -35,6 +37,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     cpuMode: 'together',
     startupRuns: 7,
     agentRuns: 5,
+    commandBurst: 2000,
     plotDir: null,
   };
   const num = (flag: string, v: string | undefined, min: number): number => {
@@ -84,6 +87,9 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--startup-runs':
         o.startupRuns = Math.round(num(flag, value(), 1));
         break;
+      case '--command-burst':
+        o.commandBurst = Math.round(num(flag, value(), 10));
+        break;
       case '--agent-runs':
         o.agentRuns = Math.round(num(flag, value(), 1));
         break;
@@ -93,7 +99,7 @@ export function parseArgs(argv: string[]): BenchOptions {
         break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth]] [--agent-runs N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands] [--agent-runs N] [--command-burst N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }

@@ -10,7 +10,7 @@
  * write a module exporting a BenchSection and add it to SECTIONS.
  *
  * Sections: media (latency, cpu, startup, loopback, framer), agent, adapt, faults (hub-away,
- * kill, kill-at-hub, stall, orphan, audio-resume, auth). The timing goals the integration
+ * kill, kill-at-hub, stall, orphan, audio-resume, auth), commands (throughput). The timing goals the integration
  * tests leave to the bench are fields of adapt, faults, media.loopback and media.framer.
  *
  * Options (defaults meet the documented minimums; the whole run takes about 11 minutes,
@@ -27,6 +27,7 @@
  *                               per round; default) or alternate (one at a time)
  *   --startup-runs N            repetitions of start → first bytes (default 7)
  *   --agent-runs N              repetitions of the agent measurements (default 5)
+ *   --command-burst N           commands per kind in the commands section (default 2000)
  *   --plot-dir DIR              the adapt section writes DATE-adapt.svg there
  */
 import { loadavg } from 'node:os';
@@ -37,6 +38,7 @@ import { adaptSection } from './adapt.js';
 import { machineInfo, killTracked, monoMs, round1, sourceState, type MachineInfo } from './machine.js';
 import { parseArgs, UsageError, type BenchOptions } from './options.js';
 import { faultsSection } from './faults.js';
+import { commandsSection } from './commands.js';
 import type { BenchContext, BenchSection, SectionReport } from './report.js';
 import { agentSection, mediaSection } from './sections.js';
 
@@ -44,7 +46,7 @@ export { parseArgs } from './options.js';
 export type { BenchContext, BenchSection, Goal, SectionReport } from './report.js';
 
 /** Every section the bench knows, in run order. */
-export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, adaptSection, faultsSection];
+export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, adaptSection, faultsSection];
 
 // ---- main -----------------------------------------------------------------------------------
 

@@ -58,7 +58,8 @@ export interface ReplyError {
 
 export function toReplyError(e: unknown): ReplyError {
   if (isDecodeError(e)) return { code: 'bad_request', message: e.message };
-  if (isPlanError(e)) return { code: 'bad_request', message: `args.${e.message}` };
+  // The join spec is wrong (path under args) → bad_request; this box cannot do it → failed.
+  if (isPlanError(e)) return e.kind === 'spec' ? { code: 'bad_request', message: `args.${e.message}` } : { code: 'failed', message: e.message };
   if (isUnknownCommandError(e)) return { code: 'unknown_command', message: e.message };
   if (isExpiredError(e)) return { code: 'expired', message: e.message };
   if (isBusyError(e)) return { code: 'busy', message: e.message, ...(e.retryAfterS !== undefined ? { retryAfterS: e.retryAfterS } : {}) };

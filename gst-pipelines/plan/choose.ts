@@ -5,7 +5,7 @@
  */
 import { pickDecoder, pickEncoder } from './codecs.js';
 import { PlanError } from './errors.js';
-import { parseSrtUrl } from './launch.js';
+import { parseSrtUrl, uncarriable } from './launch.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings, SessionPlan, VideoDecoderKind, VideoEncoderKind } from '../types.js';
 
 /** Audio sample rate of the whole audio path (webrtcdsp wants 8/16/32/48 kHz). */
@@ -56,22 +56,40 @@ function srtUri(url: string, path: string): string {
     const { host, port } = parseSrtUrl(url);
     return `srt://${host.includes(':') ? `[${host}]` : host}:${port}`;
   } catch (e) {
-    throw new PlanError(path, (e as Error).message);
+    throw new PlanError('spec', path, (e as Error).message);
   }
 }
 
-/** Throws a PlanError for a bad URL, a missing codec or a missing required element (in that order). */
+/** libsrt's longest stream id (SRTO_STREAMID), in bytes: a longer one fails at every connect. */
+export const MAX_STREAM_ID_BYTES = 512;
+
+/** A stream id goes into the launch string quoted (launch.ts `q`); refused here when it cannot work at all. */
+function checkStreamId(id: string | undefined, path: string): void {
+  if (id === undefined) return;
+  const why = uncarriable(id);
+  if (why) throw new PlanError('spec', path, why);
+  const bytes = new TextEncoder().encode(id).length;
+  if (bytes > MAX_STREAM_ID_BYTES) throw new PlanError('spec', path, `is ${bytes} bytes in UTF-8; SRT carries at most ${MAX_STREAM_ID_BYTES}`);
+}
+
+/**
+ * Throws a PlanError: the spec's (`bad_request`) for a bad URL or stream id, then the box's
+ * (`failed`) for a missing codec or required element.
+ */
 export function chooseSession(spec: MediaJoinSpec, caps: Capabilities, settings: MediaSettings): SessionChoice {
   const video = videoParams(spec);
   const audioKbps = Math.round(clamp(spec.send.audio?.bitrateKbps ?? DEFAULT_AUDIO_KBPS, 6, 128));
   const latencyMs = Math.round(clamp(spec.srt?.latencyMs ?? DEFAULT_SRT_LATENCY_MS, 20, 8000));
   const sendUri = srtUri(spec.send.url, 'send.url');
   const recvUri = srtUri(spec.receive.url, 'receive.url');
+  checkStreamId(spec.send.streamId, 'send.streamId');
+  checkStreamId(spec.receive.streamId, 'receive.streamId');
   const encoder = pickEncoder(caps);
   const decoder = pickDecoder(caps);
-  if (!encoder) throw new PlanError('capabilities.elements', 'no H.264 encoder in the GStreamer registry');
-  if (!decoder) throw new PlanError('capabilities.elements', 'no H.264 decoder in the GStreamer registry');
-  for (const e of REQUIRED) if (caps.elements[e] === false) throw new PlanError('capabilities.elements', `required element ${e} is missing`);
+  const cannot = (why: string): PlanError => new PlanError('box', 'capabilities.elements', `this box cannot run a session: ${why}`);
+  if (!encoder) throw cannot('no H.264 encoder in the GStreamer registry');
+  if (!decoder) throw cannot('no H.264 decoder in the GStreamer registry');
+  for (const e of REQUIRED) if (caps.elements[e] === false) throw cannot(`required element ${e} is missing`);
   return {
     video,
     audioKbps,

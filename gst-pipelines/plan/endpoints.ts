@@ -3,7 +3,7 @@
  * this box has (or a test source, a fakesink), with the label reported in choices.
  */
 import { ELEMENT_NAMES } from './names.js';
-import { chain, q } from './launch.js';
+import { chain, displayText, q } from './launch.js';
 import type { Capabilities, MediaSettings, SessionPlan } from '../types.js';
 
 export interface Endpoints {
@@ -35,18 +35,18 @@ function pickCamera(caps: Capabilities, test: boolean, v: SessionPlan['video'], 
       `videotestsrc is-live=true pattern=${pattern}`,
       rawVideoCaps(v),
       `valve name=${ELEMENT_NAMES.testVideoValve} drop=false`,
-      caps.elements.textoverlay ? `textoverlay text=${q(text)} valignment=top halignment=left font-desc="Sans 20"` : null,
+      caps.elements.textoverlay ? `textoverlay name=${ELEMENT_NAMES.title} text=${q(displayText(text))} valignment=top halignment=left font-desc="Sans 20"` : null,
       caps.elements.textoverlay ? 'timeoverlay valignment=bottom halignment=right font-desc="Sans 16"' : null,
     );
   const libcam = caps.cameras.find((c) => c.kind === 'libcamera');
   const v4l2 = caps.cameras.find((c) => c.kind === 'v4l2');
   if (test) return { chain: testCard('smpte', title), label: 'videotestsrc' };
   if (libcam && caps.elements.libcamerasrc)
-    return { chain: chain(`libcamerasrc camera-name=${q(libcam.device)}`, `video/x-raw,width=${v.width},height=${v.height}`, scaleTo), label: `libcamerasrc ${libcam.name}` };
+    return { chain: chain(`libcamerasrc name=${ELEMENT_NAMES.camera} camera-name=${q(libcam.device, 'capabilities.cameras.device')}`, `video/x-raw,width=${v.width},height=${v.height}`, scaleTo), label: `libcamerasrc ${libcam.name}` };
   if (v4l2 && caps.elements.v4l2src) {
     const mjpeg = v4l2.formats.includes('MJPG');
     return {
-      chain: chain(`v4l2src device=${q(v4l2.device)}`, mjpeg ? `image/jpeg,width=${v.width},height=${v.height}` : null, mjpeg ? 'jpegdec' : null, scaleTo),
+      chain: chain(`v4l2src name=${ELEMENT_NAMES.camera} device=${q(v4l2.device, 'capabilities.cameras.device')}`, mjpeg ? `image/jpeg,width=${v.width},height=${v.height}` : null, mjpeg ? 'jpegdec' : null, scaleTo),
       label: `v4l2src ${v4l2.device}${mjpeg ? ' (MJPG)' : ''}`,
     };
   }
@@ -65,7 +65,7 @@ function pickDisplay(caps: Capabilities, test: boolean): Endpoints['display'] {
 function pickMic(caps: Capabilities, settings: MediaSettings, test: boolean): Endpoints['mic'] {
   const micDev = caps.audio.capture[0];
   if (test) return { chain: `audiotestsrc is-live=true wave=ticks volume=0.4 freq=${settings.testToneHz ?? 440}`, label: 'audiotestsrc' };
-  if (micDev && caps.elements.alsasrc) return { chain: `alsasrc device=${q(micDev.alsa)}`, label: `alsasrc ${micDev.alsa} ${micDev.name}` };
+  if (micDev && caps.elements.alsasrc) return { chain: `alsasrc name=${ELEMENT_NAMES.mic} device=${q(micDev.alsa, 'capabilities.audio.capture.alsa')}`, label: `alsasrc ${micDev.alsa} ${micDev.name}` };
   return { chain: 'audiotestsrc is-live=true wave=silence', label: 'no mic: silence' };
 }
 
@@ -73,7 +73,7 @@ function pickSpeaker(caps: Capabilities, test: boolean): Endpoints['speaker'] {
   const spkDev = caps.audio.playback[0];
   if (test) return { sink: 'fakesink sync=false async=false', label: 'fakesink' };
   if (spkDev && caps.elements.alsasink)
-    return { sink: `alsasink device=${q(spkDev.alsa)} sync=false async=false buffer-time=60000 latency-time=10000`, label: `alsasink ${spkDev.alsa} ${spkDev.name}` };
+    return { sink: `alsasink name=${ELEMENT_NAMES.speaker} device=${q(spkDev.alsa, 'capabilities.audio.playback.alsa')} sync=false async=false buffer-time=60000 latency-time=10000`, label: `alsasink ${spkDev.alsa} ${spkDev.name}` };
   return { sink: 'fakesink sync=false async=false', label: 'no speaker: fakesink' };
 }
 

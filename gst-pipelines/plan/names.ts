@@ -31,4 +31,13 @@ export const ELEMENT_NAMES = {
   videoParser: 'vparse',
   /** On-screen text over the TV picture (identify shows the box's name here). */
   osd: 'osd',
+  /**
+   * The elements that carry text from outside (launch.ts `q()`): the camera and the ALSA
+   * devices (from the probe) and the title card's text (join spec or config). Named so a
+   * test reads back what GStreamer's parser made of them (test/integration/plan-fuzz.test.ts).
+   */
+  camera: 'camera',
+  mic: 'mic',
+  speaker: 'speaker',
+  title: 'title',
 } as const;

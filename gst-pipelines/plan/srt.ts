@@ -16,7 +16,8 @@ export function srtCommon(spec: MediaJoinSpec, latencyMs: number): string {
   return `latency=${latencyMs}${pbkeylen}`;
 }
 
-const streamId = (id: string | undefined): string => (id ? ` streamid=${q(id)}` : '');
+// Checked by choose.ts (bad_request with its path); `q` carries any other value exactly.
+const streamId = (id: string | undefined, path: string): string => (id ? ` streamid=${q(id, path)}` : '');
 
 // The mode goes in the URI: srtsink/srtsrc 1.22 re-derive it from the URI, and a
 // separate `mode=listener` property after a plain URI did not listen (seen here).
@@ -27,11 +28,11 @@ export function srtSinkElement(uri: string, mode: SrtMode, common: string, id: s
   // got twice the encoder's rate in retransmissions and stayed saturated for seconds
   // after the encoder slowed down (measured through the bottleneck, issue #4).
   const sendOpts = mode === 'caller' ? '&maxbw=0&oheadbw=25' : '';
-  return `srtsink name=${ELEMENT_NAMES.srtSink} uri=${q(`${uri}?mode=${mode}${sendOpts}`)} ${common}${streamId(id)} wait-for-connection=false sync=false async=false`;
+  return `srtsink name=${ELEMENT_NAMES.srtSink} uri=${q(`${uri}?mode=${mode}${sendOpts}`)} ${common}${streamId(id, 'send.streamId')} wait-for-connection=false sync=false async=false`;
 }
 
 export function srtSrcElement(uri: string, mode: SrtMode, common: string, id: string | undefined): string {
   // keep-listening: a listener (the local hub) takes the next caller when one leaves; without it
   // srtsrc 1.22 serves one caller, then EOSes this branch for good (seen here).
-  return `srtsrc name=${ELEMENT_NAMES.srtSrc} uri=${q(`${uri}?mode=${mode}`)} ${common}${streamId(id)}${mode === 'listener' ? ' keep-listening=true' : ''}`;
+  return `srtsrc name=${ELEMENT_NAMES.srtSrc} uri=${q(`${uri}?mode=${mode}`)} ${common}${streamId(id, 'receive.streamId')}${mode === 'listener' ? ' keep-listening=true' : ''}`;
 }

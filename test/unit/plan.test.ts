@@ -3,7 +3,7 @@ import { h264Level, parseSrtUrl, q } from '../../gst-pipelines/plan/launch.js';
 import { BPS } from '../../gst-pipelines/plan/codecs.js';
 import { planCodecSelftest } from '../../gst-pipelines/plan/codec-selftest.js';
 import { sinkEnv } from '../../gst-pipelines/plan/endpoints.js';
-import { isPlanError } from '../../gst-pipelines/plan/errors.js';
+import { isPlanError, type PlanError } from '../../gst-pipelines/plan/errors.js';
 import { planSession } from '../../gst-pipelines/plan/session.js';
 import { planStandby } from '../../gst-pipelines/plan/standby.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings } from '../../gst-pipelines/types.js';
@@ -69,7 +69,7 @@ describe('planSession: board profiles', () => {
     expect(p.choices.encoder).toBe('x264enc');
     expect(p.choices.decoder).toBe('avdec_h264');
     expect(p.pipeline).toMatch(/video\/x-raw,format=I420 ! x264enc name=venc tune=zerolatency speed-preset=ultrafast bitrate=1500/);
-    expect(p.pipeline).toContain('libcamerasrc camera-name="/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a"');
+    expect(p.pipeline).toContain('libcamerasrc name=camera camera-name="/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a"');
     expect(p.choices.camera).toContain('imx708');
   });
 
@@ -83,9 +83,9 @@ describe('planSession: board profiles', () => {
   it('generic x86: software codecs, USB webcam MJPEG decoded', () => {
     const p = planSession(spec, caps(), settings);
     expect(p.choices.encoder).toBe('x264enc');
-    expect(p.pipeline).toContain('v4l2src device="/dev/video0" ! image/jpeg,width=1280,height=720 ! jpegdec');
-    expect(p.pipeline).toContain('alsasrc device="plughw:1,0"');
-    expect(p.pipeline).toContain('alsasink device="plughw:0,0"');
+    expect(p.pipeline).toContain('v4l2src name=camera device="/dev/video0" ! image/jpeg,width=1280,height=720 ! jpegdec');
+    expect(p.pipeline).toContain('alsasrc name=mic device="plughw:1,0"');
+    expect(p.pipeline).toContain('alsasink name=speaker device="plughw:0,0"');
   });
 
   it('no camera: a test card keeps the meeting going (audio still flows)', () => {
@@ -170,21 +170,27 @@ describe('planSession: transport and audio', () => {
     expect(s.video).toEqual({ width: 1920, height: 90, fps: 60, bitrateKbps: 1500 });
   });
 
-  it('rejects what cannot be planned, naming the path', () => {
+  it('rejects what cannot be planned, naming the path and whose fault it is', () => {
     const bad = (f: () => unknown): string => {
       try {
         f();
       } catch (e) {
         expect(isPlanError(e)).toBe(true);
-        return (e as Error).message;
+        return `${(e as PlanError).kind} ${(e as Error).message}`;
       }
       throw new Error('expected a PlanError');
     };
-    expect(bad(() => planSession({ ...spec, send: { url: 'rtmp://x:1' } }, caps(), settings))).toBe('send.url: must be an srt:// URL');
-    expect(bad(() => planSession({ ...spec, receive: { url: 'srt://hub' } }, caps(), settings))).toBe('receive.url: srt:// URL needs a port 1..65535');
+    expect(bad(() => planSession({ ...spec, send: { url: 'rtmp://x:1' } }, caps(), settings))).toBe('spec send.url: must be an srt:// URL');
+    expect(bad(() => planSession({ ...spec, receive: { url: 'srt://hub' } }, caps(), settings))).toBe('spec receive.url: srt:// URL needs a port 1..65535');
     const none = caps();
     for (const e of ['x264enc', 'openh264enc']) none.elements[e] = false;
-    expect(bad(() => planSession(spec, none, settings))).toContain('no H.264 encoder');
+    expect(bad(() => planSession(spec, none, settings))).toBe('box this box cannot run a session: no H.264 encoder in the GStreamer registry (capabilities.elements)');
+    const noDecoder = caps();
+    for (const e of ['avdec_h264', 'openh264dec']) noDecoder.elements[e] = false;
+    expect(bad(() => planSession(spec, noDecoder, settings))).toBe('box this box cannot run a session: no H.264 decoder in the GStreamer registry (capabilities.elements)');
+    const noSrt = caps();
+    noSrt.elements.srtsink = false;
+    expect(bad(() => planSession(spec, noSrt, settings))).toBe('box this box cannot run a session: required element srtsink is missing (capabilities.elements)');
   });
 
   it('test source mode uses test sources and headless sinks whatever the box has', () => {

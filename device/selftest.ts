@@ -42,6 +42,22 @@ export function runGstLaunch(description: string, timeoutMs: number): Promise<{ 
   });
 }
 
+/**
+ * One selftest at a time (issue 13: eight simultaneous `selftest` commands started eight
+ * gst-launch-1.0 processes on a 2-core box): a call while a run is going gets that run's
+ * report, so its codec checks run once and nothing waits in a queue. The next call after
+ * it ends starts a new run.
+ */
+export function oneAtATime<T>(run: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | null = null;
+  return () => {
+    running ??= run().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+}
+
 export async function runSelftest(d: SelftestDeps): Promise<SelftestReport> {
   const caps = await d.caps();
   const launch = d.gstLaunch ?? runGstLaunch;

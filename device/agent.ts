@@ -113,6 +113,7 @@ export class Agent {
       keepaliveS: c.mqtt.keepaliveS,
       reconnectBaseMs: c.mqtt.reconnectBaseMs,
       reconnectCapMs: c.mqtt.reconnectCapMs,
+      ...(c.mqtt.protocolVersion ? { protocolVersion: c.mqtt.protocolVersion } : {}),
       will: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: false, ts: this.iso() }) },
       onlineStatus: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: true, version: d.version, bootId: this.bootId, ts: this.iso() }) },
       subscriptions: topics.subscriptions(c.deviceId, c.groupId),
@@ -214,14 +215,24 @@ export class Agent {
     this.log.info({ evt: 'agent.started', version: this.d.version, groupId: c.groupId }, `agent ${c.deviceId} started`);
   }
 
+  /** The part stop() is waiting for while it runs (`ep run` names it when a stop overruns its bound). */
+  stopStep: string | null = null;
+
   async stop(): Promise<void> {
     this.reporter.stop();
+    this.stopStep = 'meeting';
     await this.meeting.stop();
+    this.stopStep = 'router';
     await this.router.idle();
+    this.stopStep = 'outbox';
     await this.outbox.stop();
+    this.stopStep = 'ledger';
     await this.ledger.stop();
+    this.stopStep = 'mqtt';
     await this.mqtt.stop(JSON.stringify({ online: false, ts: this.iso() }));
+    this.stopStep = 'media';
     await this.media.close();
+    this.stopStep = null;
     for (const undo of this.undo.splice(0).reverse()) undo();
     this.log.info({ evt: 'agent.stopped' }, 'agent stopped');
   }

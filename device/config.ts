@@ -35,6 +35,10 @@ export const configSchema = {
         /** Capped, jittered reconnect backoff (MQTT.js alone retries every 1 s in lockstep). */
         reconnectBaseMs: { type: 'integer', minimum: 100, maximum: 60000, default: 1000 },
         reconnectCapMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 60000 },
+        protocolVersion: {
+          enum: [5, 4],
+          description: 'MQTT 5 or 4 (3.1.1) only; absent: 5, falling back to 3.1.1 for the life of the process when the broker refuses or closes MQTT 5 (docs/agent.md)',
+        },
       },
     },
     dataDir: { type: 'string', minLength: 1 },
@@ -69,6 +73,8 @@ export interface AgentConfig {
     keepaliveS: number;
     reconnectBaseMs: number;
     reconnectCapMs: number;
+    /** Absent: MQTT 5 with the fall back to 3.1.1. */
+    protocolVersion?: 4 | 5;
   };
   dataDir: string;
   media: { source: 'auto' | 'test'; volume: number; micMuted: boolean; aec: boolean };
@@ -109,6 +115,7 @@ export async function decodeConfig(contract: Contract, raw: unknown, baseDir: st
       keepaliveS: m.keepaliveS ?? 30,
       reconnectBaseMs: m.reconnectBaseMs ?? 1000,
       reconnectCapMs: m.reconnectCapMs ?? 60000,
+      ...(m.protocolVersion !== undefined ? { protocolVersion: m.protocolVersion } : {}),
     },
     dataDir: path.resolve(baseDir, c.dataDir),
     media: { source: c.media?.source ?? 'auto', volume: c.media?.volume ?? 1, micMuted: c.media?.micMuted ?? false, aec: c.media?.aec ?? true },

@@ -1,9 +1,12 @@
 /**
  * `ep run --config FILE`: the long-running agent. A bad config stops it with every
  * problem listed by path (exit 78, EX_CONFIG, so systemd does not restart-loop on it).
- * SIGTERM/SIGINT stop it cleanly: offline status published, media stopped.
+ * SIGTERM/SIGINT stop it cleanly: offline status published, media stopped — within
+ * STOP_BOUND_MS whatever hangs: past it the process logs the part it was waiting for
+ * (`agent.stop_timeout`) and exits 1; a second signal exits at once.
  */
 import { parseArgs } from 'node:util';
+import type { Logger } from '../../lib/index.js';
 import { pino } from 'pino';
 import { Agent } from '../agent.js';
 import { readVersion } from '../../lib/index.js';
@@ -23,6 +26,46 @@ export const EX_CONFIG = 78;
  * resident memory near 65 MB instead of ~90 MB (measured, docs/benchmarks.md).
  */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--lite-mode'] as const;
+
+/**
+ * SIGTERM → exit within this bound (systemd's own stop timeout is 90 s, then SIGKILL:
+ * no offline status, nothing flushed). A healthy stop takes well under a second; the
+ * MQTT session's own bound is ~3 s (offline status 1 s + clean end 2 s).
+ */
+export const STOP_BOUND_MS = 10_000;
+/** After a clean stop the event loop should be empty; a handle still open past this is logged and the process exits anyway. */
+export const EXIT_GRACE_MS = 2000;
+
+/** The part of the agent stop() needs (`stopStep`: what it is waiting for). */
+export interface Stoppable {
+  stop(): Promise<void>;
+  readonly stopStep: string | null;
+}
+
+/**
+ * Runs `agent.stop()` for at most `boundMs`: 'stopped', 'failed' (it threw; logged) or
+ * 'timeout' (logged with the part it was waiting for and the handles still open).
+ */
+export async function stopWithin(agent: Stoppable, boundMs: number, log: Logger): Promise<'stopped' | 'failed' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    agent.stop().then(
+      () => 'stopped' as const,
+      (e: unknown) => {
+        log.error({ evt: 'agent.stop_failed', step: agent.stopStep, err: (e as Error).message }, 'stop failed');
+        return 'failed' as const;
+      },
+    ),
+    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), boundMs))),
+  ]);
+  clearTimeout(timer);
+  if (outcome === 'timeout')
+    log.error(
+      { evt: 'agent.stop_timeout', boundMs, step: agent.stopStep, resources: process.getActiveResourcesInfo() },
+      `stop did not finish within ${boundMs} ms (waiting for: ${agent.stopStep ?? 'unknown'}); exiting anyway`,
+    );
+  return outcome;
+}
 
 export async function runAgentCommand(argv: string[], _out: Out, err: Out): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } }, strict: true });
@@ -51,6 +94,18 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  await agent.stop();
-  return 0;
+  const again = (sig: string): void => {
+    agent.log.warn({ evt: 'agent.signal_again', sig, step: agent.stopStep }, `received ${sig} again while stopping; exiting now`);
+    process.exit(1);
+  };
+  process.once('SIGTERM', () => again('SIGTERM'));
+  process.once('SIGINT', () => again('SIGINT'));
+  const outcome = await stopWithin(agent, STOP_BOUND_MS, agent.log);
+  if (outcome === 'timeout') process.exit(1);
+  const code = outcome === 'stopped' ? 0 : 1;
+  setTimeout(() => {
+    agent.log.warn({ evt: 'agent.exit_forced', resources: process.getActiveResourcesInfo() }, `still running ${EXIT_GRACE_MS} ms after the agent stopped; exiting`);
+    process.exit(code);
+  }, EXIT_GRACE_MS).unref();
+  return code;
 }

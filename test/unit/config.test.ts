@@ -61,6 +61,14 @@ describe('agent config file', () => {
     expect(p).toHaveLength(7);
   });
 
+  it('mqtt.protocolVersion: absent (5 with the fall back to 3.1.1), 5 or 4; anything else is refused by path', async () => {
+    const base = { deviceId: 'cam-thanh', groupId: 'camlo', name: 'n', dataDir: '/d' };
+    const auto = await loadConfig(contract, await write({ ...base, mqtt: { url: 'mqtt://h' } }));
+    expect(auto.mqtt.protocolVersion).toBeUndefined();
+    for (const v of [5, 4] as const) expect((await loadConfig(contract, await write({ ...base, mqtt: { url: 'mqtt://h', protocolVersion: v } }))).mqtt.protocolVersion).toBe(v);
+    for (const bad of [3, '5', 'auto', 3.1, null]) expect(await problems({ ...base, mqtt: { url: 'mqtt://h', protocolVersion: bad } })).toEqual(['mqtt.protocolVersion: must be one of 5, 4']);
+  });
+
   it('rejects a file that is not JSON or missing, naming the file', async () => {
     const f = await write('{ nope');
     await expect(loadConfig(contract, f)).rejects.toThrow(`${f}: not JSON`);

@@ -84,6 +84,9 @@ export function chooseSession(spec: MediaJoinSpec, caps: Capabilities, settings:
   const recvUri = srtUri(spec.receive.url, 'receive.url');
   checkStreamId(spec.send.streamId, 'send.streamId');
   checkStreamId(spec.receive.streamId, 'receive.streamId');
+  // Never in a launch string (the worker sets it as a property), but through the same C string.
+  const secret = spec.srt?.passphrase === undefined ? null : uncarriable(spec.srt.passphrase);
+  if (secret) throw new PlanError('spec', 'srt.passphrase', secret);
   const encoder = pickEncoder(caps);
   const decoder = pickDecoder(caps);
   const cannot = (why: string): PlanError => new PlanError('box', 'capabilities.elements', `this box cannot run a session: ${why}`);

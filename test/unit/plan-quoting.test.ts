@@ -75,6 +75,9 @@ describe('the edge: what the planner refuses in a join spec (bad_request, with t
     expect([nul.kind, nul.message]).toEqual(['spec', 'send.streamId: contains a NUL character']);
     const long = planError(() => planSession(spec({}, { streamId: 'ư'.repeat(257) }), caps(), settings));
     expect([long.kind, long.message]).toEqual(['spec', 'receive.streamId: is 514 bytes in UTF-8; SRT carries at most 512']);
+    // The passphrase is set as a property, through the same C string: refused the same way, never quoted back.
+    const pass = planError(() => planSession({ ...spec(), srt: { passphrase: 'correct\u0000horse' } }, caps(), settings));
+    expect([pass.kind, pass.message]).toEqual(['spec', 'srt.passphrase: contains a NUL character']);
     // 512 bytes is fine, and so is a trailing backslash (quoted, not refused).
     expect(planSession(spec({ streamId: 'a'.repeat(512) }, { streamId: 'read:x\\' }), caps(), settings).pipeline).toContain('streamid="\\"read:x\\\\\\\\\\""');
   });

@@ -27,8 +27,8 @@ export interface ActionDeps {
   settings: () => RuntimeSettings;
   applySettings: (patch: Partial<RuntimeSettings>) => Promise<RuntimeSettings>;
   selftest: () => Promise<SelftestReport>;
-  /** Defers a system action until the box is idle (no meeting). */
-  whenIdle: (fn: () => Promise<void>) => void;
+  /** Defers a system action until the box is idle (no meeting); one per `kind` (asking again changes nothing). */
+  whenIdle: (kind: 'reboot', fn: () => Promise<void>) => void;
   setTimer: (fn: () => void, ms: number) => unknown;
 }
 
@@ -53,7 +53,7 @@ export function createActions(d: ActionDeps): (command: CommandName, args: unkno
         d.setTimer(() => void d.system.reboot().catch((e: unknown) => d.logger.error({ evt: 'system.reboot_failed', err: (e as Error).message }, 'reboot failed')), 500);
         return { rebooting: true, when: 'now' };
       }
-      d.whenIdle(() => d.system.reboot());
+      d.whenIdle('reboot', () => d.system.reboot());
       return { rebooting: false, when: 'idle', scheduled: true };
     },
     async selftest() {

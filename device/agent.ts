@@ -22,7 +22,8 @@ import { runSelftest } from './selftest.js';
 import { SettingsStore, type RuntimeSettings } from './settings.js';
 import { deviceHealth } from './state-report.js';
 import { StateReporter, type Severity } from './state-reporter.js';
-import { CommandLedger, EventOutbox } from './store/index.js';
+import { CommandLedger, EventOutbox, standInMessage } from './store/index.js';
+import { LIMITS } from './limits.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -58,7 +59,7 @@ export class Agent {
   private readonly settings: SettingsStore;
   private readonly reporter: StateReporter;
   private caps: Capabilities | null = null;
-  private idleWaiters: Array<() => Promise<void>> = [];
+  private idleWaiters = new Map<string, () => Promise<void>>();
   private readonly startedAt: number;
   /** Undoes what start() registered, in reverse order (stop()). */
   private readonly undo: Array<() => void> = [];
@@ -86,7 +87,12 @@ export class Agent {
         save: (v) => writeFileAtomic(meetingFile, JSON.stringify(v), { mode: 0o600 }),
       },
     });
-    this.ledger = new CommandLedger({ file: path.join(c.dataDir, 'commands.json'), now: () => this.clock.now(), log: this.log.child({ module: 'ledger' }) });
+    this.ledger = new CommandLedger<Record<string, unknown>>({
+      file: path.join(c.dataDir, 'commands.journal'),
+      now: () => this.clock.now(),
+      log: this.log.child({ module: 'ledger' }),
+      standIn: (f) => ({ id: f.id, deviceId: c.deviceId, command: f.command, ok: false, error: { code: 'failed', message: standInMessage(f) } }),
+    });
     this.outbox = new EventOutbox({
       file: path.join(c.dataDir, 'outbox.json'),
       now: () => this.clock.now(),
@@ -147,7 +153,7 @@ export class Agent {
             mqttConnected: () => this.mqtt.connected,
             dataDir: c.dataDir,
           }),
-        whenIdle: (fn) => this.idleWaiters.push(fn),
+        whenIdle: (kind, fn) => this.whenIdle(kind, fn),
         setTimer: (fn, ms) => this.clock.setTimeout(fn, ms),
       }),
       publishReply: (reply, to) => this.publishReply(reply, to),
@@ -314,9 +320,16 @@ export class Agent {
     return next;
   }
 
+  /** Deferred until no meeting, one per kind: a flood of `reboot {"when":"idle"}` is one reboot, not thousands of closures. */
+  private whenIdle(kind: string, fn: () => Promise<void>): void {
+    if (this.idleWaiters.has(kind)) return;
+    if (this.idleWaiters.size >= LIMITS.idleActions) throw new Error(`idle actions: more than ${LIMITS.idleActions} kinds`); // a programming error: kinds are a closed list
+    this.idleWaiters.set(kind, fn);
+  }
+
   private async runIdleWaiters(): Promise<void> {
-    const w = this.idleWaiters;
-    this.idleWaiters = [];
+    const w = [...this.idleWaiters.values()];
+    this.idleWaiters.clear();
     for (const fn of w) await fn().catch((e: unknown) => this.log.error({ evt: 'system.idle_action_failed', err: (e as Error).message }, 'deferred action failed'));
   }
 }

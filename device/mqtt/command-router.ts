@@ -129,9 +129,13 @@ export class CommandRouter {
   private answeredBefore(id: string, command: string, to: Outgoing['to']): boolean {
     const seen = this.d.ledger.peek(id);
     if (seen.kind === 'unknown') return false;
-    this.log.info({ evt: 'command.duplicate', command, id }, 'an id answered before: sending its first reply again');
-    if (seen.kind === 'done') this.track(this.send({ reply: seen.reply as unknown as Reply, to }));
-    else this.track(seen.done.then((reply) => this.send({ reply: reply as unknown as Reply, to })));
+    if (seen.kind === 'done') {
+      this.log.info({ evt: 'command.duplicate', command, id }, 'an id answered before: sending its first reply again');
+      this.track(this.send({ reply: seen.reply as unknown as Reply, to }));
+    } else {
+      this.log.info({ evt: 'command.duplicate_running', command, id }, 'an id still running: it gets the reply when it ends');
+      this.track(seen.done.then((reply) => this.send({ reply: reply as unknown as Reply, to })));
+    }
     return true;
   }
 

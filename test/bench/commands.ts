@@ -142,24 +142,23 @@ export const commandsSection: BenchSection = {
   parts: ['throughput'],
   async run(ctx, parts) {
     const unmeasured: Record<string, string> = {};
-    const fields = ['leaveCommandsPerSecond', 'leaveCpuMsPerCommand'];
+    const fields = ['slowestCommandsPerSecond', 'worstCpuMsPerCommand'];
     const r = await part('throughput', parts, unmeasured, fields, () => measureCommands({ commands: ctx.options.commandBurst, window: 100, log: ctx.log }));
-    const leave = r?.kinds[0] ?? null;
     const data = {
-      leaveCommandsPerSecond: leave?.commandsPerSecond ?? null,
-      leaveCpuMsPerCommand: leave?.cpuMsPerCommand ?? null,
+      slowestCommandsPerSecond: r ? Math.min(...r.kinds.map((k) => k.commandsPerSecond)) : null,
+      worstCpuMsPerCommand: r ? Math.max(...r.kinds.map((k) => k.cpuMsPerCommand)) : null,
       wrongReplies: r ? r.kinds.reduce((n, k) => n + k.wrongReplies, 0) : null,
       rssAfterMb: r?.rssAfterMb ?? null,
       kinds: r?.kinds ?? [],
     };
     const goals = [
-      goal('leaveCommandsPerSecond', '≥ 225 /s', data.leaveCommandsPerSecond, (v) => v >= 225),
-      goal('leaveCpuMsPerCommand', '≤ 4.2 ms', data.leaveCpuMsPerCommand, (v) => v <= 4.2),
+      goal('slowestCommandsPerSecond', '≥ 225 /s', data.slowestCommandsPerSecond, (v) => v >= 225),
+      goal('worstCpuMsPerCommand', '≤ 4.2 ms', data.worstCpuMsPerCommand, (v) => v <= 4.2),
       goal('wrongReplies', '= 0', data.wrongReplies, (v) => v === 0),
     ];
     const { t, row, met } = sectionTable(`commands (ep run against Mosquitto; bursts of ${ctx.options.commandBurst}, ≤ 100 unanswered)`, goals, 36);
-    row('leave: commands/s', fmt(data.leaveCommandsPerSecond, ' /s'), met('leaveCommandsPerSecond'));
-    row('leave: agent CPU per command', fmt(data.leaveCpuMsPerCommand, ' ms'), met('leaveCpuMsPerCommand'));
+    row('commands/s (slowest kind)', fmt(data.slowestCommandsPerSecond, ' /s'), met('slowestCommandsPerSecond'));
+    row('agent CPU per command (worst kind)', fmt(data.worstCpuMsPerCommand, ' ms'), met('worstCpuMsPerCommand'));
     row('wrong replies (all kinds)', fmt(data.wrongReplies), met('wrongReplies'));
     row('agent RSS after the bursts', fmt(data.rssAfterMb, ' MB'));
     for (const k of data.kinds) t.push(`  ${k.kind.padEnd(22)} ${String(k.commandsPerSecond).padStart(7)} /s  ${String(k.cpuMsPerCommand).padStart(6)} ms CPU each`);

@@ -85,22 +85,33 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   const ring = new LogRing();
   const logger = createLogger({ level: config.log.level, destination: pino.multistream([{ stream: process.stdout, level: 'trace' }, { stream: ring, level: 'trace' }]) });
   const agent = new Agent({ config, version: await readVersion(), logger, logRing: ring });
-  await agent.start();
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string): void => {
+  // Signals are handled from before start(): a SIGTERM while starting (the box is online
+  // already) must stop it cleanly too, not kill it without its offline status.
+  let signaledAt = 0;
+  const signaled = new Promise<void>((resolve) => {
+    const on = (sig: string): void => {
+      if (signaledAt) {
+        agent.log.warn({ evt: 'agent.signal_again', sig, step: agent.stopStep }, `received ${sig} again while stopping; exiting now`);
+        process.exit(1);
+      }
+      signaledAt = Date.now();
       agent.log.info({ evt: 'agent.signal', sig }, `received ${sig}, stopping`);
       resolve();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => on('SIGTERM'));
+    process.on('SIGINT', () => on('SIGINT'));
   });
-  const again = (sig: string): void => {
-    agent.log.warn({ evt: 'agent.signal_again', sig, step: agent.stopStep }, `received ${sig} again while stopping; exiting now`);
-    process.exit(1);
-  };
-  process.once('SIGTERM', () => again('SIGTERM'));
-  process.once('SIGINT', () => again('SIGINT'));
-  const outcome = await stopWithin(agent, STOP_BOUND_MS, agent.log);
+  const started = agent.start();
+  if ((await Promise.race([started.then(() => 'started'), signaled.then(() => 'signal')])) === 'signal') {
+    let t: NodeJS.Timeout | undefined;
+    const done = await Promise.race([started.then(() => true), new Promise<false>((r) => (t = setTimeout(() => r(false), STOP_BOUND_MS)))]);
+    clearTimeout(t);
+    if (!done) {
+      agent.log.error({ evt: 'agent.stop_timeout', boundMs: STOP_BOUND_MS, step: 'start', resources: process.getActiveResourcesInfo() }, `start did not finish within ${STOP_BOUND_MS} ms of the signal; exiting`);
+      process.exit(1);
+    }
+  } else await signaled;
+  const outcome = await stopWithin(agent, Math.max(1000, STOP_BOUND_MS - (Date.now() - signaledAt)), agent.log);
   if (outcome === 'timeout') process.exit(1);
   const code = outcome === 'stopped' ? 0 : 1;
   setTimeout(() => {

@@ -44,8 +44,9 @@ APT_PACKAGES=(
   gstreamer1.0-x
   # headers for the gstreamer-superficial native binding
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev build-essential python3 pkg-config
-  # foreign SRT peers for the tests, the MQTT broker the tests start, certificates
-  ffmpeg srt-tools mosquitto mosquitto-clients openssl
+  # foreign SRT peers for the tests, the MQTT brokers the tests start (Mosquitto; RabbitMQ
+  # 3.10 with its MQTT plugin, a 3.1.1-only broker: test/integration/agent-brokers.test.ts), certificates
+  ffmpeg srt-tools mosquitto mosquitto-clients rabbitmq-server openssl
   # probing cameras and fonts for the on-screen titles
   v4l-utils fonts-dejavu-core
   # fetching Node and npm from the npm registry (no nodejs/npm from apt: see the top)

@@ -47,6 +47,8 @@ export interface MosquittoOptions {
   passwords?: Record<string, string>;
   /** Default 256 KiB: above the box's own 64 KiB limit. */
   messageSizeLimit?: number;
+  /** More global lines for mosquitto.conf (e.g. `max_queued_messages 10000`). */
+  extraConfig?: string[];
 }
 
 export const PREFIX = 'ep/v1';
@@ -131,7 +133,7 @@ export class Mosquitto {
         await writeFile(pw, '');
         for (const [user, pass] of Object.entries(o.passwords)) await run('mosquitto_passwd', ['-b', pw, user, pass], { timeout: 10_000 });
       }
-      await writeFile(path.join(dir, 'mosquitto.conf'), configText(dir, port, passwordPort, o.messageSizeLimit ?? 256 * 1024));
+      await writeFile(path.join(dir, 'mosquitto.conf'), configText(dir, port, passwordPort, o.messageSizeLimit ?? 256 * 1024, o.extraConfig ?? []));
       const m = new Mosquitto(dir, port, passwordPort, clients);
       await m.launch();
       return m;
@@ -242,7 +244,7 @@ export class Mosquitto {
   }
 }
 
-function configText(dir: string, port: number, passwordPort: number | null, messageSizeLimit: number): string {
+function configText(dir: string, port: number, passwordPort: number | null, messageSizeLimit: number, extra: string[]): string {
   const tls = [`cafile ${path.join(dir, 'ca.crt')}`, `certfile ${path.join(dir, 'server.crt')}`, `keyfile ${path.join(dir, 'server.key')}`];
   const lines = [
     ...(process.getuid?.() === 0 ? ['user root'] : []),
@@ -262,6 +264,7 @@ function configText(dir: string, port: number, passwordPort: number | null, mess
     'log_type subscribe',
     'log_timestamp_format %H:%M:%S',
     'connection_messages true',
+    ...extra,
     '',
     `listener ${port} 127.0.0.1`,
     ...tls,

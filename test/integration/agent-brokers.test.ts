@@ -41,6 +41,8 @@ interface BrokerUnderTest {
   hub(): MqttClient;
   /** The version the box should end up on when left to choose. */
   expectVersion: 4 | 5;
+  /** The CONNACK code for a wrong password. */
+  authCode: number;
   output(): string;
   stop(): Promise<void>;
 }
@@ -55,6 +57,7 @@ async function mosquitto(): Promise<BrokerUnderTest> {
       return mqtt.connect(b.url, { protocolVersion: 5, clientId: `hub-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 250, ca: readFileSync(t.caFile), cert: readFileSync(t.certFile), key: readFileSync(t.keyFile) });
     },
     expectVersion: 5,
+    authCode: 135, // Mosquitto 2.0.11: "not authorized" (MQTT 5)
     output: () => b.output(),
     stop: () => b.stop(),
   };
@@ -67,6 +70,7 @@ async function rabbitmq(): Promise<BrokerUnderTest> {
     boxMqtt: { url: b.url, username: BOX, password: BOX_PASSWORD },
     hub: () => mqtt.connect(b.url, { protocolVersion: 4, clientId: `hub-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 250, username: 'hub', password: HUB_PASSWORD }),
     expectVersion: 4,
+    authCode: 4, // 3.1.1: bad user name or password
     output: () => b.output(),
     stop: async () => {
       await b.stop();
@@ -239,5 +243,15 @@ describe.each([
     expect(await withTimeout(p.exited, 30_000, 'ep run to exit after SIGTERM')).toEqual({ code: 0, signal: null });
     expect(records(p, 'agent.stop_timeout')).toEqual([]);
     await hub.waitFor((m) => m.n > since && m.topic.endsWith('/status') && m.json?.online === false, 'the offline status');
+  }, 120_000);
+
+  it('with a wrong password, logs each failed attempt as auth (never the password) and still stops on SIGTERM', async () => {
+    const p = await startAgent({ password: 'not-the-password-x1' });
+    await pollUntil(() => records(p, 'mqtt.connect_failed').some((r) => r.reason === 'auth'), 60_000, 'an auth failure to be logged', () => (p.running() ? null : 'ep run exited'));
+    const auth = records(p, 'mqtt.connect_failed').filter((r) => r.reason === 'auth');
+    expect(auth[0]).toMatchObject({ code: broker.authCode, protocolVersion: broker.expectVersion });
+    expect(p.output()).not.toContain('not-the-password-x1');
+    p.child.kill('SIGTERM');
+    expect(await withTimeout(p.exited, 30_000, 'ep run to exit after SIGTERM')).toEqual({ code: 0, signal: null });
   }, 120_000);
 });

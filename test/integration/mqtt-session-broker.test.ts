@@ -12,20 +12,22 @@ import { MqttSession, type MqttSessionEvents } from '../../device/mqtt/session.j
 import { createLogger } from '../../lib/log.js';
 import { LineCapture } from './helpers/hub-client.js';
 import { Mosquitto } from './helpers/mosquitto.js';
-import { withTimeout } from './helpers/processes.js';
+import { pollUntil, withTimeout } from './helpers/processes.js';
+import { freePort } from '../../gst-pipelines/hub/local-hub.js';
 
 const BOX = 'box-wild';
 const GROUP = 'grp-wild';
 const STATUS = `ep/v1/dev/${BOX}/status`;
 /** Hang guards: stop() ends within ~1 s (offline status) + 2 s (grace) when it works; it never ends when it does not. */
 const STOP_GUARD_MS = 20_000;
+const PASSWORD = 'wild-pw-9d';
 
 let broker: Mosquitto;
 const sessions: MqttSession[] = [];
 let logs: LineCapture;
 
 beforeAll(async () => {
-  broker = await Mosquitto.start({ devices: { [BOX]: GROUP } });
+  broker = await Mosquitto.start({ devices: { [BOX]: GROUP }, passwords: { [BOX]: PASSWORD } });
 }, 60_000);
 
 afterAll(async () => {
@@ -42,13 +44,12 @@ afterEach(async (ctx) => {
   if (broker.pid !== null) process.kill(broker.pid, 'SIGCONT');
 });
 
-function session(o: { reconnectBaseMs: number }): MqttSession {
+function session(o: { reconnectBaseMs: number; url?: string; auth?: Partial<{ caFile: string; certFile: string; keyFile: string; username: string; password: string }> }): MqttSession {
   logs = new LineCapture();
-  const tls = broker.tls(BOX);
   const s = new MqttSession({
-    url: broker.url,
+    url: o.url ?? broker.url,
     clientId: BOX,
-    ...tls,
+    ...(o.auth ?? broker.tls(BOX)),
     keepaliveS: 10,
     reconnectBaseMs: o.reconnectBaseMs,
     reconnectCapMs: Math.max(1000, o.reconnectBaseMs),
@@ -140,4 +141,26 @@ describe('MqttSession and a publish to a wildcard topic (real Mosquitto)', () =>
       process.kill(pid!, 'SIGCONT');
     }
   }, 60_000);
+
+  it('a failed attempt says why, from the real failures: refused port, unknown name, untrusted certificate, wrong password', async () => {
+    const tls = broker.tls(BOX);
+    const cases = [
+      { url: `mqtts://127.0.0.1:${await freePort()}`, auth: tls, reason: 'connection_refused', code: 'ECONNREFUSED' },
+      { url: 'mqtts://no-such-hub.invalid:8883', auth: tls, reason: 'dns' },
+      // The box's own certificate as the CA: the broker's certificate does not verify.
+      { url: broker.url, auth: { ...tls, caFile: tls.certFile }, reason: 'tls' },
+      // Mosquitto 2.0.11 answers a wrong password with 0x87 "not authorized" (not 0x86).
+      { url: broker.passwordUrl, auth: { caFile: broker.caFile, username: BOX, password: 'not-the-password' }, reason: 'auth', code: 135 },
+    ];
+    for (const c of cases) {
+      const s = session({ reconnectBaseMs: 60_000, url: c.url, auth: c.auth });
+      await s.start();
+      await pollUntil(() => logs.records('mqtt.connect_failed').length > 0, 30_000, `a failed attempt to be logged (${c.reason})`);
+      await withTimeout(s.stop(), STOP_GUARD_MS, 'stop()');
+      const [failed] = logs.records('mqtt.connect_failed');
+      expect(failed, c.reason).toMatchObject({ reason: c.reason, protocolVersion: 5, ...(c.code !== undefined ? { code: c.code } : {}) });
+      expect(logs.records('mqtt.reconnect_scheduled')[0]).toMatchObject({ reason: c.reason });
+      expect(logs.text()).not.toContain('not-the-password');
+    }
+  }, 120_000);
 });

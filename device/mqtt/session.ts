@@ -252,8 +252,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       const f = this.attemptFailure(v);
       this.logFailure(f);
       this.emit('offline', { reason: f.reason });
-      if (f.reason === 'closed_before_connack' && this.o.protocolVersion === undefined) {
-        // A 3.1.1-only broker (RabbitMQ 3.10) closes an MQTT 5 CONNECT instead of refusing it.
+      // A 3.1.1-only broker (RabbitMQ 3.10) closes an MQTT 5 CONNECT instead of refusing it
+      // (a reset instead of a clean close is the same answer).
+      const hungUp = f.reason === 'closed_before_connack' || (f.reason === 'network' && (f.code === 'ECONNRESET' || f.code === 'EPIPE'));
+      if (!hungUp) this.closesBeforeConnack = 0; // "two in a row"
+      if (hungUp && !this.att.connacked && this.o.protocolVersion === undefined) {
         if (v === 5 && !this.v5Connected && ++this.closesBeforeConnack >= CLOSES_BEFORE_FALLBACK) return this.fallBack(f, false);
         if (v === 4 && !this.fallbackConfirmed) return this.undoFallback();
       }

@@ -198,6 +198,22 @@ describe('MqttSession: protocol version, failed attempts, stop', () => {
     expect(records('mqtt.fallback_311')).toHaveLength(1);
   });
 
+  it('counts a reset before CONNACK like a close; two in a row (a refused port in between starts again)', async () => {
+    await make().start();
+    const reset = (): boolean => clients.at(-1)!.emit('error', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    reset();
+    await closeBeforeConnack();
+    clients[0]!.emit('error', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1883'), { code: 'ECONNREFUSED' }));
+    await closeBeforeConnack();
+    reset();
+    await closeBeforeConnack();
+    expect(clients).toHaveLength(1); // reset, refused, reset: not two in a row
+    reset();
+    await closeBeforeConnack();
+    expect(clients).toHaveLength(2);
+    expect(clients[1]!.opts.protocolVersion).toBe(4);
+  });
+
   it('goes back to MQTT 5 when 3.1.1 is closed before CONNACK too (not a version problem)', async () => {
     await make().start();
     await closeBeforeConnack();

@@ -7,11 +7,15 @@
  * - joinCommandToFirstMediaMs: a `join` command published → the first bytes of the box's
  *   stream at an SRT listener (srt-live-transmit → UDP read here; SRT latency 40 ms).
  * - rssIdleMb: the agent process's resident memory, idle (standby shown, connected),
+ *   and privateIdleMb: the part of it that is the agent's own (anonymous pages in
+ *   /proc/PID/smaps_rollup: heap, stacks, V8's metadata), not the Node binary's code pages,
+ *   which every Node process on the box (the media workers too) shares,
  *   3 s after it reported `idle`. Its media worker is a separate process, not counted.
  * The agent runs as the systemd unit runs it: `node ${AGENT_NODE_FLAGS} …/cli.js run`.
  * - healthSampleMs: mean cost of one health sample (in this process, real host files).
  */
 import { spawn } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,13 +34,18 @@ export interface AgentRun {
   startToOnlineMs: number;
   joinCommandToFirstMediaMs: number;
   rssIdleMb: number;
+  privateIdleMb: number;
 }
+
 
 export interface AgentResult {
   repetitions: number;
   startToOnlineMs: number;
   joinCommandToFirstMediaMs: number;
   rssIdleMb: number;
+  privateIdleMb: number;
+  /** The Node that ran the agent (`--agent-node`; default: the bench's own). */
+  agentNode: string;
   healthSampleMs: number;
   healthSampleP95Ms: number;
   runs: AgentRun[];
@@ -71,6 +80,13 @@ export async function startMosquitto(dir: string, extra: string[] = []): Promise
   return { url: `mqtt://127.0.0.1:${port}`, stop: () => endChild(proc) };
 }
 
+async function privateMb(pid: number): Promise<number> {
+  const t = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = Number(/^Anonymous:\s+(\d+)/m.exec(t)?.[1]);
+  if (!Number.isFinite(kb)) throw new MeasurementError(`agent: no Anonymous in smaps_rollup for ${pid}`);
+  return round1(kb / 1024);
+}
+
 function rssMb(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((t) => {
     const kb = Number(/VmRSS:\s+(\d+)/.exec(t)?.[1]);
@@ -79,7 +95,7 @@ function rssMb(pid: number): Promise<number> {
   });
 }
 
-async function once(brokerUrl: string, dir: string, log: (l: string) => void): Promise<AgentRun> {
+async function once(brokerUrl: string, dir: string, node: string, log: (l: string) => void): Promise<AgentRun> {
   const dataDir = await mkdtemp(path.join(dir, 'data-'));
   const cfg = path.join(dir, 'config.json');
   await writeFile(cfg, JSON.stringify({ deviceId: DEVICE, groupId: GROUP, name: 'Bench commune', mqtt: { url: brokerUrl }, dataDir, media: { source: 'test' }, health: { periodS: 30 }, log: { level: 'warn' } }));
@@ -104,7 +120,7 @@ async function once(brokerUrl: string, dir: string, log: (l: string) => void): P
   const online = waitMsg('online status', (t, m) => t.endsWith('/status') && m.online === true, 20_000);
   const idle = waitMsg('idle state', (t, m) => t.endsWith('/state') && m.state === 'idle', 20_000);
   const t0 = monoMs();
-  const agent = track(spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT }));
+  const agent = track(spawn(node, [...AGENT_NODE_FLAGS, CLI, 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT }));
   let stderr = '';
   agent.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   agent.once('exit', (c, s) => log(`agent exited (${s ?? c}) ${stderr.trim().slice(-300)}`));
@@ -118,6 +134,8 @@ async function once(brokerUrl: string, dir: string, log: (l: string) => void): P
     await idle;
     await sleep(3000);
     const rssIdleMb = await rssMb(agent.pid!);
+    const privateIdleMb = await privateMb(agent.pid!);
+    if (realpathSync(node) !== realpathSync(process.execPath)) return { startToOnlineMs, joinCommandToFirstMediaMs: NaN, rssIdleMb, privateIdleMb };
 
     const ingest = await freePort();
     let program = await freePort();
@@ -138,7 +156,7 @@ async function once(brokerUrl: string, dir: string, log: (l: string) => void): P
     const j0 = monoMs();
     await hub.publishAsync(`ep/v1/dev/${DEVICE}/cmd/join`, JSON.stringify({ id: `bench-join-${Date.now()}`, args: spec }), { qos: 1 });
     const joinCommandToFirstMediaMs = round1((await bytes) - j0);
-    return { startToOnlineMs, joinCommandToFirstMediaMs, rssIdleMb };
+    return { startToOnlineMs, joinCommandToFirstMediaMs, rssIdleMb, privateIdleMb };
   } finally {
     await endChild(agent, 'SIGTERM', 4000);
     if (ingestL) await endChild(ingestL.proc);
@@ -175,14 +193,15 @@ async function healthCost(samples: number): Promise<{ mean: number; p95: number 
   return { mean: Math.round(mean * 100) / 100, p95: Math.round((percentile(sorted, 95) ?? NaN) * 100) / 100 };
 }
 
-export async function measureAgent(o: { repetitions: number; log: (l: string) => void }): Promise<AgentResult> {
+export async function measureAgent(o: { repetitions: number; node?: string; log: (l: string) => void }): Promise<AgentResult> {
+  const node = o.node ?? process.execPath;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ep-bench-agent-'));
   const broker = await startMosquitto(dir);
   const runs: AgentRun[] = [];
   try {
     for (let i = 0; i < o.repetitions; i++) {
-      const r = await once(broker.url, dir, o.log);
-      o.log(`agent: run ${i + 1}: start → online ${r.startToOnlineMs} ms, join → first media ${r.joinCommandToFirstMediaMs} ms, idle RSS ${r.rssIdleMb} MB`);
+      const r = await once(broker.url, dir, node, o.log);
+      o.log(`agent: run ${i + 1}: start → online ${r.startToOnlineMs} ms, join → first media ${Number.isNaN(r.joinCommandToFirstMediaMs) ? 'not measured (--agent-node)' : `${r.joinCommandToFirstMediaMs} ms`}, idle RSS ${r.rssIdleMb} MB (private ${r.privateIdleMb} MB)`);
       runs.push(r);
     }
   } finally {
@@ -196,6 +215,8 @@ export async function measureAgent(o: { repetitions: number; log: (l: string) =>
     startToOnlineMs: median(runs.map((r) => r.startToOnlineMs)) ?? NaN,
     joinCommandToFirstMediaMs: median(runs.map((r) => r.joinCommandToFirstMediaMs)) ?? NaN,
     rssIdleMb: Math.max(...runs.map((r) => r.rssIdleMb)),
+    privateIdleMb: Math.max(...runs.map((r) => r.privateIdleMb)),
+    agentNode: node,
     healthSampleMs: h.mean,
     healthSampleP95Ms: h.p95,
     runs,

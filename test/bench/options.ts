@@ -16,6 +16,8 @@ export interface BenchOptions {
   cpuMode: 'together' | 'alternate';
   startupRuns: number;
   agentRuns: number;
+  /** The Node that runs the agent in the agent section (null: the bench's own). */
+  agentNode: string | null;
   /** Commands per kind in the commands section's bursts. */
   commandBurst: number;
   /** Where the adapt section writes its SVG plot (none when null). */
@@ -37,6 +39,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     cpuMode: 'together',
     startupRuns: 7,
     agentRuns: 5,
+    agentNode: null,
     commandBurst: 2000,
     plotDir: null,
   };
@@ -90,6 +93,10 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--command-burst':
         o.commandBurst = Math.round(num(flag, value(), 10));
         break;
+      case '--agent-node':
+        o.agentNode = value() ?? null;
+        if (!o.agentNode) throw new UsageError('--agent-node needs a path to a node binary');
+        break;
       case '--agent-runs':
         o.agentRuns = Math.round(num(flag, value(), 1));
         break;
@@ -99,7 +106,7 @@ export function parseArgs(argv: string[]): BenchOptions {
         break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands] [--agent-runs N] [--command-burst N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands] [--agent-runs N] [--agent-node PATH] [--command-burst N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }

@@ -27,6 +27,7 @@
  *                               per round; default) or alternate (one at a time)
  *   --startup-runs N            repetitions of start → first bytes (default 7)
  *   --agent-runs N              repetitions of the agent measurements (default 5)
+ *   --agent-node PATH           the Node that runs the agent (default: the bench's own)
  *   --command-burst N           commands per kind in the commands section (default 2000)
  *   --plot-dir DIR              the adapt section writes DATE-adapt.svg there
  */

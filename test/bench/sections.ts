@@ -117,12 +117,17 @@ export const agentSection: BenchSection = {
   parts: ['all'],
   async run(ctx) {
     const unmeasured: Record<string, string> = {};
-    const fields = ['startToOnlineMs', 'joinCommandToFirstMediaMs', 'rssIdleMb', 'healthSampleMs'];
-    const r = await part('all', new Set(['all']), unmeasured, fields, (): Promise<AgentResult> => measureAgent({ repetitions: ctx.options.agentRuns, log: ctx.log }));
+    const fields = ['startToOnlineMs', 'joinCommandToFirstMediaMs', 'rssIdleMb', 'privateIdleMb', 'healthSampleMs'];
+    const r = await part('all', new Set(['all']), unmeasured, fields, (): Promise<AgentResult> =>
+      measureAgent({ repetitions: ctx.options.agentRuns, ...(ctx.options.agentNode ? { node: ctx.options.agentNode } : {}), log: ctx.log }),
+    );
+    if (r && Number.isNaN(r.joinCommandToFirstMediaMs)) unmeasured.joinCommandToFirstMediaMs = `--agent-node ${r.agentNode}: the media worker's native binding is built for ${process.version}, not that Node`;
     const data = {
       startToOnlineMs: r?.startToOnlineMs ?? null,
-      joinCommandToFirstMediaMs: r?.joinCommandToFirstMediaMs ?? null,
+      joinCommandToFirstMediaMs: r && !Number.isNaN(r.joinCommandToFirstMediaMs) ? r.joinCommandToFirstMediaMs : null,
       rssIdleMb: r?.rssIdleMb ?? null,
+      privateIdleMb: r?.privateIdleMb ?? null,
+      agentNode: r?.agentNode ?? null,
       healthSampleMs: r?.healthSampleMs ?? null,
       healthSampleP95Ms: r?.healthSampleP95Ms ?? null,
       runs: r?.runs ?? [],
@@ -130,14 +135,18 @@ export const agentSection: BenchSection = {
     const goals = [
       goal('joinCommandToFirstMediaMs', '≤ 300 ms', data.joinCommandToFirstMediaMs, (v) => v <= 300),
       goal('startToOnlineMs', '≤ 1500 ms', data.startToOnlineMs, (v) => v <= 1500),
-      goal('rssIdleMb', '≤ 70 MB', data.rssIdleMb, (v) => v <= 70),
+      // Node 24 (the LTS the box runs) costs 12 MB more RSS than Node 20 did for the same
+      // agent, 7 of them private (docs/benchmarks.md § Agent): the private goal holds our code to the old cost.
+      goal('rssIdleMb', '≤ 80 MB', data.rssIdleMb, (v) => v <= 80),
+      goal('privateIdleMb', '≤ 35 MB', data.privateIdleMb, (v) => v <= 35),
     ];
     const { t, row, met } = sectionTable('agent (ep run against Mosquitto, media in test-source mode)', goals, 36);
     row('process start → online (median)', fmt(data.startToOnlineMs, ' ms'), met('startToOnlineMs'));
     row('join command → first media (median)', fmt(data.joinCommandToFirstMediaMs, ' ms'), met('joinCommandToFirstMediaMs'));
     row('RSS idle (max of runs)', fmt(data.rssIdleMb, ' MB'), met('rssIdleMb'));
+    row('private memory idle (max of runs)', fmt(data.privateIdleMb, ' MB'), met('privateIdleMb'));
     row('health sample (mean / p95)', `${fmt(data.healthSampleMs)} / ${fmt(data.healthSampleP95Ms, ' ms')}`);
-    if (r) t.push(`  runs: ${r.runs.map((x) => `${x.startToOnlineMs}/${x.joinCommandToFirstMediaMs}/${x.rssIdleMb}`).join(', ')} (online ms / join ms / MB)`);
+    if (r) t.push(`  runs: ${r.runs.map((x) => `${x.startToOnlineMs}/${x.joinCommandToFirstMediaMs}/${x.rssIdleMb}`).join(', ')} (online ms / join ms / MB); node ${data.agentNode}`);
     for (const [f, why] of Object.entries(unmeasured)) t.push(`  NOT MEASURED ${f}: ${why}`);
     return { data, unmeasured, skipped: [], goals, table: t };
   },

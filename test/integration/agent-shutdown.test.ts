@@ -92,4 +92,28 @@ describe('ep run and SIGTERM', () => {
     expect(records(agent, 'mqtt.end_forced')).toEqual([]);
     expect(broker.output()).toContain(`Client ${BOX} disconnected.`);
   }, 120_000);
+
+  it('SIGTERM while the broker hangs (SIGSTOP: connection open, nothing acknowledged) ends the agent within its bound', async () => {
+    const dataDir = await mkdtemp(path.join(dir, 'data-'));
+    const cfg = path.join(dir, 'config-hung.json');
+    await writeFile(cfg, JSON.stringify({ deviceId: BOX, groupId: GROUP, name: 'Xã Thử', mqtt: { url: broker.url, ...broker.tls(BOX), keepaliveS: 60, reconnectBaseMs: 300, reconnectCapMs: 2000 }, dataDir, media: { source: 'test', aec: false }, health: { periodS: 3600 }, log: { level: 'info' } }));
+    const since = hub.mark();
+    const p = procs.spawn('ep run (hung broker)', process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', '--config', cfg]);
+    agent = p;
+    await hub.waitFor((m) => m.n > since && m.kind === 'status' && m.deviceId === BOX && (m.json as { online?: boolean })?.online === true, 30_000, `${BOX} online`);
+    await hub.waitState(BOX, (s) => s.state === 'idle', 30_000, since); // started: its state is out
+    const pid = broker.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      p.child.kill('SIGTERM');
+      const exit = await withTimeout(p.exited, EXIT_GUARD_MS, 'ep run to exit after SIGTERM with the broker hung (it waited forever for a PUBACK)');
+      expect(records(p, 'agent.stop_timeout')).toEqual([]);
+      expect(exit).toEqual({ code: 0, signal: null });
+      // The offline status was never acknowledged: the clean end gave up after its grace and closed the socket.
+      expect(records(p, 'mqtt.end_forced')).toEqual([expect.objectContaining({ graceMs: 2000, connected: true })]);
+      expect(records(p, 'agent.stopped')).toHaveLength(1);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  }, 120_000);
 });

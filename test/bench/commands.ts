@@ -9,7 +9,7 @@
  *
  * Kinds: `leave` with no meeting (the command path itself: decode, ledger, reply), `logs`
  * of 20 lines (a reply of a few KiB), and a `bad_request` (an unknown field in `logs`).
- * Mosquitto runs with `max_queued_messages 0` (no limit), as docs/agent.md tells hubs to.
+ * Mosquitto runs with `max_queued_messages 10000` and `max_queued_bytes` 64 MiB, as docs/agent.md tells hubs to.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -64,7 +64,7 @@ async function rssMb(pid: number): Promise<number> {
 
 export async function measureCommands(o: { commands: number; window: number; log: (l: string) => void }): Promise<CommandsResult> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ep-bench-commands-'));
-  const broker = await startMosquitto(dir, ['max_queued_messages 0']);
+  const broker = await startMosquitto(dir, ['max_queued_messages 10000', 'max_queued_bytes 67108864']);
   const dataDir = await mkdtemp(path.join(dir, 'data-'));
   const cfg = path.join(dir, 'config.json');
   await writeFile(cfg, JSON.stringify({ deviceId: DEVICE, groupId: GROUP, name: 'Bench commune', mqtt: { url: broker.url }, dataDir, media: { source: 'test' }, health: { periodS: 3600 }, log: { level: 'info' } }));

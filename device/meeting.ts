@@ -137,7 +137,7 @@ export class MeetingController extends EventEmitter<MeetingEvents> {
   }
 
   private async doJoin(spec: MediaJoinSpec, source: MeetingSource): Promise<void> {
-    const plan = this.d.planSession(spec); // throws PlanError (bad_request) before anything changes
+    const plan = this.d.planSession(spec); // throws PlanError before anything changes (bad_request: the spec; failed: this box cannot)
     const switching = this.current?.info.id;
     this.clearEndTimer();
     this.current = { spec, info: { id: spec.meetingId, ...(spec.title ? { title: spec.title } : {}), since: new Date(this.clock.now()).toISOString(), source } };

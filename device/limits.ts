@@ -6,7 +6,7 @@
  *
  * docs/agent.md "Limits" explains each one and what a message past it gets.
  */
-import { LOG_FIELD_CHARS, LOG_LINE_CHARS, LOG_RING_LINES } from '../lib/index.js';
+import { LOG_FIELD_CHARS, LOG_LINE_CHARS, LOG_RING_LINES, PROBLEM_CHARS, PROBLEM_LINES } from '../lib/index.js';
 
 const KiB = 1024;
 
@@ -15,10 +15,9 @@ export const LIMITS = {
   payloadBytes: 64 * KiB,
   /** A reply's JSON; `logs` trims its oldest lines to fit and says so, anything else is `failed`. */
   replyBytes: 64 * KiB,
-  /** Validation problems listed in one reply or log line; the rest are counted. */
-  problems: 20,
-  /** One validation problem line (a path can be as long as a 64 KiB payload's key). */
-  problemChars: 200,
+  /** Validation problems listed in one reply or log line, the rest counted (lib/json-schema.ts); one problem line (a path can be as long as a 64 KiB payload's key). */
+  problems: PROBLEM_LINES,
+  problemChars: PROBLEM_CHARS,
   /** A string field of a log line (lib/log.ts cuts longer ones), and a line kept for `logs` (lib/log-ring.ts). */
   logFieldChars: LOG_FIELD_CHARS,
   logLineChars: LOG_LINE_CHARS,

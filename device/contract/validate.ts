@@ -3,14 +3,13 @@
  * validation (ajv) with every problem reported by path, e.g.
  * `args.send.url: must be an srt:// URL`, `args.foo: unknown field`.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
+import { capProblems, createAjv, describeErrors } from '../../lib/index.js';
 import { LIMITS } from '../limits.js';
 import { isCommandId } from './command-id.js';
 import { commandArgsSchemas, commandEnvelopeSchema, type CommandName } from './schemas.js';
 
-// ajv-formats is CommonJS with a default export.
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+export { capProblems, describeErrors };
 
 export const MAX_PAYLOAD_BYTES = LIMITS.payloadBytes;
 
@@ -27,51 +26,6 @@ export class DecodeError extends Error {
 
 export function isDecodeError(e: unknown): e is DecodeError {
   return e instanceof DecodeError;
-}
-
-/** At most LIMITS.problems lines of at most LIMITS.problemChars each, then how many more there were. */
-export function capProblems(problems: readonly string[]): string[] {
-  const cut = (p: string): string => (p.length > LIMITS.problemChars ? `${p.slice(0, LIMITS.problemChars - 1)}…` : p);
-  const shown = problems.slice(0, LIMITS.problems).map(cut);
-  const more = problems.length - shown.length;
-  return more > 0 ? [...shown, `… and ${more} more problem${more === 1 ? '' : 's'}`] : shown;
-}
-
-/** A JSON Pointer segment can be a 60 KiB key: cut each before building the path. */
-const segment = (p: string): string => (p.length > 80 ? `${p.slice(0, 79)}…` : p);
-
-function joinPath(prefix: string, instancePath: string): string {
-  const parts = instancePath.split('/').filter(Boolean).map((p) => segment(p.replace(/~1/g, '/').replace(/~0/g, '~')));
-  return [prefix, ...parts].filter(Boolean).join('.') || '(root)';
-}
-
-/** Turns ajv errors into `path: problem` lines a person can act on. */
-export function describeErrors(errors: ErrorObject[] | null | undefined, prefix = ''): string[] {
-  const out = new Set<string>();
-  for (const e of errors ?? []) {
-    const at = joinPath(prefix, e.instancePath);
-    const p = e.params as Record<string, unknown>;
-    switch (e.keyword) {
-      case 'additionalProperties':
-        out.add(`${joinPath(prefix, `${e.instancePath}/${segment(String(p.additionalProperty))}`)}: unknown field`);
-        break;
-      case 'required':
-        out.add(`${joinPath(prefix, `${e.instancePath}/${String(p.missingProperty)}`)}: is required`);
-        break;
-      case 'pattern':
-        out.add(p.pattern === '^srt://' ? `${at}: must be an srt:// URL` : `${at}: must match ${String(p.pattern)}`);
-        break;
-      case 'format':
-        out.add(p.format === 'date-time' ? `${at}: must be an RFC 3339 date-time this box can read, e.g. 2019-01-28T08:05:00Z (no leap second)` : `${at}: must be a ${String(p.format)}`);
-        break;
-      case 'enum':
-        out.add(`${at}: must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`);
-        break;
-      default:
-        out.add(`${at}: ${e.message ?? e.keyword}`);
-    }
-  }
-  return [...out];
 }
 
 export interface Decoded<T> {
@@ -92,13 +46,7 @@ export interface Contract {
 }
 
 export function createContract(): Contract {
-  const ajv = new Ajv({ allErrors: true, strict: false });
-  addFormats(ajv);
-  // ajv-formats accepts a leap second (23:59:60Z) that Date.parse reads as NaN: an expiry
-  // that never fires, an end that is always past. A time the box takes must be a number.
-  const rfc3339 = ajv.formats['date-time'] as { validate: (s: string) => boolean } | undefined;
-  if (!rfc3339 || typeof rfc3339.validate !== 'function') throw new Error('ajv-formats: no date-time format to build on');
-  ajv.addFormat('date-time', { type: 'string', validate: (s: string) => rfc3339.validate(s) && Number.isFinite(Date.parse(s)) });
+  const ajv = createAjv();
   const cache = new Map<object, ValidateFunction>();
   const compile = (schema: object): ValidateFunction => {
     let v = cache.get(schema);

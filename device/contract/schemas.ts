@@ -9,8 +9,9 @@ const ID_PATTERN = '^[a-z0-9][a-z0-9-]{2,63}$';
 const dateTime = { type: 'string', format: 'date-time', maxLength: 64 } as const;
 
 import { joinSpecSchema } from '../../gst-pipelines/index.js';
+import { otaManifestSchema } from '../../ota/index.js';
 
-export { joinSpecSchema };
+export { joinSpecSchema, otaManifestSchema };
 
 export const deviceIdSchema = { type: 'string', pattern: ID_PATTERN } as const;
 
@@ -210,26 +211,6 @@ export const eventSchema = {
     ts: dateTime,
     seq: { type: 'integer', description: 'per-box sequence number: events arrive in order, none twice' },
     detail: { type: 'object' },
-  },
-} as const;
-
-export const otaManifestSchema = {
-  $id: 'ota-manifest',
-  title: 'OTA manifest (beside its detached Ed25519 signature <manifest>.sig)',
-  type: 'object',
-  additionalProperties: true,
-  required: ['name', 'version', 'arch', 'bundle', 'releasedAt', 'expiresAt'],
-  properties: {
-    name: { type: 'string' },
-    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+' },
-    arch: { type: 'array', items: { enum: ['arm64', 'armhf', 'x64'] }, minItems: 1 },
-    bundle: {
-      type: 'object',
-      required: ['url', 'sha256', 'size'],
-      properties: { url: { type: 'string' }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, size: { type: 'integer', minimum: 1 } },
-    },
-    releasedAt: dateTime,
-    expiresAt: dateTime,
   },
 } as const;
 

@@ -6,3 +6,5 @@ export { trustedNow } from './trusted-time.js';
 export type { TimeFacts } from './trusted-time.js';
 export { MANIFEST_MAX_BYTES, OTA_ARCHES, checkInstallable, decodeManifest, otaManifestSchema } from './manifest.js';
 export type { InstallCheck, InstallFacts, ManifestDecode, OtaArch, OtaManifest, RefusalCode } from './manifest.js';
+export { checkBundleFile } from './bundle-check.js';
+export type { BundleCheck } from './bundle-check.js';

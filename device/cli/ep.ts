@@ -18,6 +18,7 @@ commands:
   probe [--json]                      what this box has: codecs, cameras, displays, audio
   media loopback [--seconds N] [--out DIR] [--passphrase P]
                                       a box and a local SRT hub exchange media; writes PNGs
+  ota keygen|sign|verify …            release side of updates: keys, signing, checking (ep ota)
   help                                this text
 `;
 
@@ -84,6 +85,8 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
         return await (await import('./schemas.js')).schemasCommand(rest, out, err);
       case 'media':
         return await mediaCommand(rest, out, err);
+      case 'ota':
+        return await (await import('./ota.js')).otaCommand(rest, out, err);
       case undefined:
       case 'help':
       case '--help':

@@ -65,7 +65,7 @@ describe('signatures (Ed25519 over the manifest bytes, several trusted keys)', (
     expect(checkSignature(bytes, 'not base64!', trusted)).toMatchObject({ ok: false, code: 'bad_signature' });
     expect(checkSignature(bytes, Buffer.alloc(32).toString('base64'), trusted)).toMatchObject({ ok: false, code: 'bad_signature', message: /32 bytes/ });
     const flipped = Buffer.from(bytes);
-    flipped[10] ^= 1;
+    flipped[10] = flipped[10]! ^ 1;
     expect(checkSignature(flipped, sig, trusted)).toMatchObject({ ok: false, code: 'bad_signature' });
     expect(checkSignature(bytes, signBytes(bytes, stranger.privateKeyPem), trusted)).toMatchObject({ ok: false, code: 'bad_signature' });
     expect(checkSignature(bytes, signBytes(bytes, stranger.privateKeyPem), trusted, stranger.keyId)).toMatchObject({ ok: false, code: 'unknown_key' });

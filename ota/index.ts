@@ -8,3 +8,5 @@ export { MANIFEST_MAX_BYTES, OTA_ARCHES, checkInstallable, decodeManifest, otaMa
 export type { InstallCheck, InstallFacts, ManifestDecode, OtaArch, OtaManifest, RefusalCode } from './manifest.js';
 export { checkBundleFile } from './bundle-check.js';
 export type { BundleCheck } from './bundle-check.js';
+export { download } from './download.js';
+export type { DownloadOptions, DownloadResult } from './download.js';

@@ -65,7 +65,7 @@ export class RabbitMq {
   static async start(o: RabbitMqOptions): Promise<RabbitMq> {
     const dir = await mkdtemp(path.join(tmpdir(), 'ep-rabbitmq-'));
     const [mqttPort, amqpPort, distPort, epmdPort] = await distinctPorts(4);
-    const r = new RabbitMq(dir, `ep-${randomBytes(4).toString('hex')}@localhost`, mqttPort!, amqpPort!, distPort!, epmdPort!);
+    const r = new RabbitMq(dir, `ep-${randomBytes(4).toString('hex')}@127.0.0.1`, mqttPort!, amqpPort!, distPort!, epmdPort!);
     try {
       await r.writeFiles(o);
       await r.launch();
@@ -165,6 +165,8 @@ export class RabbitMq {
       RABBITMQ_LOG_BASE: path.join(d, 'log'),
       RABBITMQ_PID_FILE: path.join(d, 'rabbitmq.pid'),
       RABBITMQ_NODENAME: this.nodeName,
+      // A long name on 127.0.0.1: the node never looks up a host name (a fresh debootstrap root has no /etc/hosts, and 'localhost' is then NXDOMAIN).
+      RABBITMQ_USE_LONGNAME: 'true',
       RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
       RABBITMQ_NODE_PORT: String(this.amqpPort),
       RABBITMQ_DIST_PORT: String(this.distPort),

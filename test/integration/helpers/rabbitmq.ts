@@ -4,7 +4,7 @@
  * whose MQTT plugin speaks 3.1.1 only and closes an MQTT 5 CONNECT without a CONNACK).
  *
  * Everything in a temp dir, nothing shared with a system RabbitMQ:
- * - its own node name (`ep-<random>@localhost`), Mnesia and log dirs, HOME (the Erlang
+ * - its own node name (`ep-<random>@127.0.0.1`, a long name: no host name lookup), Mnesia and log dirs, HOME (the Erlang
  *   cookie), rabbitmq.conf, enabled-plugins file (rabbitmq_mqtt only: no management
  *   plugin) and env file (none: /etc/rabbitmq/rabbitmq-env.conf is not read);
  * - its own ports on 127.0.0.1: MQTT, AMQP, Erlang distribution, and its own epmd

@@ -3,7 +3,7 @@
  * defect class, against the real router, contract and ledger: each reply is the one
  * CONTRACT.md promises, small, schema-valid, and nothing runs that should not.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { Ajv } from 'ajv';
 import { replySchema } from '../../device/contract/schemas.js';
 import { LIMITS } from '../../device/limits.js';
@@ -174,7 +174,8 @@ describe('CommandRouter against a hostile hub', () => {
     const action: Action = async () => (await gate, { done: true });
     h = await routerHarness(action);
     for (let i = 0; i <= LIMITS.runningCommands; i++) await h.router.handle(cmd('leave', { id: `run-${i}` }));
-    await new Promise((r) => setTimeout(r, 10));
+    // The busy reply is sent once its ledger line is on disk (an fdatasync): wait for it, not for a fixed time.
+    await vi.waitFor(() => expect(h.sent).toHaveLength(1), { timeout: 10_000, interval: 5 });
     expect(h.runs).toHaveLength(LIMITS.runningCommands);
     expect(h.sent.map((s) => [s.reply.id, s.reply.error?.code])).toEqual([[`run-${LIMITS.runningCommands}`, 'busy']]);
     release();

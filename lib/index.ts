@@ -1,4 +1,4 @@
-export { CorruptFileError, cleanupTemp, isCorruptFileError, readFileCapped, readJsonFile, writeFileAtomic } from './atomic-file.js';
+export { CorruptFileError, cleanupTemp, fsyncDir, isCorruptFileError, readFileCapped, readJsonFile, writeFileAtomic } from './atomic-file.js';
 export { backoffDelay, systemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { hostPaths } from './host-paths.js';

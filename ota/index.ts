@@ -18,3 +18,5 @@ export { decideCommit } from './commit-decision.js';
 export type { CommitDecision, CommitFacts } from './commit-decision.js';
 export { OTA_STEPS, PHASE_OF, nextOtaStep } from './plan.js';
 export type { Next, OtaFacts, OtaJob, OtaStep } from './plan.js';
+export { cleanReleases, currentVersion, isStaged, releaseDir, stageRelease, switchCurrent } from './install.js';
+export type { Layout } from './install.js';

@@ -20,3 +20,5 @@ export { OTA_STEPS, PHASE_OF, nextOtaStep } from './plan.js';
 export type { Next, OtaFacts, OtaJob, OtaStep } from './plan.js';
 export { cleanReleases, currentVersion, isStaged, releaseDir, stageRelease, switchCurrent } from './install.js';
 export type { Layout } from './install.js';
+export { OtaRefusal, clearJob, markFile, readFacts, readJob, runJob, writeJob } from './runner.js';
+export type { RunnerDeps } from './runner.js';

@@ -2,7 +2,7 @@
  * What each command does, knowing nothing of MQTT: the router hands over validated
  * args and publishes whatever this returns (or the error it throws) as the reply.
  */
-import { ActionFailedError, BusyError } from './errors.js';
+import { BusyError } from './errors.js';
 import type { CommandName } from './contract/index.js';
 import type { CommandArgs } from './contract/index.js';
 import type { MeetingController } from './meeting.js';
@@ -29,12 +29,14 @@ export interface ActionDeps {
   selftest: () => Promise<SelftestReport>;
   /** Defers a system action until the box is idle (no meeting); one per `kind` (asking again changes nothing). */
   whenIdle: (kind: 'reboot', fn: () => Promise<void>) => void;
+  /** The `ota` command (device/updates.ts): replies once the manifest is verified or refused. */
+  ota: (args: CommandArgs['ota'], commandId: string | null) => Promise<Record<string, unknown>>;
   setTimer: (fn: () => void, ms: number) => unknown;
 }
 
-export function createActions(d: ActionDeps): (command: CommandName, args: unknown) => Promise<Record<string, unknown>> {
+export function createActions(d: ActionDeps): (command: CommandName, args: unknown, id?: string) => Promise<Record<string, unknown>> {
   const selftest = oneAtATime(d.selftest);
-  const handlers: { [K in CommandName]: (a: CommandArgs[K]) => Promise<Record<string, unknown>> } = {
+  const handlers: { [K in CommandName]: (a: CommandArgs[K], id: string | null) => Promise<Record<string, unknown>> } = {
     async join(spec) {
       const r = await d.meeting.join(spec as MediaJoinSpec);
       const s = d.media.status();
@@ -44,8 +46,8 @@ export function createActions(d: ActionDeps): (command: CommandName, args: unkno
       const r = await d.meeting.leave();
       return { left: r.left };
     },
-    async ota() {
-      throw new ActionFailedError('updates are not enabled in this build (OTA arrives with a later release)');
+    async ota(a, id) {
+      return d.ota(a, id);
     },
     async reboot(a) {
       const when = a.when ?? 'idle';
@@ -77,5 +79,5 @@ export function createActions(d: ActionDeps): (command: CommandName, args: unkno
       return { lines, count: lines.length };
     },
   };
-  return (command, args) => (handlers[command] as (a: unknown) => Promise<Record<string, unknown>>)(args);
+  return (command, args, id) => (handlers[command] as (a: unknown, id: string | null) => Promise<Record<string, unknown>>)(args, id ?? null);
 }

@@ -18,7 +18,8 @@ import { HealthSampler } from './health/index.js';
 import { sysfsLeds, systemctlActions, type Leds, type SystemActions } from './host/index.js';
 import { MeetingController, type MeetingSource } from './meeting.js';
 import { CommandRouter, MqttSession } from './mqtt/index.js';
-import { runSelftest } from './selftest.js';
+import { runSelftest, type SelftestReport } from './selftest.js';
+import { UpdateController } from './updates.js';
 import { SettingsStore, type RuntimeSettings } from './settings.js';
 import { deviceHealth } from './state-report.js';
 import { StateReporter, type Severity } from './state-reporter.js';
@@ -40,6 +41,9 @@ export interface AgentDeps {
   snapshotDir?: string;
   mqttConnect?: (url: string, opts: IClientOptions) => MqttClient;
   random?: () => number;
+  /** Stop and exit 75 so the launcher starts what `current` points at (after an update's switch, or to roll one back). */
+  restart?: (why: string) => void;
+  env?: NodeJS.ProcessEnv;
 }
 
 export class Agent {
@@ -58,6 +62,8 @@ export class Agent {
   private readonly bootId: string;
   private readonly settings: SettingsStore;
   private readonly reporter: StateReporter;
+  readonly updates: UpdateController;
+  private reachedBroker = false;
   private caps: Capabilities | null = null;
   private idleWaiters = new Map<string, () => Promise<void>>();
   private readonly startedAt: number;
@@ -128,6 +134,21 @@ export class Agent {
       ...(d.random ? { random: d.random } : {}),
       ...(d.mqttConnect ? { connect: d.mqttConnect } : {}),
     });
+    const system = d.system ?? systemctlActions();
+    this.updates = new UpdateController({
+      settings: c.ota ?? null,
+      dataDir: c.dataDir,
+      version: d.version,
+      clock: this.clock,
+      log: this.log.child({ module: 'ota' }),
+      inMeeting: () => this.meeting.meeting !== null,
+      reachedBroker: () => this.reachedBroker,
+      selftest: () => this.selftest(),
+      setStatus: (s) => this.reporter.setOta(s),
+      event: (type, severity, detail) => this.event(type, severity, detail),
+      restart: (why) => (d.restart ? d.restart(why) : this.log.error({ evt: 'agent.restart_unavailable', why }, 'a restart is needed but this agent has no launcher to restart it')),
+      ...(d.env ? { env: d.env } : {}),
+    });
     this.router = new CommandRouter({
       deviceId: c.deviceId,
       groupId: c.groupId,
@@ -139,20 +160,14 @@ export class Agent {
         name: c.name,
         meeting: this.meeting,
         media: this.media,
-        system: d.system ?? systemctlActions(),
+        system,
         leds: d.leds ?? sysfsLeds(this.paths),
         logRing: this.logRing,
         logger: this.log,
         settings: () => this.settings.value,
         applySettings: (p) => this.applySettings(p),
-        selftest: () =>
-          runSelftest({
-            caps: async () => this.capsOrThrow(),
-            testSources: c.media.source === 'test',
-            inMeeting: () => this.meeting.meeting !== null,
-            mqttConnected: () => this.mqtt.connected,
-            dataDir: c.dataDir,
-          }),
+        selftest: () => this.selftest(),
+        ota: (args, id) => this.updates.command(args, id),
         whenIdle: (kind, fn) => this.whenIdle(kind, fn),
         setTimer: (fn, ms) => this.clock.setTimeout(fn, ms),
       }),
@@ -170,7 +185,11 @@ export class Agent {
       meeting: this.meeting,
       caps: () => this.caps,
       testSources: c.media.source === 'test',
-      sample: () => this.sampler.sample(),
+      sample: async () => {
+        const s = await this.sampler.sample();
+        if (s.clockSynced === true) this.updates.noteClockSynced(this.clock.now());
+        return s;
+      },
       healthPeriodMs: () => this.settings.value.healthPeriodS * 1000,
       event: (type, severity, detail) => this.event(type, severity, detail),
     });
@@ -183,7 +202,7 @@ export class Agent {
   async start(): Promise<void> {
     const c = this.d.config;
     await mkdir(c.dataDir, { recursive: true, mode: 0o700 });
-    await Promise.all([this.ledger.load(), this.outbox.load()]);
+    await Promise.all([this.ledger.load(), this.outbox.load(), this.updates.load()]);
     this.log.level = (await this.settings.load()).logLevel;
     this.caps = this.d.caps ?? (await probe().catch((e: unknown) => {
       this.log.error({ evt: 'probe.failed', err: (e as Error).message }, 'probe failed; media unavailable');
@@ -194,10 +213,14 @@ export class Agent {
     const onAdapt = ({ change }: { change: AdaptChange }): void => this.onAdapt(change);
     const onMeetingChange = (): void => {
       refresh();
-      if (this.meeting.meeting === null) void this.runIdleWaiters();
+      if (this.meeting.meeting === null) {
+        void this.runIdleWaiters();
+        this.updates.onIdle();
+      }
     };
     const onMeetingEvent = (e: { type: string; severity: Severity; detail: Record<string, unknown> }): void => void this.event(e.type, e.severity, e.detail);
     const onConnected = (): void => {
+      this.reachedBroker = true;
       this.reporter.onConnected();
       void this.router.flush();
       this.outbox.resume();
@@ -217,6 +240,8 @@ export class Agent {
     const meetingReady = this.meeting.start().catch((e: unknown) => this.log.error({ evt: 'meeting.start_failed', err: (e as Error).message }, 'standby/restore failed'));
     await this.mqtt.start();
     await meetingReady;
+    // After the broker: a new version's trial needs to know whether it reached it; a rollback's report goes out as an event.
+    await this.updates.start().catch((e: unknown) => this.log.error({ evt: 'ota.start_failed', err: (e as Error).message }, 'update state could not be read'));
     this.reporter.start();
     this.log.info({ evt: 'agent.started', version: this.d.version, groupId: c.groupId }, `agent ${c.deviceId} started`);
   }
@@ -226,6 +251,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.reporter.stop();
+    this.stopStep = 'updates';
+    await this.updates.stop();
     this.stopStep = 'meeting';
     await this.meeting.stop();
     this.stopStep = 'router';
@@ -265,6 +292,17 @@ export class Agent {
 
   private iso(): string {
     return new Date(this.clock.now()).toISOString();
+  }
+
+  private selftest(): Promise<SelftestReport> {
+    const c = this.d.config;
+    return runSelftest({
+      caps: async () => this.capsOrThrow(),
+      testSources: c.media.source === 'test',
+      inMeeting: () => this.meeting.meeting !== null,
+      mqttConnected: () => this.mqtt.connected,
+      dataDir: c.dataDir,
+    });
   }
 
   private capsOrThrow(): Capabilities {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { FromSchema } from 'json-schema-to-ts';
 import { DecodeError, type Contract } from './contract/index.js';
 import { LOG_LEVELS } from './contract/index.js';
+import type { OtaSettings } from './updates.js';
 
 const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
 
@@ -54,6 +55,22 @@ export const configSchema = {
     },
     health: { type: 'object', additionalProperties: false, properties: { periodS: { type: 'integer', minimum: 5, maximum: 3600, default: 30 } } },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: LOG_LEVELS, default: 'info' } } },
+    ota: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['publicKeys'],
+      description: 'over-the-air updates (docs/ota.md); absent: the ota command is refused (not_enabled)',
+      properties: {
+        publicKeys: { type: 'array', minItems: 1, maxItems: 8, items: { type: 'string', minLength: 1 }, description: 'Ed25519 public key files (PEM) the box trusts; several for a key rotation' },
+        appRoot: { type: 'string', minLength: 1, description: 'where releases/, current and release-state.json live (default /opt/commune-endpoint; the launcher sets EP_APP_ROOT)' },
+        commitWindowS: { type: 'integer', minimum: 1, maximum: 3600, default: 30, description: 'a new version commits after its self-test and this long of its control loop' },
+        trialS: { type: 'integer', minimum: 2, maximum: 86400, default: 120, description: 'a new version not committed within this is rolled back by the launcher' },
+        retries: { type: 'integer', minimum: 0, maximum: 1000, default: 25 },
+        retryBaseMs: { type: 'integer', minimum: 10, maximum: 60000, default: 500 },
+        retryCapMs: { type: 'integer', minimum: 100, maximum: 600000, default: 30000 },
+        caFile: { type: 'string', description: 'CA bundle for an https update server (default: the system CAs)' },
+      },
+    },
   },
 } as const;
 
@@ -80,6 +97,8 @@ export interface AgentConfig {
   media: { source: 'auto' | 'test'; volume: number; micMuted: boolean; aec: boolean };
   health: { periodS: number };
   log: { level: (typeof LOG_LEVELS)[number] };
+  /** Absent or null: updates not enabled. */
+  ota?: OtaSettings | null;
 }
 
 /** Validates a parsed config object; relative paths are resolved against `baseDir`. */
@@ -95,6 +114,14 @@ export async function decodeConfig(contract: Contract, raw: unknown, baseDir: st
       await access(f, constants.R_OK);
     } catch (e) {
       problems.push(`mqtt.${k}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const otaFiles = { publicKeys: (c.ota?.publicKeys ?? []).map((f) => abs(f)!), caFile: abs(c.ota?.caFile) };
+  for (const [i, f] of [...otaFiles.publicKeys.map((f, i) => [`publicKeys[${i}]`, f] as const), ...(otaFiles.caFile ? [['caFile', otaFiles.caFile] as const] : [])]) {
+    try {
+      await access(f, constants.R_OK);
+    } catch (e) {
+      problems.push(`ota.${i}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
   if ((files.certFile === undefined) !== (files.keyFile === undefined)) problems.push('mqtt.certFile/mqtt.keyFile: a client certificate needs both');
@@ -121,6 +148,18 @@ export async function decodeConfig(contract: Contract, raw: unknown, baseDir: st
     media: { source: c.media?.source ?? 'auto', volume: c.media?.volume ?? 1, micMuted: c.media?.micMuted ?? false, aec: c.media?.aec ?? true },
     health: { periodS: c.health?.periodS ?? 30 },
     log: { level: c.log?.level ?? 'info' },
+    ota: c.ota
+      ? {
+          publicKeyFiles: otaFiles.publicKeys,
+          appRoot: c.ota.appRoot ? path.resolve(baseDir, c.ota.appRoot) : '/opt/commune-endpoint',
+          commitWindowMs: (c.ota.commitWindowS ?? 30) * 1000,
+          trialMs: (c.ota.trialS ?? 120) * 1000,
+          retries: c.ota.retries ?? 25,
+          retryBaseMs: c.ota.retryBaseMs ?? 500,
+          retryCapMs: c.ota.retryCapMs ?? 30000,
+          ...(otaFiles.caFile ? { caFile: otaFiles.caFile } : {}),
+        }
+      : null,
   };
 }
 

@@ -50,10 +50,23 @@ export class ActionFailedError extends Error {
   }
 }
 
+/** An update refused or failed, with its own reason code (bad_signature, downgrade, expired…): `failed` + `reason`. */
+export class OtaRefusedError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(`${reason}: ${message}`);
+    this.name = 'OtaRefusedError';
+  }
+}
+
 export interface ReplyError {
   code: ErrorCode;
   message: string;
   retryAfterS?: number;
+  /** v1 extension: the machine-readable reason of a `failed` (an update's refusal code). */
+  reason?: string;
 }
 
 export function toReplyError(e: unknown): ReplyError {
@@ -64,5 +77,6 @@ export function toReplyError(e: unknown): ReplyError {
   if (isExpiredError(e)) return { code: 'expired', message: e.message };
   if (isBusyError(e)) return { code: 'busy', message: e.message, ...(e.retryAfterS !== undefined ? { retryAfterS: e.retryAfterS } : {}) };
   if (isNotProvisionedError(e)) return { code: 'not_provisioned', message: e.message };
+  if (e instanceof OtaRefusedError) return { code: 'failed', message: e.message, reason: e.reason };
   return { code: 'failed', message: e instanceof Error ? e.message : String(e) };
 }

@@ -5,6 +5,7 @@ import type { Capabilities } from '../gst-pipelines/index.js';
 import type { MediaStatus } from '../gst-pipelines/index.js';
 import type { HealthSample, ReportedState } from './contract/index.js';
 import type { MeetingInfo, Phase } from './meeting.js';
+import type { OtaStatus } from './updates.js';
 
 export interface StateInputs {
   phase: Phase;
@@ -13,14 +14,19 @@ export interface StateInputs {
   faults: string[];
   version: string;
   now: number;
+  /** An update's progress or outcome (device/updates.ts), null when none. */
+  ota?: OtaStatus | null;
 }
+
+/** Update phases during which an idle box reports `updating`. */
+const UPDATING: ReadonlySet<string> = new Set(['checking', 'downloading', 'verifying', 'installing', 'switching', 'restarting', 'trying']);
 
 const mediaState = (s: MediaStatus['send']): 'off' | 'ok' | 'starting' | 'retrying' | 'failed' => s;
 
 export function buildReportedState(i: StateInputs): ReportedState {
   const inSession = i.media.plan === 'session';
   return {
-    state: i.phase === 'fault' || (i.phase === 'idle' && i.faults.includes('media_failing')) ? 'fault' : i.phase,
+    state: i.phase === 'fault' || (i.phase === 'idle' && i.faults.includes('media_failing')) ? 'fault' : i.phase === 'idle' && i.ota && UPDATING.has(i.ota.phase) ? 'updating' : i.phase,
     meeting: i.meeting ? { id: i.meeting.id, ...(i.meeting.title ? { title: i.meeting.title } : {}), since: i.meeting.since } : null,
     media: {
       send: inSession ? mediaState(i.media.send) : 'off',
@@ -30,7 +36,7 @@ export function buildReportedState(i: StateInputs): ReportedState {
       lastError: i.media.lastError?.message ?? null,
       rung: inSession ? (i.media.link?.rung ?? null) : null,
     },
-    ota: null,
+    ota: i.ota ?? null,
     faults: i.faults,
     version: i.version,
     ts: new Date(i.now).toISOString(),

@@ -11,6 +11,7 @@ import type { Capabilities, MediaSupervisor } from '../gst-pipelines/index.js';
 import type { HealthSample } from './contract/index.js';
 import type { MeetingController } from './meeting.js';
 import type { MqttSession } from './mqtt/index.js';
+import type { OtaStatus } from './updates.js';
 
 export type Severity = 'info' | 'warn' | 'error';
 
@@ -34,6 +35,7 @@ export class StateReporter {
   private healthFaults: string[] = [];
   private lastStateJson = '';
   private lastHealth: HealthSample | null = null;
+  private ota: OtaStatus | null = null;
   private timer: unknown = null;
 
   constructor(private readonly d: StateReporterDeps) {}
@@ -71,6 +73,12 @@ export class StateReporter {
     void this.publishHealth();
   }
 
+  /** An update's phase (device/updates.ts): part of the retained state. */
+  setOta(s: OtaStatus | null): void {
+    this.ota = s;
+    this.refresh();
+  }
+
   /** Recomputes faults and the reported state; publishes what changed. */
   refresh(): void {
     const media = this.d.media.status();
@@ -81,7 +89,7 @@ export class StateReporter {
       for (const f of this.faultList.filter((x) => !faults.includes(x))) void this.d.event('fault_cleared', 'info', { fault: f });
       this.faultList = faults;
     }
-    const state = buildReportedState({ phase: this.d.meeting.phase, meeting: this.d.meeting.meeting, media, faults, version: this.d.version, now: this.d.clock.now() });
+    const state = buildReportedState({ phase: this.d.meeting.phase, meeting: this.d.meeting.meeting, media, faults, version: this.d.version, now: this.d.clock.now(), ota: this.ota });
     const json = JSON.stringify({ ...state, ts: undefined });
     if (json !== this.lastStateJson && this.d.mqtt.connected) {
       this.lastStateJson = json;

@@ -8,6 +8,7 @@
  *   trying, starts < maxStarts, before the deadline  → start it again (starts + 1)
  *   trying, starts ≥ maxStarts                        → roll back: start `from` (crash loop)
  *   trying, past the deadline                         → roll back: start `from` (no commit in time)
+ *   trying, gave up (its self-test failed)            → roll back: start `from`
  *   nothing trying                                    → start `committed`
  */
 import type { ReleaseState } from './release-state.js';
@@ -30,7 +31,7 @@ export function decideLaunch(s: ReleaseState, now: number, o: LaunchOptions = {}
   const maxStarts = o.maxStarts ?? 3;
   const t = s.trying;
   if (!t) return { run: s.committed, state: s, why: `starting ${s.committed} (committed)` };
-  const reason = t.starts >= maxStarts ? `${t.version} did not commit after ${t.starts} starts (a crash loop)` : now > t.deadline ? `${t.version} did not commit within its window (deadline ${new Date(t.deadline).toISOString()})` : null;
+  const reason = t.gaveUp !== undefined ? `${t.version} gave up: ${t.gaveUp}` : t.starts >= maxStarts ? `${t.version} did not commit after ${t.starts} starts (a crash loop)` : now > t.deadline ? `${t.version} did not commit within its window (deadline ${new Date(t.deadline).toISOString()})` : null;
   if (reason === null) {
     return { run: t.version, state: { ...s, trying: { ...t, starts: t.starts + 1 } }, why: `trying ${t.version}, start ${t.starts + 1} of ${maxStarts}` };
   }

@@ -43,9 +43,12 @@ export function nextOtaStep(job: OtaJob, f: OtaFacts): Next {
   if (job.ended) return { step: null, why: `ended: ${job.ended.code}` };
   if (!f.manifestSaved) return { step: 'fetch-manifest', why: 'no manifest on disk yet' };
   if (!f.manifestVerified) return { step: 'verify-manifest', why: 'the manifest is not verified' };
-  if (!f.bundleComplete) return { step: 'download', why: 'the bundle is not complete on disk' };
-  if (!f.bundleVerified) return { step: 'verify-bundle', why: "the bundle's sha256 is not checked" };
-  if (!f.staged) return { step: 'stage', why: 'the release is not unpacked' };
+  // A staged release needs its bundle no more (it is deleted after staging, to free the space).
+  if (!f.staged) {
+    if (!f.bundleComplete) return { step: 'download', why: 'the bundle is not complete on disk' };
+    if (!f.bundleVerified) return { step: 'verify-bundle', why: "the bundle's sha256 is not checked" };
+    return { step: 'stage', why: 'the release is not unpacked' };
+  }
   // A meeting never breaks for an update without force; `now` without force was answered busy at the command.
   if (f.inMeeting && !(job.when === 'now' && job.force)) return { step: 'wait-idle', why: 'a meeting is on' };
   return { step: 'switch', why: 'everything is in place' };

@@ -28,6 +28,8 @@ export interface Trying {
   fromReachedBroker: boolean;
   /** The `ota` command that asked for it (its reply was sent before the switch). */
   commandId: string | null;
+  /** Set by the trial version when it cannot commit (its self-test failed…): the launcher rolls back at the next start, with this reason. */
+  gaveUp?: string;
 }
 
 export interface Outcome {
@@ -81,6 +83,7 @@ export function decodeReleaseState(v: unknown): ReleaseState {
       starts: num(t.starts, 'trying.starts'),
       fromReachedBroker: t.fromReachedBroker === true,
       commandId: typeof t.commandId === 'string' ? t.commandId : null,
+      ...(typeof t.gaveUp === 'string' ? { gaveUp: t.gaveUp } : {}),
     };
   }
   if (!Array.isArray(v.failed) || !v.failed.every((x) => typeof x === 'string')) throw new Error('failed: not a list of versions');

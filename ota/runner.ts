@@ -16,7 +16,7 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../lib/index.js';
-import { nextOtaStep, PHASE_OF, type OtaFacts, type OtaJob, type OtaStep } from './plan.js';
+import { OTA_STEPS, nextOtaStep, PHASE_OF, type OtaFacts, type OtaJob, type OtaStep } from './plan.js';
 import { isStaged } from './install.js';
 
 export interface RunnerDeps {
@@ -70,7 +70,7 @@ export async function readFacts(d: RunnerDeps): Promise<OtaFacts> {
   }
   const bundleSize = await stat(path.join(dir, 'bundle')).then((s) => s.size, () => -1);
   return {
-    manifestSaved: version !== null && (await exists(path.join(dir, 'manifest.json.sig'))),
+    manifestSaved: (await exists(path.join(dir, 'manifest.json'))) && (await exists(path.join(dir, 'manifest.json.sig'))),
     manifestVerified: await exists(path.join(dir, 'verified')),
     bundleComplete: bundleSize === size && !(await exists(path.join(dir, 'bundle.part.json'))),
     bundleVerified: await exists(path.join(dir, 'bundle.ok')),
@@ -83,14 +83,21 @@ function crashPoint(env: NodeJS.ProcessEnv, step: OtaStep, when: 'before' | 'aft
   if (env.EP_OTA_CRASH === `${step}:${when}`) process.exit(137);
 }
 
-/** Runs the job to its switch (returns 'switched') or its end (returns the end code). */
-export async function runJob(d: RunnerDeps): Promise<'switched' | { ended: string }> {
+export type RunOutcome = 'switched' | { paused: OtaStep } | { ended: string; message: string };
+
+/**
+ * Runs the job to its switch ('switched'), its end (the end code and why), or — with
+ * `pauseBefore` — until that step is next (the `ota` command runs the manifest's steps,
+ * replies, then runs the rest).
+ */
+export async function runJob(d: RunnerDeps, pauseBefore?: OtaStep): Promise<RunOutcome> {
   const env = d.env ?? process.env;
   for (;;) {
     const job = await readJob(d.dir);
-    if (!job) return { ended: 'no_job' };
+    if (!job) return { ended: 'no_job', message: 'no update job' };
     const next = nextOtaStep(job, await readFacts(d));
-    if (next.step === null) return { ended: job.ended?.code ?? 'ended' };
+    if (next.step === null) return { ended: job.ended?.code ?? 'ended', message: job.ended?.message ?? '' };
+    if (pauseBefore !== undefined && OTA_STEPS.indexOf(next.step) >= OTA_STEPS.indexOf(pauseBefore)) return { paused: next.step };
     d.progress(PHASE_OF[next.step], null);
     crashPoint(env, next.step, 'before');
     try {
@@ -98,8 +105,9 @@ export async function runJob(d: RunnerDeps): Promise<'switched' | { ended: strin
       else await d.executors[next.step](job, d.dir);
     } catch (e) {
       const code = e instanceof OtaRefusal ? e.code : 'failed';
-      await writeJob(d.dir, { ...job, ended: { code, message: (e as Error).message } });
-      return { ended: code };
+      const message = (e as Error).message;
+      await writeJob(d.dir, { ...job, ended: { code, message } });
+      return { ended: code, message };
     }
     crashPoint(env, next.step, 'after');
     if (next.step === 'switch') return 'switched';
@@ -111,6 +119,6 @@ export async function clearJob(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-export async function markFile(dir: string, name: 'verified' | 'bundle.ok'): Promise<void> {
+export async function markFile(dir: string, name: 'verified' | 'bundle.ok' | 'switched'): Promise<void> {
   await writeFile(path.join(dir, name), `${new Date().toISOString()}\n`);
 }

@@ -18,6 +18,8 @@ import { LogRing } from '../../lib/index.js';
 type Out = (s: string) => void;
 
 export const EX_CONFIG = 78;
+/** "Start me again": the launcher restarts at once (after an update's switch, or for its rollback). */
+export const EX_RESTART = 75;
 
 /**
  * Node flags the box runs the agent with (device/systemd/commune-endpoint.service, and
@@ -84,11 +86,31 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   }
   const ring = new LogRing();
   const logger = createLogger({ level: config.log.level, destination: pino.multistream([{ stream: process.stdout, level: 'trace' }, { stream: ring, level: 'trace' }]) });
-  const agent = new Agent({ config, version: await readVersion(), logger, logRing: ring });
+  // After an update's switch (or to roll one back) the agent asks to be restarted: it stops
+  // cleanly and exits EX_RESTART; the launcher (ota/launcher.ts) then starts what `current` is.
+  let restartWhy: string | null = null;
+  let requestRestart: (() => void) | null = null;
+  const restartRequested = new Promise<void>((resolve) => (requestRestart = resolve));
+  const agent = new Agent({
+    config,
+    version: await readVersion(),
+    logger,
+    logRing: ring,
+    restart: (why) => {
+      if (restartWhy !== null) return;
+      restartWhy = why;
+      agent.log.info({ evt: 'agent.restart', why }, `restarting: ${why}`);
+      requestRestart?.();
+    },
+  });
   // Signals are handled from before start(): a SIGTERM while starting (the box is online
   // already) must stop it cleanly too, not kill it without its offline status.
   let signaledAt = 0;
   const signaled = new Promise<void>((resolve) => {
+    void restartRequested.then(() => {
+      if (!signaledAt) signaledAt = Date.now();
+      resolve();
+    });
     const on = (sig: string): void => {
       if (signaledAt) {
         agent.log.warn({ evt: 'agent.signal_again', sig, step: agent.stopStep }, `received ${sig} again while stopping; exiting now`);
@@ -113,7 +135,7 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   } else await signaled;
   const outcome = await stopWithin(agent, Math.max(1000, STOP_BOUND_MS - (Date.now() - signaledAt)), agent.log);
   if (outcome === 'timeout') process.exit(1);
-  const code = outcome === 'stopped' ? 0 : 1;
+  const code = restartWhy !== null ? EX_RESTART : outcome === 'stopped' ? 0 : 1;
   setTimeout(() => {
     agent.log.warn({ evt: 'agent.exit_forced', resources: process.getActiveResourcesInfo() }, `still running ${EXIT_GRACE_MS} ms after the agent stopped; exiting`);
     process.exit(code);

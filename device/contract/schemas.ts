@@ -81,7 +81,12 @@ export const replySchema = {
       type: 'object',
       additionalProperties: false,
       required: ['code', 'message'],
-      properties: { code: { enum: ERROR_CODES }, message: { type: 'string' }, retryAfterS: { type: 'number' } },
+      properties: {
+        code: { enum: ERROR_CODES },
+        message: { type: 'string' },
+        retryAfterS: { type: 'number' },
+        reason: { type: 'string', description: 'v1 extension: the reason code of a failed ota (bad_signature, downgrade, expired, sha256_mismatch…, docs/ota.md)' },
+      },
     },
   },
 } as const;
@@ -128,7 +133,18 @@ export const stateSchema = {
     ota: {
       anyOf: [
         { type: 'null' },
-        { type: 'object', properties: { phase: { type: 'string' }, version: { type: 'string' }, progress: { type: 'number' } } },
+        {
+          type: 'object',
+          required: ['phase'],
+          properties: {
+            phase: { type: 'string', description: 'checking, downloading, verifying, installing, waiting_idle, switching, restarting, trying, committed, refused, failed, rolled_back (docs/ota.md)' },
+            version: { type: 'string' },
+            progress: { type: 'number' },
+            from: { type: 'string', description: 'v1 extension: the version the update started from' },
+            code: { type: 'string', description: 'v1 extension: the reason code of a refusal or failure' },
+            message: { type: 'string', description: 'v1 extension: why' },
+          },
+        },
       ],
     },
     faults: { type: 'array', items: { type: 'string' } },

@@ -22,7 +22,7 @@ export interface CommandLedgerLike {
   answer(id: string, command: string, reply: Record<string, unknown>): { reply: Record<string, unknown>; saved: Promise<void> } | { running: Promise<Record<string, unknown>> };
 }
 
-export type ActionRunner = (command: CommandName, args: unknown) => Promise<Record<string, unknown>>;
+export type ActionRunner = (command: CommandName, args: unknown, id?: string) => Promise<Record<string, unknown>>;
 
 export interface RouterDeps {
   deviceId: string;
@@ -164,7 +164,7 @@ export class CommandRouter {
   private async execute(id: string, command: CommandName, args: unknown, to: Outgoing['to']): Promise<void> {
     let reply: Reply;
     try {
-      const result = await this.d.run(command, args);
+      const result = await this.d.run(command, args, id);
       reply = fitReply({ id, deviceId: this.d.deviceId, command, ok: true, result }, LIMITS.replyBytes);
     } catch (e) {
       reply = this.errorReply(id, command, e);

@@ -225,9 +225,9 @@ describe('valid commands: one reply each, and the effect', () => {
     for (const l of lines) expect(l).not.toContain(PASSPHRASE);
   });
 
-  it('ota: failed, with a message saying updates are not enabled', async () => {
+  it('ota on a box provisioned without update keys: failed, reason not_enabled, saying why', async () => {
     const r = one(await exchange('ota', { manifestUrl: 'https://hub.example/ota/ep-1.3.0.json', when: 'now' }));
-    expect(r).toMatchObject({ ok: false, command: 'ota', error: { code: 'failed', message: expect.stringMatching(/updates are not enabled/) } });
+    expect(r).toMatchObject({ ok: false, command: 'ota', error: { code: 'failed', reason: 'not_enabled', message: expect.stringMatching(/updates are not enabled on this box: no trusted public keys/) } });
   });
 });
 

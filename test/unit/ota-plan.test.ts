@@ -30,6 +30,10 @@ describe('nextOtaStep', () => {
     expect(nextOtaStep(job({ when: 'now', force: true }), ready).step).toBe('switch');
   });
 
+  it('a staged release needs no bundle (it is deleted after staging): straight to the switch', () => {
+    expect(nextOtaStep(job(), { ...none, manifestSaved: true, manifestVerified: true, staged: true }).step).toBe('switch');
+  });
+
   it('an ended job has no next step', () => {
     expect(nextOtaStep(job({ ended: { code: 'downgrade', message: 'x' } }), none)).toEqual({ step: null, why: 'ended: downgrade' });
   });
@@ -58,6 +62,12 @@ describe('decideLaunch (the launcher)', () => {
     expect(d.run).toBe('1.0.0');
     expect(d.state).toMatchObject({ committed: '1.0.0', trying: null, failed: ['1.1.0'], last: { version: '1.1.0', outcome: 'rolled_back', reported: false } });
     expect(d.state.last?.reason).toMatch(/did not commit after 3 starts/);
+  });
+
+  it('a trial that gave up (its self-test failed) is rolled back at the next start, with its reason', () => {
+    const d = decideLaunch(withTrying(trying({ starts: 1, gaveUp: 'the self-test failed: encoder' })), 5000);
+    expect(d.run).toBe('1.0.0');
+    expect(d.state.last).toMatchObject({ version: '1.1.0', outcome: 'rolled_back', reason: '1.1.0 gave up: the self-test failed: encoder' });
   });
 
   it('a trial past its deadline is rolled back at the next start, however few starts it had', () => {

@@ -21,4 +21,7 @@ export type { Next, OtaFacts, OtaJob, OtaStep } from './plan.js';
 export { cleanReleases, currentVersion, isStaged, releaseDir, stageRelease, switchCurrent } from './install.js';
 export type { Layout } from './install.js';
 export { OtaRefusal, clearJob, markFile, readFacts, readJob, runJob, writeJob } from './runner.js';
-export type { RunnerDeps } from './runner.js';
+export type { RunOutcome, RunnerDeps } from './runner.js';
+export { fetchCapped, otaExecutors, savedManifest } from './executors.js';
+export type { ExecutorDeps } from './executors.js';
+export { readReleaseState, releaseStateFile, writeReleaseState } from './release-file.js';

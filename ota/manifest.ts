@@ -36,6 +36,23 @@ export const otaManifestSchema = {
     releasedAt: dateTime,
     expiresAt: dateTime,
     keyId: { type: 'string', pattern: '^[0-9a-f]{16}$', description: 'v1 extension: the signing key (first 16 hex digits of the SHA-256 of its DER SubjectPublicKeyInfo)' },
+    files: {
+      type: 'object',
+      description: "v1 extension: the release's file index (gzipped JSON) and where its content-addressed files are (objectsUrl + sha256), so a box fetches only the files its releases lack (docs/ota.md)",
+      required: ['index', 'objectsUrl'],
+      properties: {
+        index: {
+          type: 'object',
+          required: ['url', 'sha256', 'size'],
+          properties: {
+            url: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+            sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+            size: { type: 'integer', minimum: 1, maximum: 16777216 },
+          },
+        },
+        objectsUrl: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+      },
+    },
   },
 } as const;
 
@@ -47,6 +64,8 @@ export interface OtaManifest {
   releasedAt: string;
   expiresAt: string;
   keyId?: string;
+  /** v1 extension: the file index and the content-addressed files (ota/delta.ts). */
+  files?: { index: { url: string; sha256: string; size: number }; objectsUrl: string };
 }
 
 /** A manifest is small; a 10 MB one is refused before it is parsed. */

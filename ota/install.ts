@@ -7,26 +7,24 @@
  *                  marker (version + bundle sha256), then rename to releases/<version>
  *   isStaged       releases/<version>/.complete names this version and bundle
  *   switchCurrent  symlink releases/<version> as current.tmp, rename over `current`, fsync
+ *                  (current.ts, with currentVersion and releaseDir: the launcher's part)
  *   cleanReleases  removes every release but the ones to keep (current + previous)
  *
  * A crash anywhere leaves either no releases/<version> (a staging dir, removed at the next
  * stage) or a complete one; `current` is always one whole symlink.
  */
 import { execFile } from 'node:child_process';
-import { readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fsyncDir } from '../lib/index.js';
+import { releaseDir, releasesDir, type Layout } from './current.js';
+
+// The launcher's part of the layout lives in current.ts (it runs without node_modules); kept exported from here too.
+export { currentVersion, releaseDir, switchCurrent } from './current.js';
+export type { Layout } from './current.js';
 
 const run = promisify(execFile);
-
-export interface Layout {
-  /** /opt/commune-endpoint (host-paths). */
-  appRoot: string;
-}
-
-const releasesDir = (l: Layout): string => path.join(l.appRoot, 'releases');
-export const releaseDir = (l: Layout, version: string): string => path.join(releasesDir(l), version);
 
 export async function isStaged(l: Layout, version: string, sha256: string): Promise<boolean> {
   try {
@@ -54,23 +52,6 @@ export async function stageRelease(l: Layout, version: string, bundle: string, s
   await run('sync', ['-f', staging]);
   await rename(staging, target);
   await fsyncDir(dir);
-}
-
-/** The version `current` points at (releases/<version>), or null. */
-export async function currentVersion(l: Layout): Promise<string | null> {
-  try {
-    return path.basename(await readlink(path.join(l.appRoot, 'current')));
-  } catch {
-    return null;
-  }
-}
-
-export async function switchCurrent(l: Layout, version: string): Promise<void> {
-  const tmp = path.join(l.appRoot, `current.tmp-${process.pid}`);
-  await rm(tmp, { force: true });
-  await symlink(path.join('releases', version), tmp);
-  await rename(tmp, path.join(l.appRoot, 'current'));
-  await fsyncDir(l.appRoot);
 }
 
 export async function cleanReleases(l: Layout, keep: readonly string[]): Promise<string[]> {

@@ -27,3 +27,7 @@ export type { RunOutcome, RunnerDeps } from './runner.js';
 export { fetchCapped, otaExecutors, savedManifest } from './executors.js';
 export type { ExecutorDeps } from './executors.js';
 export { readReleaseState, releaseStateFile, writeReleaseState } from './release-file.js';
+export { DEFAULT_BASE_URL, DEFAULT_EXPIRES_DAYS, PackError, buildIndex, indexJson, isPackError, machineArch, pack, packTree } from './pack.js';
+export type { PackOptions, PackResult, PackTreeOptions, PackTreeResult } from './pack.js';
+export { DeltaError, INDEX_FILE, INDEX_MAX_BYTES, assembleRelease, completeAssembled, decodeIndex, indexedReleases, isDeltaError, sha256File } from './delta.js';
+export type { AssembleOptions, AssembleResult, DeltaCode, FileIndex, IndexEntry } from './delta.js';

@@ -3,6 +3,10 @@
  *
  *   ep ota keygen --out DIR                       an Ed25519 key pair: DIR/ota-key.pem (keep it
  *                                                 offline), DIR/ota-key.pub.pem (provision it)
+ *   ep ota pack --version V --arch A --out DIR [--base-url URL] [--expires-days N]
+ *                                                 the built app with its production node_modules:
+ *                                                 DIR/ep-V-A.tar.gz, .manifest.json (unsigned),
+ *                                                 .index.json(.gz) and DIR/objects/ (ota/pack.ts)
  *   ep ota sign --key KEY MANIFEST                writes MANIFEST.sig (base64 Ed25519 over the exact bytes)
  *   ep ota verify --pubkey P [--pubkey P2…] MANIFEST [BUNDLE]
  *                                                 exit 0 only when the signature, the expiry and
@@ -13,12 +17,14 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkBundleFile, checkSignature, decodeManifest, generateKeys, readPublicKey, signBytes } from '../../ota/index.js';
+import { distPath } from '../../lib/index.js';
+import { DEFAULT_BASE_URL, checkBundleFile, checkSignature, decodeManifest, generateKeys, isPackError, pack, readPublicKey, signBytes } from '../../ota/index.js';
 
 type Out = (s: string) => void;
 
 export const OTA_USAGE = `usage:
   ep ota keygen --out DIR
+  ep ota pack --version V --arch arm64|armhf|x64 --out DIR [--base-url URL] [--expires-days N]
   ep ota sign --key PRIVATE_KEY_PEM MANIFEST
   ep ota verify --pubkey PUBLIC_KEY_PEM [--pubkey …] MANIFEST [BUNDLE]`;
 
@@ -35,6 +41,37 @@ async function keygen(argv: string[], out: Out, err: Out): Promise<number> {
   await writeFile(pub, k.publicKeyPem, { mode: 0o644 });
   out(`key ${k.keyId}: private ${priv} (keep it offline), public ${pub} (provision it on the boxes)`);
   return 0;
+}
+
+const mb = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
+
+async function packCmd(argv: string[], out: Out, err: Out): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { version: { type: 'string' }, arch: { type: 'string' }, out: { type: 'string' }, 'base-url': { type: 'string' }, 'expires-days': { type: 'string' } },
+    strict: true,
+  });
+  if (!values.version || !values.arch || !values.out) return (err(`ep ota pack: --version, --arch and --out are required\n${OTA_USAGE}`), 2);
+  const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
+  if (days !== undefined && !Number.isInteger(days)) return (err(`ep ota pack: --expires-days must be a whole number of days\n${OTA_USAGE}`), 2);
+  try {
+    const r = await pack({ root: path.dirname(distPath(import.meta.url)), version: values.version, arch: values.arch, outDir: values.out, baseUrl: values['base-url'], expiresDays: days });
+    const rel = (f: string): string => (path.relative(process.cwd(), f).startsWith('..') ? f : path.relative(process.cwd(), f) || '.');
+    out(`packed ${values.version} for ${values.arch} in ${(r.ms / 1000).toFixed(1)} s:`);
+    out(`  bundle    ${rel(r.bundle.file)}  ${mb(r.bundle.size)} (${r.index.entries} entries, ${mb(r.treeBytes)} unpacked), sha256 ${r.bundle.sha256}`);
+    out(`  index     ${rel(r.index.file)}  ${mb(r.index.size)}; .gz ${mb(r.index.gzSize)} (the manifest's files.index)`);
+    out(`  objects   ${rel(r.objects.dir)}/  ${r.objects.files} files, ${mb(r.objects.bytes)} (${r.objects.added} new)`);
+    out(`  manifest  ${rel(r.manifest)}  unsigned${r.removedSig ? ` (the old ${rel(r.removedSig)} removed)` : ''}`);
+    if (!values['base-url']) out(`  note: its URLs start ${DEFAULT_BASE_URL}; pack again with --base-url URL (where ${rel(path.dirname(r.manifest))} is served) before signing`);
+    out('next:');
+    out(`  ep ota sign --key ota-key.pem ${rel(r.manifest)}`);
+    out(`  ep ota verify --pubkey ota-key.pub.pem ${rel(r.manifest)} ${rel(r.bundle.file)}`);
+    return 0;
+  } catch (e) {
+    if (!isPackError(e)) throw e;
+    err(`ep ota pack: ${e.message}`);
+    return 1;
+  }
 }
 
 async function sign(argv: string[], out: Out, err: Out): Promise<number> {
@@ -74,6 +111,8 @@ export async function otaCommand(argv: string[], out: Out, err: Out): Promise<nu
   switch (sub) {
     case 'keygen':
       return keygen(rest, out, err);
+    case 'pack':
+      return packCmd(rest, out, err);
     case 'sign':
       return sign(rest, out, err);
     case 'verify':

@@ -6,6 +6,9 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 
 export interface Faults {
   /** Cut the connection after this many body bytes, for the first `cuts` requests. */
@@ -109,4 +112,52 @@ export async function startOtaServer(body: Buffer, faults: Faults = {}): Promise
   const server: Server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return state;
+}
+
+export interface StaticServer {
+  /** The base URL of the served dir (no trailing slash). */
+  url: string;
+  /** Every request: its path, status and the body bytes sent. */
+  requests: Array<{ path: string; status: number; bytes: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A plain static file server for a directory, the way nginx or caddy serve a pack's out
+ * dir: GET with an ETag, `Range: bytes=N-` answered 206 (If-Range honoured), 404 for what
+ * is not there. Files are read from disk at each request (a test may corrupt one).
+ */
+export async function startStaticServer(dir: string): Promise<StaticServer> {
+  const requests: StaticServer['requests'] = [];
+  const server = createServer((req, res) => {
+    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = path.join(dir, path.normalize(rel));
+    const entry = { path: rel, status: 404, bytes: 0 };
+    requests.push(entry);
+    if (!file.startsWith(dir + path.sep)) return void res.writeHead(404).end();
+    stat(file).then(
+      (s) => {
+        if (!s.isFile()) return void res.writeHead(404).end();
+        const etag = `"${s.size.toString(16)}-${Math.floor(s.mtimeMs).toString(16)}"`;
+        const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+        const ifRange = req.headers['if-range'];
+        const start = m && (ifRange === undefined || ifRange === etag) ? Math.min(Number(m[1]), s.size) : 0;
+        const headers: Record<string, string | number> = { etag, 'accept-ranges': 'bytes', 'content-length': s.size - start, 'content-type': 'application/octet-stream' };
+        if (m && start > 0) headers['content-range'] = `bytes ${start}-${s.size - 1}/${s.size}`;
+        entry.status = m && start > 0 ? 206 : 200;
+        res.writeHead(entry.status, headers);
+        if (s.size - start === 0) return void res.end();
+        const body = createReadStream(file, { start });
+        body.on('data', (c) => void (entry.bytes += c.length));
+        body.pipe(res);
+      },
+      () => void res.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
 }

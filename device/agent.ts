@@ -146,6 +146,10 @@ export class Agent {
       selftest: () => this.selftest(),
       setStatus: (s) => this.reporter.setOta(s),
       event: (type, severity, detail) => this.event(type, severity, detail),
+      answered: (id) => {
+        const k = this.ledger.peek(id);
+        return k.kind === 'done' ? ((k.reply as { ok?: unknown }).ok === true ? 'ok' : 'failed') : null;
+      },
       restart: (why) => (d.restart ? d.restart(why) : this.log.error({ evt: 'agent.restart_unavailable', why }, 'a restart is needed but this agent has no launcher to restart it')),
       ...(d.env ? { env: d.env } : {}),
     });

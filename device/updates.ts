@@ -76,6 +76,8 @@ export interface UpdateDeps {
   event: (type: string, severity: 'info' | 'warn' | 'error', detail: Record<string, unknown>) => Promise<void>;
   /** Stop the agent and exit 75: the launcher starts what `current` points at. */
   restart: (why: string) => void;
+  /** The command ledger's answer to a command id: 'ok', 'failed' (incl. "interrupted by a restart"), or null if unknown/running. */
+  answered: (commandId: string) => 'ok' | 'failed' | null;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -137,9 +139,10 @@ export class UpdateController {
       return;
     }
     const facts = await readFacts(this.runnerDeps());
-    if (!facts.manifestVerified) {
-      // Its command was never answered accepted (the ledger answers it as interrupted): abandon cleanly.
-      this.d.log.warn({ evt: 'ota.abandoned', manifestUrl: job.manifestUrl }, 'an update interrupted before its manifest was verified: abandoned');
+    const answer = job.commandId === null ? 'ok' : this.d.answered(job.commandId);
+    if (!facts.manifestVerified || answer !== 'ok') {
+      // Its command was never answered "accepted" (the ledger answers it "interrupted by a restart; not run again"): abandon cleanly, as that reply says.
+      this.d.log.warn({ evt: 'ota.abandoned', manifestUrl: job.manifestUrl, commandId: job.commandId }, 'an update interrupted before its command was answered: abandoned');
       await clearJob(this.dir);
       return;
     }

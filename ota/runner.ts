@@ -10,9 +10,10 @@
  *   dataDir/ota/bundle              the download (+ bundle.part.json while resuming)
  *   dataDir/ota/bundle.ok           written when its sha256 matched
  *
- * Crash points for tests: EP_OTA_CRASH=<step>:<before|after> makes the process exit(137)
- * at that point (only when EP_OTA_CRASH is set; see test/integration/ota-crash.test.ts).
+ * Crash points for tests: EP_OTA_CRASH=<step>:<before|after> kills the process at that
+ * point (only when EP_OTA_CRASH is set; test/integration/ota-agent.test.ts).
  */
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../lib/index.js';
@@ -79,8 +80,18 @@ export async function readFacts(d: RunnerDeps): Promise<OtaFacts> {
   };
 }
 
+/**
+ * A test's crash point: EP_OTA_CRASH=<step>:<before|after> kills the process there with
+ * SIGKILL (no cleanup, like a power cut); with EP_OTA_CRASH_ONCE=<file> only the first time
+ * (the file marks it), so the restarted agent goes on.
+ */
 function crashPoint(env: NodeJS.ProcessEnv, step: OtaStep, when: 'before' | 'after'): void {
-  if (env.EP_OTA_CRASH === `${step}:${when}`) process.exit(137);
+  if (env.EP_OTA_CRASH !== `${step}:${when}`) return;
+  if (env.EP_OTA_CRASH_ONCE) {
+    if (existsSync(env.EP_OTA_CRASH_ONCE)) return;
+    writeFileSync(env.EP_OTA_CRASH_ONCE, `${step}:${when}\n`);
+  }
+  process.kill(process.pid, 'SIGKILL');
 }
 
 export type RunOutcome = 'switched' | { paused: OtaStep } | { ended: string; message: string };

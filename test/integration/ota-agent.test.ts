@@ -1,0 +1,202 @@
+/**
+ * Over-the-air updates end to end, as a box runs them: the launcher (installed as
+ * provisioning installs it, running as built JS with no node_modules) starts `ep run`
+ * from releases/1.0.0; the hub sends `ota` over a real Mosquitto (TLS, ACLs); the box
+ * fetches a signed manifest and a bundle from a real HTTP server, stages 1.1.0 beside
+ * itself, switches, restarts into it through the launcher, self-tests and commits.
+ *
+ * Then the same with the process SIGKILLed at every step of the planner (OTA_STEPS,
+ * before and after each): the box always ends on a working committed version, and the
+ * update completed or was cleanly abandoned — one test per step, generated from the list,
+ * so a new step cannot go untested.
+ */
+import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OTA_STEPS, installLauncher } from '../../ota/index.js';
+import { HubClient } from './helpers/hub-client.js';
+import { Mosquitto } from './helpers/mosquitto.js';
+import { ROOT, installFirstRelease, keys, makeBundle, manifestFor, pidsMentioning, sign, startStaticServer, type StaticServer } from './helpers/ota-fixture.js';
+import { Processes, pollUntil, withTimeout, type Proc } from './helpers/processes.js';
+
+const GROUP = 'grp-ota';
+const CRASHES = OTA_STEPS.flatMap((step) => (['before', 'after'] as const).map((when) => ({ step, when })));
+const BOX_OF = (i: number): string => `ota-crash-${i}`;
+const BOXES = ['ota-happy', 'ota-meeting', ...CRASHES.map((_, i) => BOX_OF(i))];
+
+const procs = new Processes();
+let broker: Mosquitto;
+let hub: HubClient;
+let server: StaticServer;
+let work: string;
+const key = keys();
+let bundle11: Buffer;
+let launcher: Proc | null = null;
+let appRootNow = '';
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'ep-ota-agent-'));
+  broker = await Mosquitto.start({ devices: Object.fromEntries(BOXES.map((b) => [b, GROUP])) });
+  hub = await HubClient.connect({ url: broker.url, tls: broker.tls('hub') });
+  server = await startStaticServer();
+  bundle11 = await makeBundle(work, '1.1.0');
+  const manifest = manifestFor('1.1.0', bundle11, server.url('ep-1.1.0.tar.gz'));
+  server.files.set('ep-1.1.0.tar.gz', bundle11);
+  server.files.set('ep-1.1.0.json', manifest);
+  server.files.set('ep-1.1.0.json.sig', sign(manifest, key));
+  await writeFile(path.join(work, 'ota.pub.pem'), key.publicKeyPem);
+}, 120_000);
+
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(`--- launcher + ep run (last 8000 chars) ---\n${launcher?.output().slice(-8000)}`);
+  await stopBox();
+});
+
+afterAll(async () => {
+  await procs.killAll();
+  await hub?.close();
+  await broker?.stop();
+  await server?.close();
+  await rm(work, { recursive: true, force: true });
+}, 60_000);
+
+/** A box: app root with 1.0.0 committed, the launcher installed, a config with the OTA keys. */
+async function box(deviceId: string, env: NodeJS.ProcessEnv = {}): Promise<{ appRoot: string; dataDir: string; p: Proc }> {
+  const appRoot = await mkdtemp(path.join(work, `${deviceId}-`));
+  appRootNow = appRoot;
+  await installFirstRelease(appRoot, '1.0.0');
+  await installLauncher(appRoot, path.join(ROOT, 'dist'));
+  const dataDir = path.join(appRoot, 'data');
+  const cfg = path.join(appRoot, 'config.json');
+  await writeFile(
+    cfg,
+    JSON.stringify({
+      deviceId,
+      groupId: GROUP,
+      name: 'Xã Thử',
+      mqtt: { url: broker.url, ...broker.tls(deviceId), keepaliveS: 10, reconnectBaseMs: 300, reconnectCapMs: 2000 },
+      dataDir,
+      media: { source: 'test', aec: false },
+      health: { periodS: 3600 },
+      log: { level: 'info' },
+      ota: { publicKeys: [path.join(work, 'ota.pub.pem')], commitWindowS: 1, trialS: 60, retries: 5, retryBaseMs: 50, retryCapMs: 200 },
+    }),
+  );
+  const p = procs.spawn(`launcher ${deviceId}`, process.execPath, [path.join(appRoot, 'launcher', 'ota', 'launcher.js'), '--config', cfg], {
+    env: { EP_APP_ROOT: appRoot, EP_LAUNCH_RESTART_MS: '100', ...env },
+  });
+  launcher = p;
+  return { appRoot, dataDir, p };
+}
+
+/** SIGTERM to the launcher (forwarded to ep run), then whatever is left of this box's processes. */
+async function stopBox(): Promise<void> {
+  if (launcher?.running()) {
+    launcher.child.kill('SIGTERM');
+    await withTimeout(launcher.exited, 20_000, 'the launcher to stop').catch(() => undefined);
+  }
+  if (appRootNow) for (const pid of await pidsMentioning(appRootNow)) process.kill(pid, 'SIGKILL');
+  launcher = null;
+}
+
+const online = (deviceId: string, version: string, since: number): Promise<unknown> =>
+  hub.waitFor((m) => m.n > since && m.kind === 'status' && m.deviceId === deviceId && (m.json as { online?: boolean; version?: string })?.online === true && (m.json as { version?: string }).version === version, 60_000, `${deviceId} online running ${version}`);
+
+const releaseState = async (appRoot: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(path.join(appRoot, 'release-state.json'), 'utf8')) as Record<string, unknown>;
+const exists = (f: string): Promise<boolean> => stat(f).then(() => true, () => false);
+
+describe('ota through the launcher, against Mosquitto and an HTTP server', () => {
+  it('happy path: 1.0.0 → 1.1.0 — accepted, progress reported, restarts into 1.1.0, commits, the old release kept as previous', async () => {
+    const id = 'ota-happy';
+    const since = hub.mark();
+    const { appRoot } = await box(id);
+    await online(id, '1.0.0', since);
+    const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json'), when: 'idle' });
+    const reply = await hub.reply(cmd, 30_000, id);
+    expect(reply).toMatchObject({ ok: true, result: { accepted: true, version: '1.1.0', from: '1.0.0', when: 'idle' } });
+    await online(id, '1.1.0', since);
+    const committed = await hub.waitState(id, (s) => (s.ota as { phase?: string } | null)?.phase === 'committed', 60_000, since);
+    expect(committed).toMatchObject({ version: '1.1.0', ota: { phase: 'committed', version: '1.1.0', from: '1.0.0' } });
+    const phases = hub.states(id).map((s) => (s.ota as { phase?: string } | null)?.phase).filter(Boolean);
+    expect(phases).toEqual(expect.arrayContaining(['checking', 'accepted', 'restarting', 'trying', 'committed']));
+    await hub.waitFor((m) => m.n > since && m.kind === 'event' && m.deviceId === id && (m.json as { type?: string }).type === 'ota_committed', 30_000, 'the ota_committed event');
+    const events = hub.events(id).map((e) => e.type);
+    expect(events).toEqual(expect.arrayContaining(['ota_switched', 'ota_committed']));
+    expect(await releaseState(appRoot)).toMatchObject({ committed: '1.1.0', previous: '1.0.0', trying: null, last: { version: '1.1.0', outcome: 'committed' } });
+    expect(await readlink(path.join(appRoot, 'current'))).toBe(path.join('releases', '1.1.0'));
+    expect(await exists(path.join(appRoot, 'data', 'ota')), 'the job directory is gone after the commit').toBe(false);
+    // `ota` again with the same manifest: 1.1.0 is not newer than the running 1.1.0.
+    const again = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json') });
+    expect(await hub.reply(again, 30_000, id)).toMatchObject({ ok: false, error: { code: 'failed', reason: 'downgrade' } });
+  }, 180_000);
+});
+
+describe('kill -9 at every step of the update (generated from OTA_STEPS), then the launcher restarts the box', () => {
+  it('the list covers every step, before and after', () => {
+    expect(CRASHES.map((c) => `${c.step}:${c.when}`)).toHaveLength(OTA_STEPS.length * 2);
+  });
+
+  for (const [i, c] of CRASHES.entries()) {
+    it(`killed ${c.when} ${c.step}: ends on a working committed version, the update completed or cleanly abandoned`, async () => {
+      const id = BOX_OF(i);
+      const since = hub.mark();
+      const once = path.join(work, `crashed-${i}`);
+      const { appRoot } = await box(id, { EP_OTA_CRASH: `${c.step}:${c.when}`, EP_OTA_CRASH_ONCE: once });
+      await online(id, '1.0.0', since);
+      const needsMeeting = c.step === 'wait-idle';
+      if (needsMeeting) {
+        // wait-idle is a step only in a meeting: join one (the media retries against a closed port; the meeting is what counts).
+        const j = await hub.send({ device: id }, 'join', { meetingId: 'm-ota', send: { url: 'srt://127.0.0.1:9' }, receive: { url: 'srt://127.0.0.1:9' } });
+        expect(await hub.reply(j, 30_000, id)).toMatchObject({ ok: true });
+      }
+      const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json'), when: 'idle' });
+      if (needsMeeting) {
+        // The update waits for the meeting's end (before: killed as it starts waiting, then waits again after the restart).
+        await hub.waitState(id, (st) => (st.ota as { phase?: string } | null)?.phase === 'waiting_idle' && st.meeting !== null, 60_000, since);
+        if (c.when === 'before') await pollUntil(() => exists(once), 60_000, `the crash at ${c.step}:${c.when}`);
+        const back = hub.mark();
+        if (c.when === 'before') await hub.waitState(id, (st) => (st.ota as { phase?: string } | null)?.phase === 'waiting_idle' && st.meeting !== null, 60_000, back);
+        const l = await hub.send({ device: id }, 'leave', {});
+        if (c.when === 'before') await hub.reply(l, 30_000, id);
+        else {
+          // Killed as the meeting ends: the leave's reply may be lost with the process, and the
+          // meeting may come back with it (meeting.json) — then the restarted box waits again.
+          await pollUntil(() => exists(once), 60_000, `the crash at ${c.step}:${c.when}`);
+          let asked = hub.mark();
+          await pollUntil(async () => {
+            const st = hub.states(id).at(-1);
+            if (st && st.meeting !== null && (st.ota as { phase?: string } | null)?.phase === 'waiting_idle' && hub.mark() > asked) {
+              asked = hub.mark();
+              await hub.send({ device: id }, 'leave', {});
+            }
+            const rs = await releaseState(appRoot).catch(() => null);
+            return rs !== null && (rs.trying !== null || rs.committed === '1.1.0');
+          }, 60_000, 'the switch after the meeting ended');
+        }
+      }
+      await pollUntil(() => exists(once), 60_000, `the crash at ${c.step}:${c.when}`);
+      // Whatever the step: the box comes back on 1.0.0 or 1.1.0, and settles committed.
+      await pollUntil(async () => {
+        const s = await releaseState(appRoot).catch(() => null);
+        return s !== null && s.trying === null && ((s.committed === '1.1.0' && s.last !== null) || (s.committed === '1.0.0' && !(await exists(path.join(appRoot, 'data', 'ota', 'job.json')))));
+      }, 90_000, 'a committed version and no pending job');
+      const s = await releaseState(appRoot);
+      const current = path.basename(await readlink(path.join(appRoot, 'current')));
+      expect(current).toBe(s.committed);
+      const reply = hub.replies(cmd, id)[0];
+      if (s.committed === '1.1.0') {
+        // Completed (or resumed and completed): the command was answered "accepted", once.
+        await online(id, '1.1.0', since);
+        expect(s).toMatchObject({ previous: '1.0.0', last: { outcome: 'committed' } });
+        expect(hub.replies(cmd, id)).toEqual([expect.objectContaining({ ok: true, result: expect.objectContaining({ accepted: true, version: '1.1.0' }) })]);
+      } else {
+        // Cleanly abandoned: only before the manifest was verified (the command's reply says interrupted), nothing staged.
+        expect(['fetch-manifest', 'verify-manifest']).toContain(c.step);
+        expect(await exists(path.join(appRoot, 'releases', '1.1.0'))).toBe(false);
+        expect(reply === undefined || reply.ok === false).toBe(true);
+      }
+      console.info(`crash ${c.step}:${c.when} → committed ${String(s.committed)}; reply ${reply ? (reply.ok ? 'accepted' : reply.error?.code) : 'none'}`);
+    }, 180_000);
+  }
+});

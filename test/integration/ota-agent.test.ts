@@ -23,7 +23,7 @@ import { Processes, pollUntil, withTimeout, type Proc } from './helpers/processe
 const GROUP = 'grp-ota';
 const CRASHES = OTA_STEPS.flatMap((step) => (['before', 'after'] as const).map((when) => ({ step, when })));
 const BOX_OF = (i: number): string => `ota-crash-${i}`;
-const BOXES = ['ota-happy', 'ota-meeting', ...CRASHES.map((_, i) => BOX_OF(i))];
+const BOXES = ['ota-happy', 'ota-meeting', 'ota-crashloop', 'ota-nocommit', ...CRASHES.map((_, i) => BOX_OF(i))];
 
 const procs = new Processes();
 let broker: Mosquitto;
@@ -46,6 +46,18 @@ beforeAll(async () => {
   server.files.set('ep-1.1.0.json', manifest);
   server.files.set('ep-1.1.0.json.sig', sign(manifest, key));
   await writeFile(path.join(work, 'ota.pub.pem'), key.publicKeyPem);
+  // Bad releases, each a signed 1.1.0 of its own: one that exits at start, one that runs but never commits.
+  const serveBad = async (name: string, tweak: (dir: string) => Promise<void>): Promise<void> => {
+    const b = await makeBundle(path.join(work), '1.1.0', tweak);
+    const m = manifestFor('1.1.0', b, server.url(`${name}.tar.gz`));
+    server.files.set(`${name}.tar.gz`, b);
+    server.files.set(`${name}.json`, m);
+    server.files.set(`${name}.json.sig`, sign(m, key));
+  };
+  await serveBad('crashloop-1.1.0', (dir) => writeFile(path.join(dir, 'dist', 'device', 'cli', 'ep.js'), "console.error('1.1.0: broken at start'); process.exit(1);\n"));
+  await serveBad('nocommit-1.1.0', (dir) =>
+    writeFile(path.join(dir, 'dist', 'ota', 'commit-decision.js'), "export function decideCommit() { return { kind: 'wait', why: 'this release never commits (a test)' }; }\n"),
+  );
 }, 120_000);
 
 afterEach(async (ctx) => {
@@ -62,7 +74,7 @@ afterAll(async () => {
 }, 60_000);
 
 /** A box: app root with 1.0.0 committed, the launcher installed, a config with the OTA keys. */
-async function box(deviceId: string, env: NodeJS.ProcessEnv = {}): Promise<{ appRoot: string; dataDir: string; p: Proc }> {
+async function box(deviceId: string, env: NodeJS.ProcessEnv = {}, ota: Record<string, unknown> = {}): Promise<{ appRoot: string; dataDir: string; p: Proc }> {
   const appRoot = await mkdtemp(path.join(work, `${deviceId}-`));
   appRootNow = appRoot;
   await installFirstRelease(appRoot, '1.0.0');
@@ -80,7 +92,7 @@ async function box(deviceId: string, env: NodeJS.ProcessEnv = {}): Promise<{ app
       media: { source: 'test', aec: false },
       health: { periodS: 3600 },
       log: { level: 'info' },
-      ota: { publicKeys: [path.join(work, 'ota.pub.pem')], commitWindowS: 1, trialS: 60, retries: 5, retryBaseMs: 50, retryCapMs: 200 },
+      ota: { publicKeys: [path.join(work, 'ota.pub.pem')], commitWindowS: 1, trialS: 60, retries: 5, retryBaseMs: 50, retryCapMs: 200, ...ota },
     }),
   );
   const p = procs.spawn(`launcher ${deviceId}`, process.execPath, [path.join(appRoot, 'launcher', 'ota', 'launcher.js'), '--config', cfg], {
@@ -129,6 +141,68 @@ describe('ota through the launcher, against Mosquitto and an HTTP server', () =>
     // `ota` again with the same manifest: 1.1.0 is not newer than the running 1.1.0.
     const again = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json') });
     expect(await hub.reply(again, 30_000, id)).toMatchObject({ ok: false, error: { code: 'failed', reason: 'downgrade' } });
+  }, 180_000);
+});
+
+const phaseOf = (st: Record<string, unknown>): string | undefined => (st.ota as { phase?: string } | null)?.phase;
+
+describe('bad releases: the launcher rolls back, the old version reports it and refuses that version', () => {
+  const rolledBack = async (id: string, appRoot: string, since: number, reason: RegExp): Promise<void> => {
+    const ev = await hub.waitFor((m) => m.n > since && m.kind === 'event' && m.deviceId === id && (m.json as { type?: string }).type === 'ota_rolled_back', 90_000, 'the ota_rolled_back event');
+    expect((ev.json as { detail?: Record<string, unknown> }).detail).toMatchObject({ version: '1.1.0', runningVersion: '1.0.0', reason: expect.stringMatching(reason) });
+    const st = await hub.waitState(id, (x) => phaseOf(x) === 'rolled_back', 30_000, since);
+    expect(st).toMatchObject({ version: '1.0.0', ota: { phase: 'rolled_back', version: '1.1.0' } });
+    expect(await releaseState(appRoot)).toMatchObject({ committed: '1.0.0', trying: null, failed: ['1.1.0'], last: { version: '1.1.0', outcome: 'rolled_back', reported: true } });
+    expect(path.basename(await readlink(path.join(appRoot, 'current')))).toBe('1.0.0');
+    // Offered again: refused until a newer version comes.
+    const again = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json') });
+    expect(await hub.reply(again, 30_000, id)).toMatchObject({ ok: false, error: { code: 'failed', reason: 'refused_version' } });
+  };
+
+  it('1.1.0 exits at start: rolled back to 1.0.0 after its 3rd start', async () => {
+    const id = 'ota-crashloop';
+    const since = hub.mark();
+    const { appRoot, p } = await box(id);
+    await online(id, '1.0.0', since);
+    const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('crashloop-1.1.0.json') });
+    expect(await hub.reply(cmd, 30_000, id)).toMatchObject({ ok: true, result: { accepted: true, version: '1.1.0' } });
+    await rolledBack(id, appRoot, since, /did not commit after 3 starts/);
+    expect(p.output().split('\n').filter((l) => l.includes('1.1.0: broken at start'))).toHaveLength(3);
+  }, 180_000);
+
+  it('1.1.0 starts but never commits: rolled back when its trial window ends', async () => {
+    const id = 'ota-nocommit';
+    const since = hub.mark();
+    const { appRoot } = await box(id, {}, { trialS: 5 });
+    await online(id, '1.0.0', since);
+    const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('nocommit-1.1.0.json') });
+    await hub.reply(cmd, 30_000, id);
+    await online(id, '1.1.0', since);
+    await rolledBack(id, appRoot, since, /did not commit within its window/);
+  }, 180_000);
+});
+
+describe('during a meeting', () => {
+  it('`now` without force is busy; `idle` is accepted, waits with the meeting intact, and proceeds after leave', async () => {
+    const id = 'ota-meeting';
+    const since = hub.mark();
+    await box(id);
+    await online(id, '1.0.0', since);
+    const j = await hub.send({ device: id }, 'join', { meetingId: 'm-ota', send: { url: 'srt://127.0.0.1:9' }, receive: { url: 'srt://127.0.0.1:9' } });
+    expect(await hub.reply(j, 30_000, id)).toMatchObject({ ok: true });
+    const now = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json'), when: 'now' });
+    expect(await hub.reply(now, 30_000, id)).toMatchObject({ ok: false, error: { code: 'busy', message: expect.stringMatching(/force/) } });
+    const idle = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json'), when: 'idle' });
+    expect(await hub.reply(idle, 30_000, id)).toMatchObject({ ok: true, result: { accepted: true, when: 'idle' } });
+    await hub.waitState(id, (x) => phaseOf(x) === 'waiting_idle' && x.meeting !== null, 60_000, since);
+    const waiting = hub.mark();
+    await new Promise((r) => setTimeout(r, 2000));
+    // Still 1.0.0 and still in the meeting: nothing restarted it.
+    expect(hub.of('status', id).filter((m) => m.n > waiting)).toEqual([]);
+    expect(hub.states(id).at(-1)).toMatchObject({ version: '1.0.0', meeting: { id: 'm-ota' } });
+    await hub.reply(await hub.send({ device: id }, 'leave', {}), 30_000, id);
+    await online(id, '1.1.0', since);
+    await hub.waitState(id, (x) => phaseOf(x) === 'committed', 60_000, since);
   }, 180_000);
 });
 

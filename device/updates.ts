@@ -256,6 +256,10 @@ export class UpdateController {
         progress: (p) => this.onProgress(p),
         trial: () => ({ fromReachedBroker: this.d.reachedBroker(), trialMs: s.trialMs }),
         signal: this.abort.signal,
+        note: (evt, detail) =>
+          evt === 'ota.delta'
+            ? this.d.log.info({ evt, ...detail }, `fetched ${String(detail.fetchedBytes)} of the bundle's ${String(detail.bundleBytes)} bytes (only the files the releases here lack)`)
+            : this.d.log.warn({ evt, ...detail }, 'the file-by-file update failed; fetching the full bundle'),
       }),
       ...(this.d.env ? { env: this.d.env } : {}),
     };

@@ -8,18 +8,21 @@
  *   verify-manifest  decode (every problem by path), signature against the provisioned
  *                    keys, name, arch, newer than the running version, not rolled back
  *                    here before, not expired by the trusted clock, free space ≥ 2 × size
- *   download         the bundle with Range resume (download.ts), progress reported
+ *   download         only the files the box's releases lack, when the manifest lists them
+ *                    (delta.ts: the release is then staged at once), else — or when that
+ *                    fails — the bundle with Range resume (download.ts); progress reported
  *   verify-bundle    size and sha256 (streaming); a bad bundle is deleted
  *   stage            unpacked beside the running release (install.ts), then the bundle deleted
  *   switch           release-state.json gets `trying`, then `current` is switched
  * (wait-idle is the runner's: it waits for the agent's idle signal.)
  */
-import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { backoffDelay, writeFileAtomic } from '../lib/index.js';
 import { checkBundleFile } from './bundle-check.js';
+import { INDEX_MAX_BYTES, assembleRelease, completeAssembled, indexedReleases } from './delta.js';
 import { download } from './download.js';
 import { releaseDir, stageRelease, switchCurrent } from './install.js';
 import { MANIFEST_MAX_BYTES, checkInstallable, decodeManifest, type OtaArch, type OtaManifest } from './manifest.js';
@@ -54,6 +57,52 @@ export interface ExecutorDeps {
   /** The switch's facts: could this version reach the broker; how long the new one gets to commit. */
   trial: () => { fromReachedBroker: boolean; trialMs: number };
   signal?: AbortSignal;
+  /** Free bytes for the job's files (default: statfs of `dir`, the blocks an unprivileged writer may use). */
+  freeBytes?: (dir: string) => Promise<number>;
+  /** Fetch only the files the box's releases lack when the manifest lists them (default true); false: always the full bundle. */
+  delta?: boolean;
+  /** What happened that the caller may log or report (the delta's bytes, its fallback). */
+  note?: (evt: string, detail: Record<string, unknown>) => void;
+}
+
+/**
+ * The delta (ota/delta.ts): the manifest's file index, then only the files no release on the
+ * box holds, assembled into releases/<version> (staged: the planner goes on to the switch).
+ * Any failure falls back to the full bundle (false), after removing the partial tree.
+ */
+async function fetchDelta(d: ExecutorDeps, m: OtaManifest, dir: string): Promise<boolean> {
+  const files = m.files!;
+  const releases = path.join(d.appRoot, 'releases');
+  const have = await indexedReleases(releases);
+  if (have.length === 0) return false;
+  const staging = path.join(releases, `.${m.version}.delta`);
+  try {
+    const idx = await fetchCapped(files.index.url, Math.min(files.index.size, INDEX_MAX_BYTES), d);
+    if (idx.status !== 200) throw new Error(`${files.index.url}: HTTP ${idx.status}`);
+    const r = await assembleRelease({
+      index: idx.body,
+      indexSha256: files.index.sha256,
+      objectsUrl: files.objectsUrl,
+      haveDirs: have,
+      stagingDir: staging,
+      ...(d.retries !== undefined ? { retries: d.retries } : {}),
+      ...(d.retryBaseMs !== undefined ? { retryBaseMs: d.retryBaseMs } : {}),
+      ...(d.retryCapMs !== undefined ? { retryCapMs: d.retryCapMs } : {}),
+      ...(d.ca ? { ca: d.ca } : {}),
+      ...(d.signal ? { signal: d.signal } : {}),
+      progress: (got, total) => d.progress(total > 0 ? got / total : 1),
+    });
+    if (!(await exists(path.join(staging, 'dist', 'device', 'cli', 'ep.js')))) throw new Error('the index has no dist/device/cli/ep.js: not a release of this app');
+    await completeAssembled(staging, releaseDir({ appRoot: d.appRoot }, m.version), { version: m.version, sha256: m.bundle.sha256 });
+    await writeFile(file(dir, 'delta.json'), `${JSON.stringify({ ...r, indexBytes: idx.body.length, bundleBytes: m.bundle.size })}\n`);
+    d.note?.('ota.delta', { version: m.version, fetchedBytes: r.fetchedBytes + idx.body.length, bundleBytes: m.bundle.size, fetchedFiles: r.fetchedFiles, linkedFiles: r.linkedFiles, files: r.files });
+    return true;
+  } catch (e) {
+    if (d.signal?.aborted) throw e;
+    await rm(staging, { recursive: true, force: true });
+    d.note?.('ota.delta_failed', { version: m.version, err: (e as Error).message });
+    return false;
+  }
 }
 
 /** One small GET, capped: the status and at most `max + 1` bytes. Retries network errors and 5xx. */
@@ -101,6 +150,12 @@ function getOnce(url: string, max: number, d: Pick<ExecutorDeps, 'idleTimeoutMs'
 
 const file = (dir: string, n: string): string => path.join(dir, n);
 
+async function statfsFree(dir: string): Promise<number> {
+  const fs = await statfs(dir);
+  return fs.bavail * fs.bsize;
+}
+const exists = (f: string): Promise<boolean> => stat(f).then(() => true, () => false);
+
 /** The saved manifest, decoded (after verify-manifest it is known good). */
 export async function savedManifest(dir: string): Promise<OtaManifest> {
   const d = decodeManifest(await readFile(file(dir, 'manifest.json')));
@@ -141,8 +196,7 @@ export function otaExecutors(d: ExecutorDeps): Record<OtaStep, (job: OtaJob, dir
         lastSyncedAt: await d.lastSyncedAt(),
       });
       if (!check.ok) throw new OtaRefusal(check.code, check.message);
-      const fs = await statfs(dir);
-      const free = fs.bavail * fs.bsize;
+      const free = await (d.freeBytes ?? statfsFree)(dir);
       if (free < 2 * dec.manifest.bundle.size)
         throw new OtaRefusal('no_space', `${free} bytes free; the ${dec.manifest.bundle.size}-byte bundle needs twice that (the bundle and its unpacked release)`);
       await markFile(dir, 'verified');
@@ -150,6 +204,7 @@ export function otaExecutors(d: ExecutorDeps): Record<OtaStep, (job: OtaJob, dir
 
     async download(_job, dir) {
       const m = await savedManifest(dir);
+      if (m.files && d.delta !== false && (await fetchDelta(d, m, dir))) return;
       const r = await download({
         url: m.bundle.url,
         dest: file(dir, 'bundle'),
@@ -183,8 +238,7 @@ export function otaExecutors(d: ExecutorDeps): Record<OtaStep, (job: OtaJob, dir
         await rm(releaseDir({ appRoot: d.appRoot }, m.version), { recursive: true, force: true });
         throw new OtaRefusal('bad_bundle', `the bundle does not unpack: ${(e as Error).message.split('\n')[0]}`);
       }
-      const cli = path.join(releaseDir({ appRoot: d.appRoot }, m.version), 'dist', 'device', 'cli', 'ep.js');
-      if (!(await readFile(cli).then(() => true, () => false))) {
+      if (!(await exists(path.join(releaseDir({ appRoot: d.appRoot }, m.version), 'dist', 'device', 'cli', 'ep.js')))) {
         await rm(releaseDir({ appRoot: d.appRoot }, m.version), { recursive: true, force: true });
         throw new OtaRefusal('bad_bundle', 'the bundle has no dist/device/cli/ep.js: not a release of this app');
       }

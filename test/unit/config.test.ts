@@ -84,10 +84,13 @@ describe('agent config file', () => {
 });
 
 describe('the systemd unit', () => {
-  it('runs the agent with the same Node flags the benchmark measures', async () => {
+  it('runs the launcher (never replaced by an update), which runs the agent with the Node flags the benchmark measures', async () => {
     const { AGENT_NODE_FLAGS } = await import('../../device/cli/run.js');
     const unit = await readFile(new URL('../../device/systemd/commune-endpoint.service', import.meta.url), 'utf8');
     const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
-    expect(exec).toContain(`node ${AGENT_NODE_FLAGS.join(' ')} /opt/commune-endpoint/dist/device/cli/ep.js run --config`);
+    expect(exec).toBe('ExecStart=/usr/local/bin/node /opt/commune-endpoint/launcher/ota/launcher.js --config /etc/commune-endpoint/config.json');
+    expect(unit.split('\n')).toContain('KillMode=mixed');
+    const launcher = await readFile(new URL('../../ota/launcher.ts', import.meta.url), 'utf8');
+    expect(launcher).toContain(`const AGENT_NODE_FLAGS = [${AGENT_NODE_FLAGS.map((f) => `'${f}'`).join(', ')}]`);
   });
 });

@@ -4,7 +4,7 @@
  * `releases/`, written atomically (temp + fsync + rename + fsync dir).
  *
  *   /opt/commune-endpoint/            (host-paths: appRoot)
- *     launcher.js                     installed once by provisioning; updates never replace it
+ *     launcher/ota/launcher.js        installed once by provisioning (installLauncher); updates never replace it
  *     releases/<version>/             one full app each: dist/, node_modules/, package.json
  *     current -> releases/<version>   the symlink the launcher starts, switched atomically
  *     release-state.json              this file

@@ -18,7 +18,7 @@ commands:
   probe [--json]                      what this box has: codecs, cameras, displays, audio
   media loopback [--seconds N] [--out DIR] [--passphrase P]
                                       a box and a local SRT hub exchange media; writes PNGs
-  ota keygen|sign|verify …            release side of updates: keys, signing, checking (ep ota)
+  ota keygen|pack|sign|verify …       release side of updates: keys, bundles, signing, checking (ep ota)
   help                                this text
 `;
 

@@ -18,7 +18,7 @@ import { LogRing } from '../../lib/index.js';
 type Out = (s: string) => void;
 
 export const EX_CONFIG = 78;
-/** "Start me again": the launcher restarts at once (after an update's switch, or for its rollback). */
+/** "Start me again": the launcher decides again and restarts after EP_LAUNCH_RESTART_MS (after an update's switch, or for its rollback). */
 export const EX_RESTART = 75;
 
 /**

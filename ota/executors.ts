@@ -12,11 +12,13 @@
  *                    (delta.ts: the release is then staged at once), else — or when that
  *                    fails — the bundle with Range resume (download.ts); progress reported
  *   verify-bundle    size and sha256 (streaming); a bad bundle is deleted
- *   stage            unpacked beside the running release (install.ts), then the bundle deleted
+ *   stage            unpacked beside the running release (install.ts), then the bundle deleted;
+ *                    one that is not a release of this app is refused (bad_bundle) with
+ *                    what it unpacked and the bundle removed
  *   switch           release-state.json gets `trying`, then `current` is switched
  * (wait-idle is the runner's: it waits for the agent's idle signal.)
  */
-import { readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -156,6 +158,13 @@ async function statfsFree(dir: string): Promise<number> {
 }
 const exists = (f: string): Promise<boolean> => stat(f).then(() => true, () => false);
 
+/** Why a command failed: its stderr's first line (tar: "gzip: stdin: not in gzip format"), else the error's. */
+function firstLine(e: unknown): string {
+  const err = e as Error & { stderr?: unknown };
+  const text = `${typeof err.stderr === 'string' ? err.stderr : ''}\n${err.message}`;
+  return text.split('\n').find((l) => l.trim() !== '')?.trim() ?? 'unknown error';
+}
+
 /** The saved manifest, decoded (after verify-manifest it is known good). */
 export async function savedManifest(dir: string): Promise<OtaManifest> {
   const d = decodeManifest(await readFile(file(dir, 'manifest.json')));
@@ -232,16 +241,23 @@ export function otaExecutors(d: ExecutorDeps): Record<OtaStep, (job: OtaJob, dir
 
     async stage(_job, dir) {
       const m = await savedManifest(dir);
+      const target = releaseDir({ appRoot: d.appRoot }, m.version);
+      // Not a release of this app: whatever it unpacked (the release, or install.ts's staging
+      // dir when tar failed) goes, and the bundle too, as verify-bundle deletes a bad one.
+      const badBundle = async (why: string): Promise<OtaRefusal> => {
+        const releases = path.dirname(target);
+        for (const n of await readdir(releases).catch(() => [] as string[])) if (n.startsWith(`.${m.version}.staging-`)) await rm(path.join(releases, n), { recursive: true, force: true });
+        await rm(target, { recursive: true, force: true });
+        await rm(file(dir, 'bundle'), { force: true });
+        await rm(file(dir, 'bundle.ok'), { force: true });
+        return new OtaRefusal('bad_bundle', why);
+      };
       try {
         await stageRelease({ appRoot: d.appRoot }, m.version, file(dir, 'bundle'), m.bundle.sha256);
       } catch (e) {
-        await rm(releaseDir({ appRoot: d.appRoot }, m.version), { recursive: true, force: true });
-        throw new OtaRefusal('bad_bundle', `the bundle does not unpack: ${(e as Error).message.split('\n')[0]}`);
+        throw await badBundle(`the bundle does not unpack: ${firstLine(e)}`);
       }
-      if (!(await exists(path.join(releaseDir({ appRoot: d.appRoot }, m.version), 'dist', 'device', 'cli', 'ep.js')))) {
-        await rm(releaseDir({ appRoot: d.appRoot }, m.version), { recursive: true, force: true });
-        throw new OtaRefusal('bad_bundle', 'the bundle has no dist/device/cli/ep.js: not a release of this app');
-      }
+      if (!(await exists(path.join(target, 'dist', 'device', 'cli', 'ep.js')))) throw await badBundle('the bundle has no dist/device/cli/ep.js: not a release of this app');
       await rm(file(dir, 'bundle'), { force: true });
       await rm(file(dir, 'bundle.ok'), { force: true });
     },

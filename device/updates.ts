@@ -21,6 +21,7 @@ import path from 'node:path';
 import type { Clock, Logger } from '../lib/index.js';
 import { writeFileAtomic } from '../lib/index.js';
 import {
+  OTA_STEPS,
   cleanReleases,
   clearJob,
   currentVersion,
@@ -128,6 +129,9 @@ export class UpdateController {
         this.d.log.error({ evt: 'ota.rolled_back', version: l.version, reason: l.reason }, `update to ${l.version} was rolled back: ${l.reason}`);
       }
       await writeReleaseState(this.appRoot, { ...state, last: { ...l, reported: true } });
+      // The rolled-back release is refused from now on: its files go (an SD card has no room for dead releases).
+      const removed = await cleanReleases({ appRoot: this.appRoot }, [state.committed, ...(state.previous ? [state.previous] : [])]);
+      if (removed.length) this.d.log.info({ evt: 'ota.cleaned', removed }, `removed releases ${removed.join(', ')}`);
     }
     const job = await readJob(this.dir);
     if (!job) return;
@@ -168,9 +172,18 @@ export class UpdateController {
   noteClockSynced(now: number): void {
     if (!this.d.settings || now - this.lastSyncedWritten < SYNCED_WRITE_EVERY_MS) return;
     this.lastSyncedWritten = now;
-    void mkdir(this.d.dataDir, { recursive: true })
-      .then(() => writeFileAtomic(path.join(this.d.dataDir, 'clock-synced.json'), `${JSON.stringify({ at: now })}\n`, { mode: 0o600 }))
-      .catch((e: unknown) => this.d.log.warn({ evt: 'ota.clock_note_failed', err: (e as Error).message }, 'could not store the synced time'));
+    void this.raiseTimeFloor(now).catch((e: unknown) => this.d.log.warn({ evt: 'ota.clock_note_failed', err: (e as Error).message }, 'could not store the synced time'));
+  }
+
+  /**
+   * The time floor (`dataDir/clock-synced.json`, `{"at": ms}`): only ever raised — by a synced
+   * clock, and by the releasedAt of a manifest that passed every check. A box whose clock is
+   * back in 1970 after a power cut judges expiry by it (ota/trusted-time.ts).
+   */
+  private async raiseTimeFloor(ms: number): Promise<void> {
+    if (!Number.isFinite(ms) || ms <= ((await this.lastSyncedAt()) ?? 0)) return;
+    await mkdir(this.d.dataDir, { recursive: true });
+    await writeFileAtomic(path.join(this.d.dataDir, 'clock-synced.json'), `${JSON.stringify({ at: ms })}\n`, { mode: 0o600 });
   }
 
   /** The `ota` command: replies once the manifest is fetched and verified (or refused); the rest runs after the reply. */
@@ -195,6 +208,11 @@ export class UpdateController {
       await writeJob(this.dir, job);
       this.setStatus({ phase: 'checking' });
       const r = await runJob(this.runnerDeps(), 'download');
+      if (r !== 'switched' && 'paused' in r && OTA_STEPS.indexOf(r.paused) < OTA_STEPS.indexOf('download')) {
+        // Stopped before the manifest was checked: nothing was accepted, nothing is left to resume.
+        await clearJob(this.dir);
+        throw new OtaRefusedError('aborted', 'the agent is stopping; send the command again once it is back');
+      }
       if (r !== 'switched' && 'ended' in r) {
         await clearJob(this.dir);
         this.setStatus({ phase: 'refused', code: r.ended, message: r.message });
@@ -241,6 +259,7 @@ export class UpdateController {
       inMeeting: this.d.inMeeting,
       progress: (phase) => this.setStatus({ phase, ...(this.status?.version ? { version: this.status.version } : {}), from: this.d.version }),
       untilIdle: () => (this.d.inMeeting() && !this.stopped ? new Promise<void>((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve()),
+      signal: this.abort.signal,
       executors: otaExecutors({
         appRoot: this.appRoot,
         name: 'commune-endpoint',
@@ -249,6 +268,7 @@ export class UpdateController {
         trustedKeys: this.keys(),
         now: () => this.d.clock.now(),
         lastSyncedAt: () => this.lastSyncedAt(),
+        raiseTimeFloor: (ms) => this.raiseTimeFloor(ms),
         retries: s.retries,
         retryBaseMs: s.retryBaseMs,
         retryCapMs: s.retryCapMs,

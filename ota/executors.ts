@@ -46,8 +46,10 @@ export interface ExecutorDeps {
   /** The provisioned public keys (PEM texts, several for rotation). */
   trustedKeys: readonly string[];
   now: () => number;
-  /** The last time the box saw a synced clock (ms), or null. */
+  /** The box's time floor (ms): the latest of the last synced clock it saw and the releasedAt of every manifest it accepted; null if none. */
   lastSyncedAt: () => Promise<number | null>;
+  /** Raises that floor to a manifest's releasedAt once the manifest passed every check (it is signed: a trusted time). */
+  raiseTimeFloor?: (ms: number) => Promise<void>;
   /** Attempts after the first, for the manifest and the bundle. Default 25. */
   retries?: number;
   retryBaseMs?: number;
@@ -119,7 +121,7 @@ export async function fetchCapped(url: string, max: number, d: Pick<ExecutorDeps
     } catch (e) {
       last = (e as Error).message;
     }
-    if (d.signal?.aborted) break;
+    if (d.signal?.aborted) throw new OtaRefusal('aborted', `${url}: aborted (the agent is stopping)`);
     if (i < retries) await new Promise((r) => setTimeout(r, backoffDelay(i + 1, d.retryBaseMs ?? 500, d.retryCapMs ?? 30_000)));
   }
   throw new OtaRefusal('download_failed', `${url}: gave up after ${retries + 1} attempts; the last: ${last}`);
@@ -208,6 +210,7 @@ export function otaExecutors(d: ExecutorDeps): Record<OtaStep, (job: OtaJob, dir
       const free = await (d.freeBytes ?? statfsFree)(dir);
       if (free < 2 * dec.manifest.bundle.size)
         throw new OtaRefusal('no_space', `${free} bytes free; the ${dec.manifest.bundle.size}-byte bundle needs twice that (the bundle and its unpacked release)`);
+      await d.raiseTimeFloor?.(Date.parse(dec.manifest.releasedAt));
       await markFile(dir, 'verified');
     },
 

@@ -27,8 +27,10 @@ export interface RunnerDeps {
   /** One executor per step: does the step, leaves its fact on disk, or throws OtaRefusal / an Error. */
   executors: Record<OtaStep, (job: OtaJob, dir: string) => Promise<void>>;
   progress: (phase: string, progress: number | null) => void;
-  /** Waits until the box is idle (resolves at once when it is). */
+  /** Waits until the box is idle (resolves at once when it is, or when `signal` aborts). */
   untilIdle: () => Promise<void>;
+  /** Aborted when the agent stops: the runner returns `paused`, leaving the job to resume. */
+  signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -109,12 +111,16 @@ export async function runJob(d: RunnerDeps, pauseBefore?: OtaStep): Promise<RunO
     const next = nextOtaStep(job, await readFacts(d));
     if (next.step === null) return { ended: job.ended?.code ?? 'ended', message: job.ended?.message ?? '' };
     if (pauseBefore !== undefined && OTA_STEPS.indexOf(next.step) >= OTA_STEPS.indexOf(pauseBefore)) return { paused: next.step };
+    // The agent is stopping: the job stays on disk as it is, to resume at the next start.
+    if (d.signal?.aborted) return { paused: next.step };
     d.progress(PHASE_OF[next.step], null);
     crashPoint(env, next.step, 'before');
     try {
       if (next.step === 'wait-idle') await d.untilIdle();
       else await d.executors[next.step](job, d.dir);
     } catch (e) {
+      // Stopped mid-step (a download aborted by the agent's stop) is not an end: it resumes.
+      if (d.signal?.aborted) return { paused: next.step };
       const code = e instanceof OtaRefusal ? e.code : 'failed';
       const message = (e as Error).message;
       await writeJob(d.dir, { ...job, ended: { code, message } });

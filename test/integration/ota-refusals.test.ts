@@ -298,13 +298,26 @@ describe('the update job refuses bad bundles and manifests before the running ve
     await untouched(b);
   });
 
-  it('GAP (reported): the clock in 1970, never synced, a manifest that expired after its release → accepted today: releasedAt is the only floor', async () => {
+  it('the clock in 1970, never synced, never updated: an expired manifest is judged by its releasedAt alone (the floor provisioning writes closes this; docs/ota.md)', async () => {
     const expiresAt = Date.now() - 10 * DAY;
     const b = await box(served({ releasedAt: new Date(expiresAt - 90 * DAY).toISOString(), expiresAt: new Date(expiresAt).toISOString() }));
-    // The issue asks "never accept an expired one because the clock is behind"; with no synced
-    // time stored the box has nothing but releasedAt to judge by. This pins today's answer.
+    // With no synced time and no accepted manifest stored, the box has nothing but releasedAt
+    // to judge by. Provisioning (issue 15) writes the floor at install; an accepted manifest raises it (below).
     expect(await job(b, { now: () => 0, lastSyncedAt: () => Promise.resolve(null) }, 'download')).toEqual({ paused: 'download' });
     expect(await jobFiles(b)).toEqual(VERIFIED);
+    await untouched(b);
+  });
+
+  it('the clock in 1970, never synced, but a manifest accepted before: its releasedAt is the floor, and an older expired manifest → expired', async () => {
+    let floor: number | null = null;
+    const clock = { now: () => 0, lastSyncedAt: () => Promise.resolve(floor), raiseTimeFloor: async (ms: number) => void (floor = Math.max(floor ?? 0, ms)) };
+    const releasedAt = Date.now() - DAY;
+    const fresh = await box(served({ releasedAt: new Date(releasedAt).toISOString() }));
+    expect(await job(fresh, clock, 'download')).toEqual({ paused: 'download' });
+    expect(floor).toBe(releasedAt);
+    const expiresAt = Date.now() - 10 * DAY;
+    const b = await box(served({ releasedAt: new Date(expiresAt - 90 * DAY).toISOString(), expiresAt: new Date(expiresAt).toISOString() }));
+    await refused(b, 'expired', /by the last-synced clock\)$/, clock);
     await untouched(b);
   });
 

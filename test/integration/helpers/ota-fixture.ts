@@ -78,17 +78,23 @@ export const sign = (bytes: Buffer, k: KeyPair): Buffer => Buffer.from(signBytes
 /** A static server of named files, with Range (206) like nginx; `files` may change between requests. */
 export interface StaticServer {
   files: Map<string, Buffer>;
+  /** Send bodies in chunks of `bytes` every `everyMs` (a slow link); null: at once. */
+  trickle: { bytes: number; everyMs: number } | null;
   url: (name: string) => string;
   requests: string[];
+  /** Requests that asked for a Range: `name bytes=N-`. */
+  ranged: string[];
   close(): Promise<void>;
 }
 
 export async function startStaticServer(): Promise<StaticServer> {
   const files = new Map<string, Buffer>();
   const requests: string[] = [];
+  const ranged: string[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const name = decodeURIComponent((req.url ?? '/').slice(1));
     requests.push(name);
+    if (req.headers.range) ranged.push(`${name} ${req.headers.range}`);
     const body = files.get(name);
     if (!body) return void res.writeHead(404).end('not found');
     const etag = `"${sha256(body).slice(0, 16)}"`;
@@ -97,15 +103,32 @@ export async function startStaticServer(): Promise<StaticServer> {
     if (m && (!ifRange || ifRange === etag) && Number(m[1]) < body.length) {
       const start = Number(m[1]);
       res.writeHead(206, { 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, etag, 'accept-ranges': 'bytes' });
-      return void res.end(body.subarray(start));
+      return void send(res, body.subarray(start));
     }
     res.writeHead(200, { 'content-length': body.length, etag, 'accept-ranges': 'bytes' });
-    res.end(body);
+    send(res, body);
   });
+  const send = (res: ServerResponse, body: Buffer): void => {
+    const t = state.trickle;
+    if (!t) return void res.end(body);
+    let at = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed) return void clearInterval(timer);
+      res.write(body.subarray(at, at + t.bytes));
+      at += t.bytes;
+      if (at >= body.length) {
+        clearInterval(timer);
+        res.end();
+      }
+    }, t.everyMs);
+    res.on('close', () => clearInterval(timer));
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
+  const state: StaticServer = {
     files,
+    trickle: null,
     requests,
+    ranged,
     url: (name) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${name}`,
     close: () =>
       new Promise((r) => {
@@ -113,6 +136,7 @@ export async function startStaticServer(): Promise<StaticServer> {
         server.close(() => r());
       }),
   };
+  return state;
 }
 
 /** PIDs of processes whose command line mentions `needle` (the launcher's orphans after a SIGKILL). */

@@ -22,6 +22,8 @@ export interface BenchOptions {
   commandBurst: number;
   /** Where the adapt section writes its SVG plot (none when null). */
   plotDir: string | null;
+  /** Updates with the 50 MB bundle in the ota section. */
+  otaRuns: number;
 }
 
 export class UsageError extends Error {}
@@ -42,6 +44,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     agentNode: null,
     commandBurst: 2000,
     plotDir: null,
+    otaRuns: 3,
   };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
@@ -100,13 +103,16 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--agent-runs':
         o.agentRuns = Math.round(num(flag, value(), 1));
         break;
+      case '--ota-runs':
+        o.otaRuns = Math.round(num(flag, value(), 1));
+        break;
       case '--plot-dir':
         o.plotDir = value() ?? null;
         if (!o.plotDir) throw new UsageError('--plot-dir needs a directory');
         break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands] [--agent-runs N] [--agent-node PATH] [--command-burst N] [--plot-dir DIR] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands,ota[.bundle|.delta]] [--agent-runs N] [--agent-node PATH] [--command-burst N] [--plot-dir DIR] [--ota-runs N] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }

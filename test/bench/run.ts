@@ -10,7 +10,7 @@
  * write a module exporting a BenchSection and add it to SECTIONS.
  *
  * Sections: media (latency, cpu, startup, loopback, framer), agent, adapt, faults (hub-away,
- * kill, kill-at-hub, stall, orphan, audio-resume, auth), commands (throughput). The timing goals the integration
+ * kill, kill-at-hub, stall, orphan, audio-resume, auth), commands (throughput), ota (bundle, delta). The timing goals the integration
  * tests leave to the bench are fields of adapt, faults, media.loopback and media.framer.
  *
  * Options (defaults meet the documented minimums; the whole run takes about 11 minutes,
@@ -29,6 +29,7 @@
  *   --agent-runs N              repetitions of the agent measurements (default 5)
  *   --agent-node PATH           the Node that runs the agent (default: the bench's own)
  *   --command-burst N           commands per kind in the commands section (default 2000)
+ *   --ota-runs N                updates with the 50 MB bundle in the ota section (default 3)
  *   --plot-dir DIR              the adapt section writes DATE-adapt.svg there
  */
 import { loadavg } from 'node:os';
@@ -40,6 +41,7 @@ import { machineInfo, killTracked, monoMs, round1, sourceState, type MachineInfo
 import { parseArgs, UsageError, type BenchOptions } from './options.js';
 import { faultsSection } from './faults.js';
 import { commandsSection } from './commands.js';
+import { otaSection } from './ota.js';
 import type { BenchContext, BenchSection, SectionReport } from './report.js';
 import { agentSection, mediaSection } from './sections.js';
 
@@ -47,7 +49,7 @@ export { parseArgs } from './options.js';
 export type { BenchContext, BenchSection, Goal, SectionReport } from './report.js';
 
 /** Every section the bench knows, in run order. */
-export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, adaptSection, faultsSection];
+export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, adaptSection, faultsSection];
 
 // ---- main -----------------------------------------------------------------------------------
 

@@ -107,14 +107,27 @@ export class UpdateController {
 
   constructor(private readonly d: UpdateDeps) {
     this.dir = path.join(d.dataDir, 'ota');
+    this.ready = new Promise<void>((resolve) => (this.markReady = resolve));
   }
 
   private get appRoot(): string {
     return this.d.env?.EP_APP_ROOT ?? process.env.EP_APP_ROOT ?? this.d.settings?.appRoot ?? '/opt/commune-endpoint';
   }
 
+  /** Settles when start() has run: an `ota` command that arrives while the agent is still starting waits for it (start() would otherwise take its fresh job for an interrupted one). */
+  private readonly ready: Promise<void>;
+  private markReady: () => void = () => undefined;
+
   /** At agent start: a trial to finish, a rollback to report, a job to resume or abandon. */
   async start(): Promise<void> {
+    try {
+      await this.startOnce();
+    } finally {
+      this.markReady();
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     if (!this.d.settings) return;
     const state = await readReleaseState(this.appRoot).catch((e: unknown) => {
       this.d.log.error({ evt: 'ota.state_unreadable', err: (e as Error).message }, 'release-state.json unreadable');
@@ -158,6 +171,7 @@ export class UpdateController {
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
+    this.markReady();
     if (this.trialTimer !== null) this.d.clock.clearTimeout(this.trialTimer);
     for (const w of this.idleWaiters.splice(0)) w();
     await this.job?.catch(() => undefined);
@@ -188,6 +202,7 @@ export class UpdateController {
 
   /** The `ota` command: replies once the manifest is fetched and verified (or refused); the rest runs after the reply. */
   async command(args: { manifestUrl: string; when?: 'now' | 'idle'; force?: boolean }, commandId: string | null): Promise<Record<string, unknown>> {
+    await this.ready;
     if (!this.d.settings) throw new OtaRefusedError('not_enabled', 'updates are not enabled on this box: no trusted public keys provisioned (config ota.publicKeys)');
     if (!(await this.installedAsRelease())) throw new OtaRefusedError('not_installed', `this agent does not run from an installed release (${this.appRoot}/current): updates need the launcher's layout (docs/ota.md)`);
     const when = args.when ?? 'idle';

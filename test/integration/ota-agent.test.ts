@@ -13,7 +13,7 @@
 import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { OTA_STEPS, installLauncher } from '../../ota/index.js';
 import { HubClient } from './helpers/hub-client.js';
 import { Mosquitto } from './helpers/mosquitto.js';
@@ -32,8 +32,7 @@ let server: StaticServer;
 let work: string;
 const key = keys();
 let bundle11: Buffer;
-let launcher: Proc | null = null;
-let appRootNow = '';
+
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'ep-ota-agent-'));
@@ -60,11 +59,6 @@ beforeAll(async () => {
   );
 }, 120_000);
 
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail') console.error(`--- launcher + ep run (last 8000 chars) ---\n${launcher?.output().slice(-8000)}`);
-  await stopBox();
-});
-
 afterAll(async () => {
   await procs.killAll();
   await hub?.close();
@@ -74,9 +68,8 @@ afterAll(async () => {
 }, 60_000);
 
 /** A box: app root with 1.0.0 committed, the launcher installed, a config with the OTA keys. */
-async function box(deviceId: string, env: NodeJS.ProcessEnv = {}, ota: Record<string, unknown> = {}): Promise<{ appRoot: string; dataDir: string; p: Proc }> {
+async function box(t: TestContext, deviceId: string, env: NodeJS.ProcessEnv = {}, ota: Record<string, unknown> = {}): Promise<{ appRoot: string; dataDir: string; p: Proc }> {
   const appRoot = await mkdtemp(path.join(work, `${deviceId}-`));
-  appRootNow = appRoot;
   await installFirstRelease(appRoot, '1.0.0');
   await installLauncher(appRoot, path.join(ROOT, 'dist'));
   const dataDir = path.join(appRoot, 'data');
@@ -98,18 +91,20 @@ async function box(deviceId: string, env: NodeJS.ProcessEnv = {}, ota: Record<st
   const p = procs.spawn(`launcher ${deviceId}`, process.execPath, [path.join(appRoot, 'launcher', 'ota', 'launcher.js'), '--config', cfg], {
     env: { EP_APP_ROOT: appRoot, EP_LAUNCH_RESTART_MS: '100', ...env },
   });
-  launcher = p;
+  // Per test, through its own context (the crash tests run concurrently: the global hooks
+  // would bind to whichever test is current): its output when it fails, its processes stopped after it.
+  t.onTestFailed(() => console.error(`--- ${deviceId}: launcher + ep run (last 8000 chars) ---\n${p.output().slice(-8000)}`));
+  t.onTestFinished(() => stopBox(p, appRoot));
   return { appRoot, dataDir, p };
 }
 
 /** SIGTERM to the launcher (forwarded to ep run), then whatever is left of this box's processes. */
-async function stopBox(): Promise<void> {
-  if (launcher?.running()) {
+async function stopBox(launcher: Proc, appRoot: string): Promise<void> {
+  if (launcher.running()) {
     launcher.child.kill('SIGTERM');
     await withTimeout(launcher.exited, 20_000, 'the launcher to stop').catch(() => undefined);
   }
-  if (appRootNow) for (const pid of await pidsMentioning(appRootNow)) process.kill(pid, 'SIGKILL');
-  launcher = null;
+  for (const pid of await pidsMentioning(appRoot)) process.kill(pid, 'SIGKILL');
 }
 
 const online = (deviceId: string, version: string, since: number): Promise<unknown> =>
@@ -119,10 +114,10 @@ const releaseState = async (appRoot: string): Promise<Record<string, unknown>> =
 const exists = (f: string): Promise<boolean> => stat(f).then(() => true, () => false);
 
 describe('ota through the launcher, against Mosquitto and an HTTP server', () => {
-  it('happy path: 1.0.0 → 1.1.0 — accepted, progress reported, restarts into 1.1.0, commits, the old release kept as previous', async () => {
+  it('happy path: 1.0.0 → 1.1.0 — accepted, progress reported, restarts into 1.1.0, commits, the old release kept as previous', async (t) => {
     const id = 'ota-happy';
     const since = hub.mark();
-    const { appRoot } = await box(id);
+    const { appRoot } = await box(t, id);
     await online(id, '1.0.0', since);
     const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json'), when: 'idle' });
     const reply = await hub.reply(cmd, 30_000, id);
@@ -152,17 +147,20 @@ describe('bad releases: the launcher rolls back, the old version reports it and 
     expect((ev.json as { detail?: Record<string, unknown> }).detail).toMatchObject({ version: '1.1.0', runningVersion: '1.0.0', reason: expect.stringMatching(reason) });
     const st = await hub.waitState(id, (x) => phaseOf(x) === 'rolled_back', 30_000, since);
     expect(st).toMatchObject({ version: '1.0.0', ota: { phase: 'rolled_back', version: '1.1.0' } });
+    // The event goes out (to the persisted outbox) before the state file marks it reported.
+    await pollUntil(async () => (await releaseState(appRoot)).last !== null && ((await releaseState(appRoot)).last as { reported: boolean }).reported, 10_000, 'the rollback marked reported');
     expect(await releaseState(appRoot)).toMatchObject({ committed: '1.0.0', trying: null, failed: ['1.1.0'], last: { version: '1.1.0', outcome: 'rolled_back', reported: true } });
     expect(path.basename(await readlink(path.join(appRoot, 'current')))).toBe('1.0.0');
+    await pollUntil(async () => !(await exists(path.join(appRoot, 'releases', '1.1.0'))), 10_000, 'the rolled-back release removed');
     // Offered again: refused until a newer version comes.
     const again = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('ep-1.1.0.json') });
     expect(await hub.reply(again, 30_000, id)).toMatchObject({ ok: false, error: { code: 'failed', reason: 'refused_version' } });
   };
 
-  it('1.1.0 exits at start: rolled back to 1.0.0 after its 3rd start', async () => {
+  it('1.1.0 exits at start: rolled back to 1.0.0 after its 3rd start', async (t) => {
     const id = 'ota-crashloop';
     const since = hub.mark();
-    const { appRoot, p } = await box(id);
+    const { appRoot, p } = await box(t, id);
     await online(id, '1.0.0', since);
     const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('crashloop-1.1.0.json') });
     expect(await hub.reply(cmd, 30_000, id)).toMatchObject({ ok: true, result: { accepted: true, version: '1.1.0' } });
@@ -170,10 +168,10 @@ describe('bad releases: the launcher rolls back, the old version reports it and 
     expect(p.output().split('\n').filter((l) => l.includes('1.1.0: broken at start'))).toHaveLength(3);
   }, 180_000);
 
-  it('1.1.0 starts but never commits: rolled back when its trial window ends', async () => {
+  it('1.1.0 starts but never commits: rolled back when its trial window ends', async (t) => {
     const id = 'ota-nocommit';
     const since = hub.mark();
-    const { appRoot } = await box(id, {}, { trialS: 5 });
+    const { appRoot } = await box(t, id, {}, { trialS: 5 });
     await online(id, '1.0.0', since);
     const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('nocommit-1.1.0.json') });
     await hub.reply(cmd, 30_000, id);
@@ -183,10 +181,10 @@ describe('bad releases: the launcher rolls back, the old version reports it and 
 });
 
 describe('during a meeting', () => {
-  it('`now` without force is busy; `idle` is accepted, waits with the meeting intact, and proceeds after leave', async () => {
+  it('`now` without force is busy; `idle` is accepted, waits with the meeting intact, and proceeds after leave', async (t) => {
     const id = 'ota-meeting';
     const since = hub.mark();
-    await box(id);
+    await box(t, id);
     await online(id, '1.0.0', since);
     const j = await hub.send({ device: id }, 'join', { meetingId: 'm-ota', send: { url: 'srt://127.0.0.1:9' }, receive: { url: 'srt://127.0.0.1:9' } });
     expect(await hub.reply(j, 30_000, id)).toMatchObject({ ok: true });
@@ -206,17 +204,20 @@ describe('during a meeting', () => {
   }, 180_000);
 });
 
-describe('kill -9 at every step of the update (generated from OTA_STEPS), then the launcher restarts the box', () => {
+// Concurrent (each its own box, app root and device id): 14 boxes one after the other would
+// cost the suite ~80 s of mostly waiting for processes to start.
+describe.concurrent('kill -9 at every step of the update (generated from OTA_STEPS), then the launcher restarts the box', () => {
   it('the list covers every step, before and after', () => {
     expect(CRASHES.map((c) => `${c.step}:${c.when}`)).toHaveLength(OTA_STEPS.length * 2);
   });
 
   for (const [i, c] of CRASHES.entries()) {
-    it(`killed ${c.when} ${c.step}: ends on a working committed version, the update completed or cleanly abandoned`, async () => {
+    it(`killed ${c.when} ${c.step}: ends on a working committed version, the update completed or cleanly abandoned`, async (t) => {
+      const { expect } = t;
       const id = BOX_OF(i);
       const since = hub.mark();
       const once = path.join(work, `crashed-${i}`);
-      const { appRoot } = await box(id, { EP_OTA_CRASH: `${c.step}:${c.when}`, EP_OTA_CRASH_ONCE: once });
+      const { appRoot } = await box(t, id, { EP_OTA_CRASH: `${c.step}:${c.when}`, EP_OTA_CRASH_ONCE: once });
       await online(id, '1.0.0', since);
       const needsMeeting = c.step === 'wait-idle';
       if (needsMeeting) {

@@ -106,21 +106,12 @@ async function startPacedServer(): Promise<PacedServer> {
     url: (p) => `http://127.0.0.1:${(srv.address() as AddressInfo).port}/${p}`,
     endless,
     sent,
-    close: () =>
-      new Promise((r) => {
-        srv.closeAllConnections();
-        srv.close(() => r());
-      }),
+    close: () => new Promise((r) => (srv.closeAllConnections(), srv.close(() => r()))),
   };
 }
 
 // ── a box: 1.0.0 installed, a job for one manifest ────────────────────────────
-interface Box {
-  appRoot: string;
-  dir: string;
-  stateBefore: Buffer;
-  progress: number[];
-}
+interface Box { appRoot: string; dir: string; stateBefore: Buffer; progress: number[] }
 
 /** Serves a manifest (and its .sig unless null) under a name of its own; returns its URL. */
 function publish(manifest: Buffer, sig: Buffer | null = sign(manifest, key)): string {

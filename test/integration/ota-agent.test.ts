@@ -13,7 +13,7 @@
 import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type ExpectStatic, type TestContext } from 'vitest';
 import { OTA_STEPS, installLauncher } from '../../ota/index.js';
 import { HubClient } from './helpers/hub-client.js';
 import { Mosquitto } from './helpers/mosquitto.js';
@@ -113,8 +113,11 @@ const online = (deviceId: string, version: string, since: number): Promise<unkno
 const releaseState = async (appRoot: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(path.join(appRoot, 'release-state.json'), 'utf8')) as Record<string, unknown>;
 const exists = (f: string): Promise<boolean> => stat(f).then(() => true, () => false);
 
-describe('ota through the launcher, against Mosquitto and an HTTP server', () => {
+// Every describe is concurrent: each test has its own box (app root, device id, launcher),
+// and one after the other the 19 boxes would cost the suite ~100 s of mostly waiting.
+describe.concurrent('ota through the launcher, against Mosquitto and an HTTP server', () => {
   it('happy path: 1.0.0 → 1.1.0 — accepted, progress reported, restarts into 1.1.0, commits, the old release kept as previous', async (t) => {
+    const { expect } = t;
     const id = 'ota-happy';
     const since = hub.mark();
     const { appRoot } = await box(t, id);
@@ -126,7 +129,9 @@ describe('ota through the launcher, against Mosquitto and an HTTP server', () =>
     const committed = await hub.waitState(id, (s) => (s.ota as { phase?: string } | null)?.phase === 'committed', 60_000, since);
     expect(committed).toMatchObject({ version: '1.1.0', ota: { phase: 'committed', version: '1.1.0', from: '1.0.0' } });
     const phases = hub.states(id).map((s) => (s.ota as { phase?: string } | null)?.phase).filter(Boolean);
-    expect(phases).toEqual(expect.arrayContaining(['checking', 'accepted', 'restarting', 'trying', 'committed']));
+    expect(phases).toEqual(expect.arrayContaining(['checking', 'accepted', 'downloading', 'verifying', 'installing', 'restarting', 'trying', 'committed']));
+    const progress = hub.states(id).map((s) => (s.ota as { progress?: number } | null)?.progress).filter((p) => p !== undefined);
+    expect(progress.at(-1), 'download progress reported, ending at 1').toBe(1);
     await hub.waitFor((m) => m.n > since && m.kind === 'event' && m.deviceId === id && (m.json as { type?: string }).type === 'ota_committed', 30_000, 'the ota_committed event');
     const events = hub.events(id).map((e) => e.type);
     expect(events).toEqual(expect.arrayContaining(['ota_switched', 'ota_committed']));
@@ -141,8 +146,8 @@ describe('ota through the launcher, against Mosquitto and an HTTP server', () =>
 
 const phaseOf = (st: Record<string, unknown>): string | undefined => (st.ota as { phase?: string } | null)?.phase;
 
-describe('bad releases: the launcher rolls back, the old version reports it and refuses that version', () => {
-  const rolledBack = async (id: string, appRoot: string, since: number, reason: RegExp): Promise<void> => {
+describe.concurrent('bad releases: the launcher rolls back, the old version reports it and refuses that version', () => {
+  const rolledBack = async (expect: ExpectStatic, id: string, appRoot: string, since: number, reason: RegExp): Promise<void> => {
     const ev = await hub.waitFor((m) => m.n > since && m.kind === 'event' && m.deviceId === id && (m.json as { type?: string }).type === 'ota_rolled_back', 90_000, 'the ota_rolled_back event');
     expect((ev.json as { detail?: Record<string, unknown> }).detail).toMatchObject({ version: '1.1.0', runningVersion: '1.0.0', reason: expect.stringMatching(reason) });
     const st = await hub.waitState(id, (x) => phaseOf(x) === 'rolled_back', 30_000, since);
@@ -158,13 +163,14 @@ describe('bad releases: the launcher rolls back, the old version reports it and 
   };
 
   it('1.1.0 exits at start: rolled back to 1.0.0 after its 3rd start', async (t) => {
+    const { expect } = t;
     const id = 'ota-crashloop';
     const since = hub.mark();
     const { appRoot, p } = await box(t, id);
     await online(id, '1.0.0', since);
     const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('crashloop-1.1.0.json') });
     expect(await hub.reply(cmd, 30_000, id)).toMatchObject({ ok: true, result: { accepted: true, version: '1.1.0' } });
-    await rolledBack(id, appRoot, since, /did not commit after 3 starts/);
+    await rolledBack(t.expect, id, appRoot, since, /did not commit after 3 starts/);
     expect(p.output().split('\n').filter((l) => l.includes('1.1.0: broken at start'))).toHaveLength(3);
   }, 180_000);
 
@@ -176,12 +182,13 @@ describe('bad releases: the launcher rolls back, the old version reports it and 
     const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('nocommit-1.1.0.json') });
     await hub.reply(cmd, 30_000, id);
     await online(id, '1.1.0', since);
-    await rolledBack(id, appRoot, since, /did not commit within its window/);
+    await rolledBack(t.expect, id, appRoot, since, /did not commit within its window/);
   }, 180_000);
 });
 
-describe('during a meeting', () => {
+describe.concurrent('during a meeting', () => {
   it('`now` without force is busy; `idle` is accepted, waits with the meeting intact, and proceeds after leave', async (t) => {
+    const { expect } = t;
     const id = 'ota-meeting';
     const since = hub.mark();
     await box(t, id);
@@ -204,8 +211,6 @@ describe('during a meeting', () => {
   }, 180_000);
 });
 
-// Concurrent (each its own box, app root and device id): 14 boxes one after the other would
-// cost the suite ~80 s of mostly waiting for processes to start.
 describe.concurrent('kill -9 at every step of the update (generated from OTA_STEPS), then the launcher restarts the box', () => {
   it('the list covers every step, before and after', () => {
     expect(CRASHES.map((c) => `${c.step}:${c.when}`)).toHaveLength(OTA_STEPS.length * 2);

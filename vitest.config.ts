@@ -4,16 +4,17 @@ import { withNativePlugins } from './gst-pipelines/native/plugin.js';
 const pluginPath = withNativePlugins(process.env).GST_PLUGIN_PATH;
 
 /**
- * Files that start no media pipeline and no agent timing depends on — pure unit tests and
- * the update tests that work on files, HTTP servers and tar — run first, two at a time.
- * Everything else runs after them, one file at a time: integration tests run real
- * GStreamer pipelines and brokers on a 2-core machine, and timing-sensitive media checks
- * must not be starved.
+ * Files whose assertions no CPU contention can break — pure unit tests, the update tests
+ * (files, HTTP servers, tar, launchers and agents whose every wait is a generous hang
+ * guard), the broker-only agent tests — run first, three at a time. Everything else runs
+ * after them, one file at a time: real GStreamer media whose checks (frames that arrived,
+ * audio that was lost, a link that adapted) must not be starved on a 2-core machine.
  */
 const LIGHT = [
   'test/unit/**/*.test.ts',
-  'test/integration/ota-{cli,delta,delta-job,download,launcher,pack,refusals,resume}.test.ts',
+  'test/integration/ota-*.test.ts',
   'test/integration/{plan-fuzz,probe,ts-audit,ts-merge}.test.ts',
+  'test/integration/{broker-queue,health,join-refusals,mqtt-session-broker,power-cut,selftest-concurrency}.test.ts',
 ];
 
 export default defineConfig({
@@ -27,7 +28,7 @@ export default defineConfig({
     // tests start, the test process's own binding included (native.ts).
     env: pluginPath === undefined ? {} : { GST_PLUGIN_PATH: pluginPath },
     projects: [
-      { extends: true, test: { name: 'light', include: LIGHT, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'light', include: LIGHT, maxWorkers: 3, sequence: { groupOrder: 0 } } },
       { extends: true, test: { name: 'media', include: ['test/**/*.test.ts'], exclude: LIGHT, fileParallelism: false, sequence: { groupOrder: 1 } } },
     ],
   },

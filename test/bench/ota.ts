@@ -26,22 +26,19 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
-import { distPath } from '../../lib/index.js';
 import { installLauncher } from '../../ota/index.js';
-import { keys, manifestFor, pidsMentioning, sign, startStaticServer, type StaticServer } from '../integration/helpers/ota-fixture.js';
+import { ROOT, appTree, installFirstRelease, keys, manifestFor, pidsMentioning, sign, startStaticServer, type StaticServer } from '../integration/helpers/ota-fixture.js';
 import { startMosquitto } from './agent.js';
 import { childPids, endChild, MeasurementError, median, monoMs, round1, round3, sleep, track } from './machine.js';
 import { measureDelta, type DeltaMeasurement } from './ota-delta.js';
 import { fmt, goal, part, sectionTable, type BenchSection } from './report.js';
 
 export const BLOB_BYTES = 50 * 1024 * 1024;
-/** The project root: dist/ is what the releases are made of (ota-fixture.ts's ROOT is right only from the sources). */
-const ROOT = path.dirname(distPath(import.meta.url));
 const run = promisify(execFile);
 const SAMPLE_MS = 50;
 
@@ -79,33 +76,18 @@ function memKb(pid: number): { rss: number; hwm: number } | null {
   }
 }
 
-/** An app tree of `version` as ota-fixture.ts makes one: dist/ without dist/test, package.json at the version, node_modules → the project's. */
-async function appTree(dir: string, version: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await cp(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true, filter: (src) => !src.startsWith(path.join(ROOT, 'dist', 'test')) });
-  const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
-  await writeFile(path.join(dir, 'package.json'), `${JSON.stringify({ ...pkg, version }, null, 2)}\n`);
-  await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-}
-
-/** 1.0.0 as the committed release of a fresh app root (what provisioning leaves). */
-async function installFirstRelease(appRoot: string): Promise<void> {
-  await appTree(path.join(appRoot, 'releases', '1.0.0'), '1.0.0');
-  await symlink(path.join('releases', '1.0.0'), path.join(appRoot, 'current'));
-  await writeFile(path.join(appRoot, 'release-state.json'), `${JSON.stringify({ v: 1, committed: '1.0.0', previous: null, trying: null, failed: [], last: null })}\n`);
-}
-
 /** The 1.1.0 bundle: the built app and a 50 MiB file of random bytes (written in 1 MiB pieces), as a tar.gz. */
 async function bigBundle(work: string): Promise<Buffer> {
   const tree = path.join(work, 'tree-1.1.0');
-  await appTree(tree, '1.1.0');
-  await mkdir(path.join(tree, 'dist', 'assets'), { recursive: true });
-  const fh = await open(path.join(tree, 'dist', 'assets', 'blob.bin'), 'w');
-  try {
-    for (let n = 0; n < BLOB_BYTES; n += 1024 * 1024) await fh.write(randomBytes(Math.min(1024 * 1024, BLOB_BYTES - n)));
-  } finally {
-    await fh.close();
-  }
+  await appTree(tree, '1.1.0', async (dir) => {
+    await mkdir(path.join(dir, 'dist', 'assets'), { recursive: true });
+    const fh = await open(path.join(dir, 'dist', 'assets', 'blob.bin'), 'w');
+    try {
+      for (let n = 0; n < BLOB_BYTES; n += 1024 * 1024) await fh.write(randomBytes(Math.min(1024 * 1024, BLOB_BYTES - n)));
+    } finally {
+      await fh.close();
+    }
+  });
   const out = path.join(work, 'ep-1.1.0.tar.gz');
   await run('tar', ['-czf', out, '--owner=0', '--group=0', '--numeric-owner', '-C', tree, ...(await readdir(tree)).sort()]);
   await rm(tree, { recursive: true, force: true });
@@ -123,7 +105,7 @@ interface Setup {
 async function once(i: number, s: Setup): Promise<OtaRun> {
   const device = `bench-ota-${process.pid}-${i}`;
   const appRoot = await mkdtemp(path.join(s.work, 'box-'));
-  await installFirstRelease(appRoot);
+  await installFirstRelease(appRoot, '1.0.0');
   await installLauncher(appRoot, path.join(ROOT, 'dist'));
   const cfg = path.join(appRoot, 'config.json');
   await writeFile(

@@ -7,21 +7,30 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { distPath } from '../../../lib/index.js';
 import { generateKeys, signBytes, type KeyPair } from '../../../ota/index.js';
 
 const run = promisify(execFile);
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** The project root, whether this runs from the sources (tests) or from dist/ (the bench). */
+export const ROOT = path.dirname(distPath(import.meta.url));
 
-/** An app tree of `version` at `dir`: dist/ (copied), package.json (its version), node_modules → the project's. */
-export async function appTree(dir: string, version: string, tweak?: (dir: string) => Promise<void>): Promise<void> {
+/**
+ * An app tree of `version` at `dir`: dist/ (without dist/test), package.json (its version),
+ * node_modules → the project's. dist/ is copied, or with `link` hard-linked where the file
+ * system allows (an installed release: nothing writes into one). Never link a tree that is
+ * tarred or tweaked: a tweak would write through the link into the project's dist/, and tar
+ * refuses a file whose link count (ctime) another test changes while it reads it.
+ */
+export async function appTree(dir: string, version: string, tweak?: (dir: string) => Promise<void>, link = false): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await cp(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true, filter: (src) => !src.includes(`${path.sep}dist${path.sep}test`) });
+  const linked = link && tweak === undefined && (await run('cp', ['-al', path.join(ROOT, 'dist'), path.join(dir, 'dist')]).then(() => true, () => false));
+  if (linked) await rm(path.join(dir, 'dist', 'test'), { recursive: true, force: true });
+  else await cp(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true, filter: (src) => !src.includes(`${path.sep}dist${path.sep}test`) });
   const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
   await writeFile(path.join(dir, 'package.json'), `${JSON.stringify({ ...pkg, version }, null, 2)}\n`);
   await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
@@ -30,7 +39,7 @@ export async function appTree(dir: string, version: string, tweak?: (dir: string
 
 /** Installs `version` as the committed release of a fresh app root (what provisioning leaves). */
 export async function installFirstRelease(appRoot: string, version: string): Promise<void> {
-  await appTree(path.join(appRoot, 'releases', version), version);
+  await appTree(path.join(appRoot, 'releases', version), version, undefined, true);
   await symlink(path.join('releases', version), path.join(appRoot, 'current'));
   await writeFile(path.join(appRoot, 'release-state.json'), `${JSON.stringify({ v: 1, committed: version, previous: null, trying: null, failed: [], last: null })}\n`);
 }

@@ -26,7 +26,7 @@ import {
   clearJob,
   currentVersion,
   decideCommit,
-  otaExecutors,
+  loadTransfer,
   readFacts,
   readJob,
   readReleaseState,
@@ -155,7 +155,7 @@ export class UpdateController {
       await clearJob(this.dir);
       return;
     }
-    const facts = await readFacts(this.runnerDeps());
+    const facts = await readFacts(await this.runnerDeps());
     const answer = job.commandId === null ? 'ok' : this.d.answered(job.commandId);
     if (!facts.manifestVerified || answer !== 'ok') {
       // Its command was never answered "accepted" (the ledger answers it "interrupted by a restart; not run again"): abandon cleanly, as that reply says.
@@ -222,7 +222,7 @@ export class UpdateController {
       const job: OtaJob = { manifestUrl: args.manifestUrl, when, force, commandId, ended: null };
       await writeJob(this.dir, job);
       this.setStatus({ phase: 'checking' });
-      const r = await runJob(this.runnerDeps(), 'download');
+      const r = await runJob(await this.runnerDeps(), 'download');
       if (r !== 'switched' && 'paused' in r && OTA_STEPS.indexOf(r.paused) < OTA_STEPS.indexOf('download')) {
         // Stopped before the manifest was checked: nothing was accepted, nothing is left to resume.
         await clearJob(this.dir);
@@ -246,7 +246,7 @@ export class UpdateController {
   private background(job: OtaJob): void {
     const run = async (): Promise<void> => {
       const version = await this.jobVersion();
-      const r = await runJob(this.runnerDeps());
+      const r = await runJob(await this.runnerDeps());
       if (this.stopped) return;
       if (r === 'switched') {
         this.setStatus({ phase: 'restarting', ...(version ? { version } : {}), from: this.d.version });
@@ -266,8 +266,10 @@ export class UpdateController {
       .finally(() => (this.job = null));
   }
 
-  private runnerDeps(): RunnerDeps {
+  /** The job's dependencies; the executors (HTTP, tar) are loaded here, when an update runs, not at agent start. */
+  private async runnerDeps(): Promise<RunnerDeps> {
     const s = this.d.settings!;
+    const { otaExecutors } = await loadTransfer();
     return {
       dir: this.dir,
       appRoot: this.appRoot,
@@ -280,7 +282,7 @@ export class UpdateController {
         name: 'commune-endpoint',
         arch: otaArch() ?? 'x64',
         runningVersion: this.d.version,
-        trustedKeys: this.keys(),
+        trustedKeys: this.keyTexts,
         now: () => this.d.clock.now(),
         lastSyncedAt: () => this.lastSyncedAt(),
         raiseTimeFloor: (ms) => this.raiseTimeFloor(ms),
@@ -308,10 +310,6 @@ export class UpdateController {
     if (!this.d.settings) return;
     this.keyTexts = await Promise.all(this.d.settings.publicKeyFiles.map((f) => readFile(f, 'utf8')));
     if (this.d.settings.caFile) this.ca = await readFile(this.d.settings.caFile);
-  }
-
-  private keys(): string[] {
-    return this.keyTexts;
   }
 
   private onProgress(p: number): void {

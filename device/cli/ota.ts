@@ -18,7 +18,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { distPath } from '../../lib/index.js';
-import { DEFAULT_BASE_URL, checkBundleFile, checkSignature, decodeManifest, generateKeys, isPackError, pack, readPublicKey, signBytes } from '../../ota/index.js';
+import { checkBundleFile, checkSignature, decodeManifest, generateKeys, loadTransfer, readPublicKey, signBytes } from '../../ota/index.js';
 
 type Out = (s: string) => void;
 
@@ -54,6 +54,7 @@ async function packCmd(argv: string[], out: Out, err: Out): Promise<number> {
   if (!values.version || !values.arch || !values.out) return (err(`ep ota pack: --version, --arch and --out are required\n${OTA_USAGE}`), 2);
   const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
   if (days !== undefined && !Number.isInteger(days)) return (err(`ep ota pack: --expires-days must be a whole number of days\n${OTA_USAGE}`), 2);
+  const { DEFAULT_BASE_URL, isPackError, pack } = await loadTransfer();
   try {
     const r = await pack({ root: path.dirname(distPath(import.meta.url)), version: values.version, arch: values.arch, outDir: values.out, baseUrl: values['base-url'], expiresDays: days });
     const rel = (f: string): string => (path.relative(process.cwd(), f).startsWith('..') ? f : path.relative(process.cwd(), f) || '.');

@@ -20,7 +20,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { distPath } from '../../lib/index.js';
-import { assembleRelease, indexedReleases, machineArch, pack, type OtaManifest } from '../../ota/index.js';
+import { type OtaManifest } from '../../ota/index.js';
+import { assembleRelease, indexedReleases, machineArch, pack } from '../../ota/transfer.js';
 import { startStaticServer } from '../integration/helpers/ota-server.js';
 
 const run = promisify(execFile);

@@ -10,7 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initialState, isStaged, otaExecutors, packTree, runJob, writeJob, type RunnerDeps } from '../../ota/index.js';
+import { initialState, isStaged, runJob, writeJob, type RunnerDeps } from '../../ota/index.js';
+import { otaExecutors, packTree } from '../../ota/transfer.js';
 import { keys, sign, startStaticServer, type StaticServer } from './helpers/ota-fixture.js';
 
 let work: string;

@@ -12,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { assembleRelease, completeAssembled, indexedReleases, isDeltaError, packTree, type OtaManifest, type PackTreeResult } from '../../ota/index.js';
+import { type OtaManifest, type PackTreeResult } from '../../ota/index.js';
+import { assembleRelease, completeAssembled, indexedReleases, isDeltaError, packTree } from '../../ota/transfer.js';
 import { startStaticServer, type StaticServer } from './helpers/ota-server.js';
 
 const run = promisify(execFile);

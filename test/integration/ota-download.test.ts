@@ -8,7 +8,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { download, type DownloadOptions } from '../../ota/index.js';
+import { type DownloadOptions } from '../../ota/index.js';
+import { download } from '../../ota/transfer.js';
 import { startOtaServer, type OtaServer } from './helpers/ota-server.js';
 
 const BODY = randomBytes(1024 * 1024 + 123);

@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OTA_ARCHES, decodeIndex, machineArch, type OtaManifest } from '../../ota/index.js';
+import { OTA_ARCHES, type OtaManifest } from '../../ota/index.js';
+import { decodeIndex, machineArch } from '../../ota/transfer.js';
 import { snapshotRoot } from '../bench/ota-delta.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

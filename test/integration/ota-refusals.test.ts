@@ -21,7 +21,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { otaArch } from '../../device/updates.js';
-import { OTA_ARCHES, otaExecutors, readJob, runJob, writeJob, type ExecutorDeps, type OtaStep, type RunOutcome } from '../../ota/index.js';
+import { OTA_ARCHES, readJob, runJob, writeJob, type ExecutorDeps, type OtaStep, type RunOutcome } from '../../ota/index.js';
+import { otaExecutors } from '../../ota/transfer.js';
 import { installFirstRelease, keys, makeBundle, manifestFor, sha256, sign, startStaticServer, type ManifestOver, type StaticServer } from './helpers/ota-fixture.js';
 
 const run = promisify(execFile);

@@ -9,7 +9,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { otaExecutors, readJob, runJob, writeJob, type RunnerDeps } from '../../ota/index.js';
+import { readJob, runJob, writeJob, type RunnerDeps } from '../../ota/index.js';
+import { otaExecutors } from '../../ota/transfer.js';
 import { pollUntil } from './helpers/processes.js';
 import { installFirstRelease, keys, makeBundle, manifestFor, sign, startStaticServer, type StaticServer } from './helpers/ota-fixture.js';
 

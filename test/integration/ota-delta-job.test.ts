@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialState, isStaged, runJob, writeJob, type RunnerDeps } from '../../ota/index.js';
-import { otaExecutors, packTree } from '../../ota/transfer.js';
-import { keys, sign, startStaticServer, type StaticServer } from './helpers/ota-fixture.js';
+import { packTree } from '../../ota/transfer.js';
+import { jobDeps, keys, sign, startStaticServer, type StaticServer } from './helpers/ota-fixture.js';
 
 let work: string;
 let server: StaticServer;
@@ -58,29 +58,7 @@ async function boxWith10(): Promise<string> {
 }
 
 function deps(appRoot: string, notes: Array<[string, Record<string, unknown>]>): RunnerDeps {
-  return {
-    dir: path.join(appRoot, 'job'),
-    appRoot,
-    inMeeting: () => false,
-    progress: () => undefined,
-    untilIdle: async () => undefined,
-    executors: otaExecutors({
-      appRoot,
-      name: 'commune-endpoint',
-      arch: 'x64',
-      runningVersion: '1.0.0',
-      trustedKeys: [key.publicKeyPem],
-      now: () => Date.now(),
-      lastSyncedAt: async () => null,
-      retries: 2,
-      retryBaseMs: 20,
-      retryCapMs: 50,
-      progress: () => undefined,
-      trial: () => ({ fromReachedBroker: true, trialMs: 60_000 }),
-      note: (evt, detail) => void notes.push([evt, detail]),
-    }),
-    env: {},
-  };
+  return jobDeps(appRoot, key, { exec: { retries: 2, note: (evt, detail) => void notes.push([evt, detail]) } });
 }
 
 let v11: { manifestUrl: string; bundleBytes: number; objects: string[] };

@@ -10,9 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readJob, runJob, writeJob, type RunnerDeps } from '../../ota/index.js';
-import { otaExecutors } from '../../ota/transfer.js';
 import { pollUntil } from './helpers/processes.js';
-import { installFirstRelease, keys, makeBundle, manifestFor, sign, startStaticServer, type StaticServer } from './helpers/ota-fixture.js';
+import { installFirstRelease, jobDeps, keys, makeBundle, manifestFor, sign, startStaticServer, type StaticServer } from './helpers/ota-fixture.js';
 
 let work: string;
 let server: StaticServer;
@@ -36,30 +35,7 @@ afterAll(async () => {
 });
 
 function deps(appRoot: string, signal: AbortSignal, o: { inMeeting?: () => boolean; untilIdle?: () => Promise<void> } = {}): RunnerDeps {
-  return {
-    dir: path.join(appRoot, 'job'),
-    appRoot,
-    inMeeting: o.inMeeting ?? (() => false),
-    progress: () => undefined,
-    untilIdle: o.untilIdle ?? (async () => undefined),
-    signal,
-    executors: otaExecutors({
-      appRoot,
-      name: 'commune-endpoint',
-      arch: 'x64',
-      runningVersion: '1.0.0',
-      trustedKeys: [key.publicKeyPem],
-      now: () => Date.now(),
-      lastSyncedAt: async () => null,
-      retries: 3,
-      retryBaseMs: 20,
-      retryCapMs: 50,
-      progress: () => undefined,
-      trial: () => ({ fromReachedBroker: true, trialMs: 60_000 }),
-      signal,
-    }),
-    env: {},
-  };
+  return jobDeps(appRoot, key, { runner: { signal, ...o }, exec: { signal } });
 }
 
 const size = (f: string): Promise<number> => stat(f).then((s) => s.size, () => -1);

@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { distPath } from '../../../lib/index.js';
-import { generateKeys, signBytes, type KeyPair } from '../../../ota/index.js';
+import { generateKeys, signBytes, type ExecutorDeps, type KeyPair, type RunnerDeps } from '../../../ota/index.js';
+import { otaExecutors } from '../../../ota/transfer.js';
 
 const run = promisify(execFile);
 /** The project root, whether this runs from the sources (tests) or from dist/ (the bench). */
@@ -157,4 +158,36 @@ export async function pidsMentioning(needle: string): Promise<number[]> {
     if (cmd.includes(needle)) out.push(Number(d));
   }
   return out;
+}
+
+/**
+ * The update job's dependencies as the agent builds them (device/updates.ts), for running
+ * the real runner and executors in-process: a box at 1.0.0 on x64 trusting `key`, never in
+ * a meeting, short retries; `runner` and `exec` override any part.
+ */
+export function jobDeps(appRoot: string, key: KeyPair, o: { runner?: Partial<RunnerDeps>; exec?: Partial<ExecutorDeps> } = {}): RunnerDeps {
+  return {
+    dir: path.join(appRoot, 'job'),
+    appRoot,
+    inMeeting: () => false,
+    progress: () => undefined,
+    untilIdle: async () => undefined,
+    executors: otaExecutors({
+      appRoot,
+      name: 'commune-endpoint',
+      arch: 'x64',
+      runningVersion: '1.0.0',
+      trustedKeys: [key.publicKeyPem],
+      now: () => Date.now(),
+      lastSyncedAt: async () => null,
+      retries: 3,
+      retryBaseMs: 20,
+      retryCapMs: 50,
+      progress: () => undefined,
+      trial: () => ({ fromReachedBroker: true, trialMs: 60_000 }),
+      ...o.exec,
+    }),
+    env: {},
+    ...o.runner,
+  };
 }

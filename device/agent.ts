@@ -224,6 +224,12 @@ export class Agent {
     };
     const onMeetingEvent = (e: { type: string; severity: Severity; detail: Record<string, unknown> }): void => void this.event(e.type, e.severity, e.detail);
     const onConnected = (): void => {
+      // The first broker connection proves the provisioning file's credentials: its copy on
+      // the boot partition (secrets in it) gives way to a redacted receipt (provisioning/boot.ts).
+      if (!this.reachedBroker)
+        void import('../provisioning/index.js')
+          .then((p) => p.finishProvisioning(c.dataDir, this.log, { version: this.d.version }))
+          .catch((e: unknown) => this.log.error({ evt: 'provision.cleanup_failed', err: (e as Error).message }, 'could not replace the provisioning file by its receipt'));
       this.reachedBroker = true;
       this.reporter.onConnected();
       void this.router.flush();

@@ -55,6 +55,16 @@ export const configSchema = {
     },
     health: { type: 'object', additionalProperties: false, properties: { periodS: { type: 'integer', minimum: 5, maximum: 3600, default: 30 } } },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: LOG_LEVELS, default: 'info' } } },
+    gpio: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'GPIO line offsets (BCM numbering) of the status LED, the fault LED and the button (written by provisioning; docs/provisioning.md)',
+      properties: {
+        statusLed: { type: 'integer', minimum: 0, maximum: 53 },
+        faultLed: { type: 'integer', minimum: 0, maximum: 53 },
+        button: { type: 'integer', minimum: 0, maximum: 53 },
+      },
+    },
     ota: {
       type: 'object',
       additionalProperties: false,
@@ -99,6 +109,8 @@ export interface AgentConfig {
   log: { level: (typeof LOG_LEVELS)[number] };
   /** Absent or null: updates not enabled. */
   ota?: OtaSettings | null;
+  /** GPIO lines from provisioning; absent: the board's defaults. */
+  gpio?: { statusLed?: number; faultLed?: number; button?: number };
 }
 
 /** Validates a parsed config object; relative paths are resolved against `baseDir`. */
@@ -148,6 +160,7 @@ export async function decodeConfig(contract: Contract, raw: unknown, baseDir: st
     media: { source: c.media?.source ?? 'auto', volume: c.media?.volume ?? 1, micMuted: c.media?.micMuted ?? false, aec: c.media?.aec ?? true },
     health: { periodS: c.health?.periodS ?? 30 },
     log: { level: c.log?.level ?? 'info' },
+    ...(c.gpio ? { gpio: { ...c.gpio } } : {}),
     ota: c.ota
       ? {
           publicKeyFiles: otaFiles.publicKeys,

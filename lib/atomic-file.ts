@@ -36,6 +36,8 @@ export function isCorruptFileError(e: unknown): e is CorruptFileError {
 export interface WriteFileAtomicOptions {
   /** File mode, applied exactly (not through the umask). Default: 0o666 minus the umask, like fs.writeFile. */
   mode?: number;
+  /** Owner set on the temp file before the rename, so no reader ever sees the file with the wrong owner (needs root). */
+  owner?: { uid: number; gid: number } | null;
 }
 
 /**
@@ -51,6 +53,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
     const fh = await open(tmp, 'wx', opts.mode ?? 0o666);
     try {
       if (opts.mode !== undefined) await fh.chmod(opts.mode);
+      if (opts.owner) await fh.chown(opts.owner.uid, opts.owner.gid);
       await fh.writeFile(data);
       await fh.sync();
     } finally {

@@ -19,6 +19,9 @@ commands:
   media loopback [--seconds N] [--out DIR] [--passphrase P]
                                       a box and a local SRT hub exchange media; writes PNGs
   ota keygen|pack|sign|verify …       release side of updates: keys, bundles, signing, checking (ep ota)
+  provision FILE | --boot             provision this box from an ep-provision.json (by hand, or
+                                      the first-boot search of the boot partition and USB sticks)
+  factory-reset [--yes]               wipe identity, configuration and secrets (releases stay)
   help                                this text
 `;
 
@@ -87,6 +90,10 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
         return await mediaCommand(rest, out, err);
       case 'ota':
         return await (await import('./ota.js')).otaCommand(rest, out, err);
+      case 'provision':
+        return await (await import('./provision.js')).provisionCommand(rest, out, err);
+      case 'factory-reset':
+        return await (await import('./provision.js')).factoryResetCommand(rest, out, err);
       case undefined:
       case 'help':
       case '--help':

@@ -8,11 +8,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PUBLISHED_SCHEMAS } from '../contract/index.js';
 import { configSchema } from '../config.js';
+import { provisionFileSchema } from '../../provisioning/index.js';
 
 type Out = (s: string) => void;
 
 export function renderSchemas(): Record<string, string> {
-  const all: Record<string, object> = { ...PUBLISHED_SCHEMAS, 'agent-config': configSchema };
+  const all: Record<string, object> = { ...PUBLISHED_SCHEMAS, 'agent-config': configSchema, 'provision-file': provisionFileSchema };
   const files: Record<string, string> = {};
   for (const [name, schema] of Object.entries(all)) {
     files[`${name}.schema.json`] = `${JSON.stringify({ $schema: 'https://json-schema.org/draft/2020-12/schema', ...schema, $id: `https://commune-endpoint.invalid/ep/v1/${name}` }, null, 2)}\n`;

@@ -2,7 +2,8 @@
  * `ep ota pack`: the built app as it runs on a box, bundled for an update.
  *
  * The release tree is package.json (its "version" set to the release's: the app reads its
- * version there), dist/ (the tsc output without dist/test, and dist/native/libgstepframer.so)
+ * version there), dist/ (the tsc output without dist/test, and dist/native/libgstepframer.so),
+ * provisioning/install.sh with provisioning/systemd/ (a bundle installs itself on a new box)
  * and the production node_modules/ — the project's own copied and `npm prune --omit=dev`d
  * offline, so the native addons built here (gstreamer-superficial, epoll) go as they are and
  * nothing is compiled on the box. That is why a pack is for the arch of the machine it runs on.
@@ -301,6 +302,12 @@ export async function pack(o: PackOptions): Promise<PackResult> {
     await mkdir(tree);
     await run('cp', ['-a', '-H', '--reflink=auto', path.join(root, 'node_modules'), path.join(root, 'dist'), tree]);
     await rm(path.join(tree, 'dist', 'test'), { recursive: true, force: true }); // tests and benchmarks: not for the box
+    // The installer and its units, so a bundle can install itself on a new box (docs/provisioning.md).
+    // Optional: a tree without them (a test's snapshot of dist/ and node_modules/) packs as before.
+    if (await exists(path.join(root, 'provisioning', 'install.sh'))) {
+      await mkdir(path.join(tree, 'provisioning'));
+      await run('cp', ['-a', '--reflink=auto', path.join(root, 'provisioning', 'install.sh'), path.join(root, 'provisioning', 'systemd'), path.join(tree, 'provisioning')]);
+    }
     await writeFile(path.join(tree, 'package.json'), `${JSON.stringify({ ...pkg, version: o.version }, null, 2)}\n`, { mode: 0o644 });
     await prune(root, tree);
     const r = await packTree({ tree, outDir, name: pkg.name, version: o.version, arch, baseUrl, expiresDays, now: o.now });

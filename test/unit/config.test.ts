@@ -86,9 +86,9 @@ describe('agent config file', () => {
 describe('the systemd unit', () => {
   it('runs the launcher (never replaced by an update), which runs the agent with the Node flags the benchmark measures', async () => {
     const { AGENT_NODE_FLAGS } = await import('../../device/cli/run.js');
-    const unit = await readFile(new URL('../../device/systemd/commune-endpoint.service', import.meta.url), 'utf8');
+    const unit = await readFile(new URL('../../provisioning/systemd/commune-endpoint.service', import.meta.url), 'utf8');
     const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
-    expect(exec).toBe('ExecStart=/usr/local/bin/node /opt/commune-endpoint/launcher/ota/launcher.js --config /etc/commune-endpoint/config.json');
+    expect(exec).toBe('ExecStart=/usr/local/bin/node /opt/commune-endpoint/launcher/ota/launcher.js --config /var/lib/commune-endpoint/config.json');
     expect(unit.split('\n')).toContain('KillMode=mixed');
     const launcher = await readFile(new URL('../../ota/launcher.ts', import.meta.url), 'utf8');
     expect(launcher).toContain(`const AGENT_NODE_FLAGS = [${AGENT_NODE_FLAGS.map((f) => `'${f}'`).join(', ')}]`);

@@ -101,8 +101,12 @@ export async function writeStatus(t: Pick<ProvisionTarget, 'dataDir' | 'owner'>,
   await writeFileAtomic(path.join(t.dataDir, STATUS_FILE), `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600, owner: t.owner });
 }
 
+/** `dir` with `mode` (its missing parents with the default mode: only the leaf is private). */
 async function ensureDir(dir: string, mode: number, owner: Owner | null): Promise<void> {
-  await mkdir(dir, { recursive: true, mode });
+  await mkdir(path.dirname(dir), { recursive: true });
+  await mkdir(dir, { mode }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
   if (owner) await chown(dir, owner.uid, owner.gid);
 }
 

@@ -17,7 +17,7 @@
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { fsyncDir, isCorruptFileError, readFileCapped, writeFileAtomic, type Logger } from '../lib/index.js';
+import { fsyncDir, isCorruptFileError, readFileCapped, readJsonFile, writeFileAtomic, type Logger } from '../lib/index.js';
 import { applyProvision, CONFIG_FILE, readRecord, readStatus, RECORD_FILE, writeStatus, type ProvisionRecord, type ProvisionTarget } from './apply.js';
 import { decodeProvisionFile, isProvisionFileError, PROVISION_FILE_MAX_BYTES, PROVISION_FILE_NAME, RECEIPT_FILE_NAME, type DecodeProvisionOptions } from './provision-file.js';
 
@@ -136,28 +136,62 @@ export async function provisionFromBoot(ctx: ProvisionContext, search: readonly 
   return provisionFromFile(ctx, file, file);
 }
 
+/** The agent's note that it reached the broker with the provisioned credentials (root finishes from it). */
+export const REACHED_FILE = 'broker-reached.json';
+
 /**
- * Called by the agent once it has reached the broker: if the boot partition's copy of the
- * file it was provisioned from is still there, unchanged, replace it by the redacted receipt.
- * An edited file (a fix on its way) is left alone; it provisions at the next boot.
+ * The agent, once it has reached the broker: notes it in the data dir (`broker-reached.json`),
+ * then tries to finish itself. On a Raspberry Pi the boot partition is FAT mounted for root
+ * only, so the service user cannot remove the file: the note triggers
+ * commune-endpoint-provision-finish.path, whose oneshot (`ep provision --finish`, root) does.
  */
-export async function finishProvisioning(dataDir: string, log: Logger, extra: { version?: string; now?: () => number } = {}): Promise<'cleaned' | 'nothing' | 'changed'> {
+export async function noteBrokerReached(dataDir: string, log: Logger, extra: { version?: string; now?: () => number } = {}): Promise<'cleaned' | 'nothing' | 'changed' | 'left-for-root'> {
   const record = await readRecord(dataDir).catch(() => null);
   if (!record?.pendingCleanup || record.source === null) return 'nothing';
-  const bytes = await readFileCapped(record.source, PROVISION_FILE_MAX_BYTES).catch(() => null);
-  const done = async (): Promise<void> => {
-    await writeFileAtomic(path.join(dataDir, RECORD_FILE), `${JSON.stringify({ ...record, pendingCleanup: false }, null, 2)}\n`, { mode: 0o600 });
+  const at = new Date((extra.now ?? Date.now)()).toISOString();
+  await writeFileAtomic(path.join(dataDir, REACHED_FILE), `${JSON.stringify({ at, ...(extra.version ? { version: extra.version } : {}) })}\n`, { mode: 0o600 });
+  try {
+    return await finishProvisioning(dataDir, log);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw e;
+    log.info({ evt: 'provision.cleanup_deferred', file: record.source, code }, `cannot remove ${record.source} as this user (${code}); commune-endpoint-provision-finish (root) does`);
+    return 'left-for-root';
+  }
+}
+
+/**
+ * Replaces the boot partition's copy of the file the box was provisioned from by the
+ * redacted receipt — only once `broker-reached.json` says the box reached the broker with
+ * it, and only if the file is unchanged (an edited file is a fix on its way: it provisions
+ * at the next boot). The note is consumed either way.
+ */
+export async function finishProvisioning(dataDir: string, log: Logger): Promise<'cleaned' | 'nothing' | 'changed'> {
+  const reachedFile = path.join(dataDir, REACHED_FILE);
+  const reached = await readJsonFile<{ at?: string; version?: string }>(reachedFile, { maxBytes: 4096, quarantine: true }).catch(() => null);
+  const consume = async (): Promise<void> => {
+    await unlink(reachedFile).catch(() => undefined);
   };
+  const record = await readRecord(dataDir).catch(() => null);
+  if (reached === null || !record?.pendingCleanup || record.source === null) {
+    await consume();
+    return 'nothing';
+  }
+  const done = async (): Promise<void> => {
+    await writeFileAtomic(path.join(dataDir, RECORD_FILE), `${JSON.stringify({ ...record, pendingCleanup: false }, null, 2)}\n`, { mode: 0o600, owner: await ownerOf(dataDir) });
+    await consume();
+  };
+  const bytes = await readFileCapped(record.source, PROVISION_FILE_MAX_BYTES).catch(() => null);
   if (bytes === null) {
     await done();
     return 'nothing';
   }
   if (createHash('sha256').update(bytes).digest('hex') !== record.sha256) {
     log.warn({ evt: 'provision.file_changed', file: record.source }, `${record.source} changed since it was used; left for the next boot to provision from`);
+    await consume();
     return 'changed';
   }
-  const at = new Date((extra.now ?? Date.now)()).toISOString();
-  const receipt = { ...record.receipt, reachedBrokerAt: at, ...(extra.version ? { version: extra.version } : {}) };
+  const receipt = { ...record.receipt, reachedBrokerAt: reached.at ?? null, ...(reached.version ? { version: reached.version } : {}) };
   const dir = path.dirname(record.source);
   await writeFileAtomic(path.join(dir, RECEIPT_FILE_NAME), `${JSON.stringify(receipt, null, 2)}\n`, { mode: 0o644 });
   await unlink(record.source);
@@ -165,6 +199,12 @@ export async function finishProvisioning(dataDir: string, log: Logger, extra: { 
   await done();
   log.info({ evt: 'provision.cleaned', file: record.source, receipt: path.join(dir, RECEIPT_FILE_NAME) }, `reached the broker: removed ${record.source} (it held the secrets), left ${RECEIPT_FILE_NAME}`);
   return 'cleaned';
+}
+
+/** Files in the data dir keep its owner (root finishing for the service user). */
+async function ownerOf(dir: string): Promise<{ uid: number; gid: number } | null> {
+  const s = await stat(dir).catch(() => null);
+  return s && process.getuid?.() === 0 ? { uid: s.uid, gid: s.gid } : null;
 }
 
 /** Why the box is unprovisioned, for the log and the state (the last attempt's message). */

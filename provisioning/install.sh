@@ -334,16 +334,20 @@ put_text "$(r "$ETC_DIR/install.json")" 0644 "$(printf '{"appRoot":"%s","dataDir
 
 # --- units, polkit, journald ------------------------------------------------------------
 UNITS_CHANGED=0
-for u in commune-endpoint.service commune-endpoint-provision.service; do
+# The finish pair: root takes ep-provision.json off the boot partition once the agent noted
+# that it reached the broker (the agent, as the service user, cannot write there).
+UNITS=(commune-endpoint.service commune-endpoint-provision.service commune-endpoint-provision-finish.path commune-endpoint-provision-finish.service)
+ENABLED=(commune-endpoint.service commune-endpoint-provision.service commune-endpoint-provision-finish.path)
+for u in "${UNITS[@]}"; do
   if put "$UNITS_SRC/$u" "$(r "$UNIT_DIR/$u")" 0644; then UNITS_CHANGED=1; fi
 done
 if [ -n "$ROOT" ]; then
-  systemctl --root="$ROOT" enable --quiet commune-endpoint.service commune-endpoint-provision.service 2>&1 | grep -v 'non-existent unit' >&2 || true
+  systemctl --root="$ROOT" enable --quiet "${ENABLED[@]}" 2>&1 | grep -v 'non-existent unit' >&2 || true
 else
   if [ "$LIVE" -eq 1 ] && [ "$UNITS_CHANGED" -eq 1 ]; then systemctl daemon-reload; fi
-  systemctl enable --quiet commune-endpoint.service commune-endpoint-provision.service
+  systemctl enable --quiet "${ENABLED[@]}"
 fi
-for u in commune-endpoint.service commune-endpoint-provision.service; do
+for u in "${ENABLED[@]}"; do
   [ -L "$(r "/etc/systemd/system/multi-user.target.wants/$u")" ] || die "$u is not enabled (no multi-user.target.wants/$u)"
 done
 
@@ -402,7 +406,9 @@ fi
 # Units as systemd reads them: the installed files checked directly (their ExecStart binary
 # is looked up on this machine; --root= would need the whole of systemd's units in DIR).
 if command -v systemd-analyze >/dev/null; then
-  out=$(systemd-analyze verify --man=no "$(r "$UNIT_DIR/commune-endpoint.service")" "$(r "$UNIT_DIR/commune-endpoint-provision.service")" 2>&1) || warn "systemd-analyze verify failed"
+  verify=()
+  for u in "${UNITS[@]}"; do verify+=("$(r "$UNIT_DIR/$u")"); done
+  out=$(systemd-analyze verify --man=no "${verify[@]}" 2>&1) || warn "systemd-analyze verify failed"
   [ -z "$out" ] || warn "systemd-analyze verify: $out"
 else
   warn "no systemd-analyze: the units were not verified"

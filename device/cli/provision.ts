@@ -12,7 +12,7 @@ import { parseArgs, promisify } from 'node:util';
 import { decodeConfig } from '../config.js';
 import { createContract, isDecodeError } from '../contract/index.js';
 import { createLogger, hostPaths } from '../../lib/index.js';
-import { ProvisionFileError, deriveDeviceId, findProvisionFile, lookupUser, provisionFromBoot, provisionFromFile, wipeDataDir, PROVISION_FILE_NAME, type ProvisionContext } from '../../provisioning/index.js';
+import { ProvisionFileError, deriveDeviceId, findProvisionFile, finishProvisioning, lookupUser, provisionFromBoot, provisionFromFile, wipeDataDir, PROVISION_FILE_NAME, type ProvisionContext } from '../../provisioning/index.js';
 
 type Out = (s: string) => void;
 const run = promisify(execFile);
@@ -90,12 +90,18 @@ async function tryRestart(out: Out): Promise<void> {
 }
 
 export async function provisionCommand(argv: string[], out: Out, err: Out): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { ...COMMON, boot: { type: 'boolean', default: false }, 'no-restart': { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
-  if (values.boot === (positionals.length === 1) || positionals.length > 1) {
-    err(`usage: ep provision FILE | --boot   [--root DIR] [--data-dir DIR] [--app-root DIR] [--user NAME] [--no-restart]`);
+  const { values, positionals } = parseArgs({ args: argv, options: { ...COMMON, boot: { type: 'boolean', default: false }, finish: { type: 'boolean', default: false }, 'no-restart': { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  if ([values.boot, values.finish, positionals.length === 1].filter(Boolean).length !== 1 || positionals.length > 1) {
+    err(`usage: ep provision FILE | --boot | --finish   [--root DIR] [--data-dir DIR] [--app-root DIR] [--user NAME] [--no-restart]`);
     return 2;
   }
   const ctx = await context(values, err);
+  if (values.finish) {
+    // Root's half of the cleanup (commune-endpoint-provision-finish.service): see provisioning/boot.ts.
+    const r = await finishProvisioning(ctx.dataDir, ctx.log);
+    out(r === 'cleaned' ? 'the provisioning file gave way to its receipt' : r === 'changed' ? 'the provisioning file was edited since; left for the next boot' : 'nothing to finish');
+    return 0;
+  }
   const r = values.boot ? await provisionFromBoot(ctx) : await provisionFromFile(ctx, path.resolve(positionals[0]!), null);
   switch (r.outcome) {
     case 'provisioned':

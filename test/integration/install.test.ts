@@ -20,6 +20,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const ARCH = machineArch()!;
 const BUNDLE_V = '1.2.0';
 const UNIT_DIR = 'usr/local/lib/systemd/system';
+const UNITS = ['commune-endpoint.service', 'commune-endpoint-provision.service', 'commune-endpoint-provision-finish.path', 'commune-endpoint-provision-finish.service'];
 const isRoot = process.getuid?.() === 0;
 
 interface Run {
@@ -127,9 +128,10 @@ describe('provisioning/install.sh from the checkout, into a temp root', () => {
   });
 
   it('installs the units (enabled), the sysusers file, the polkit rule and the SD card journald drop-in', async () => {
-    for (const u of ['commune-endpoint.service', 'commune-endpoint-provision.service']) {
+    for (const u of UNITS) {
       expect(await readFile(path.join(box, UNIT_DIR, u))).toEqual(await readFile(path.join(ROOT, 'provisioning/systemd', u)));
-      expect(await readlink(path.join(box, 'etc/systemd/system/multi-user.target.wants', u))).toBe(`/${UNIT_DIR}/${u}`);
+      // The finish service is started by its .path unit, not enabled itself.
+      if (u !== 'commune-endpoint-provision-finish.service') expect(await readlink(path.join(box, 'etc/systemd/system/multi-user.target.wants', u))).toBe(`/${UNIT_DIR}/${u}`);
     }
     expect(await readFile(path.join(box, 'usr/local/lib/sysusers.d/commune-endpoint.conf'))).toEqual(await readFile(path.join(ROOT, 'provisioning/systemd/commune-endpoint.sysusers.conf')));
     expect(await readFile(path.join(box, 'etc/polkit-1/rules.d/50-commune-endpoint.rules'), 'utf8')).toContain('"org.freedesktop.login1.reboot"');
@@ -153,7 +155,7 @@ describe('provisioning/install.sh from the checkout, into a temp root', () => {
       process.stderr.write('install: systemd-analyze verify skipped: no systemd-analyze, or no /usr/local/bin/node to check ExecStart against\n');
       ctx.skip();
     }
-    const v = await sh('systemd-analyze', ['verify', '--man=no', path.join(box, UNIT_DIR, 'commune-endpoint.service'), path.join(box, UNIT_DIR, 'commune-endpoint-provision.service')]);
+    const v = await sh('systemd-analyze', ['verify', '--man=no', ...UNITS.map((u) => path.join(box, UNIT_DIR, u))]);
     // Exit 0 even for an unknown key ("ignoring"): the output must be empty too.
     expect([v.code, v.stdout + v.stderr]).toEqual([0, '']);
     expect(first.stderr).not.toMatch(/systemd-analyze/);

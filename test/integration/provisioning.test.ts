@@ -13,9 +13,10 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,6 +40,8 @@ const PW_BOX = 'cam-an';
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
 const SERVICE_UID = 4242;
 const SERIAL = '10000000abcdef12';
+/** The uid the agent runs as in the test that needs a user other than root. */
+const NOBODY = 65534;
 
 let broker: Mosquitto;
 let hub: HubClient;
@@ -261,6 +264,35 @@ describe('a valid file', () => {
     expect((await ep(box, 'factory-reset', '--yes')).code).toBe(0);
     expect((await ep(box, 'provision', '--boot')).code).toBe(0);
     expect((JSON.parse(await readFile(path.join(box.dataDir, 'config.json'), 'utf8')) as { deviceId: string }).deviceId).toBe(id1);
+  });
+});
+
+describe('the boot partition is root\'s (FAT on a Pi)', () => {
+  it('the agent, as the service user, cannot remove the file: it leaves a note, and root\'s finish step (the .path unit\'s oneshot) swaps the file for the receipt', async () => {
+    const box = await newRoot();
+    await writeFile(box.file, JSON.stringify(await withCa(passwordFile())));
+    expect((await ep(box, 'provision', '--boot')).code).toBe(0);
+    // The service user of this test: nobody, owning the data dir; the boot partition stays root's.
+    await chmod(box.root, 0o755);
+    await chown(box.dataDir, NOBODY, NOBODY);
+    for (const f of await readdir(box.dataDir)) await chown(path.join(box.dataDir, f), NOBODY, NOBODY);
+    const script = `import { noteBrokerReached } from ${JSON.stringify(pathToFileURL(distPath(import.meta.url, 'provisioning', 'index.js')).href)};
+      import { silentLogger } from ${JSON.stringify(pathToFileURL(distPath(import.meta.url, 'lib', 'index.js')).href)};
+      console.log(await noteBrokerReached(${JSON.stringify(box.dataDir)}, silentLogger(), { version: '9.9.9' }));`;
+    const asAgent = await run(process.execPath, ['--input-type=module', '-e', script], { uid: NOBODY, gid: NOBODY, timeout: 30_000 });
+    expect(asAgent.stdout.trim()).toBe('left-for-root');
+    expect(await exists(box.file)).toBe(true);
+    expect(await exists(path.join(box.dataDir, 'broker-reached.json'))).toBe(true);
+
+    const fin = await ep(box, 'provision', '--finish');
+    expect(fin.stdout).toContain('gave way to its receipt');
+    expect(await exists(box.file)).toBe(false);
+    expect(JSON.parse(await readFile(path.join(box.boot, 'ep-provision.done.json'), 'utf8'))).toMatchObject({ deviceId: PW_BOX, version: '9.9.9' });
+    expect(await exists(path.join(box.dataDir, 'broker-reached.json'))).toBe(false);
+    // The record stays the service user's.
+    expect((await stat(path.join(box.dataDir, 'provisioning.json'))).uid).toBe(NOBODY);
+    // Finishing again: nothing to do.
+    expect((await ep(box, 'provision', '--finish')).stdout).toContain('nothing to finish');
   });
 });
 

@@ -228,7 +228,7 @@ export class Agent {
       // the boot partition (secrets in it) gives way to a redacted receipt (provisioning/boot.ts).
       if (!this.reachedBroker)
         void import('../provisioning/index.js')
-          .then((p) => p.finishProvisioning(c.dataDir, this.log, { version: this.d.version }))
+          .then((p) => p.noteBrokerReached(c.dataDir, this.log, { version: this.d.version }))
           .catch((e: unknown) => this.log.error({ evt: 'provision.cleanup_failed', err: (e as Error).message }, 'could not replace the provisioning file by its receipt'));
       this.reachedBroker = true;
       this.reporter.onConnected();
@@ -283,6 +283,12 @@ export class Agent {
   /** The last health sample (status page, tests). */
   get health(): HealthSample | null {
     return this.reporter.health;
+  }
+
+  /** What `ep status` shows (the local control socket): the reported state, the hub link, the last health sample. */
+  localStatus(): Record<string, unknown> {
+    const c = this.d.config;
+    return { provisioned: true, deviceId: c.deviceId, groupId: c.groupId, name: c.name, hub: { url: c.mqtt.url, connected: this.mqtt.connected, reachedSinceStart: this.reachedBroker }, ...this.reporter.snapshot(), health: this.reporter.health };
   }
 
   /** A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change

@@ -79,6 +79,11 @@ export class StateReporter {
     this.refresh();
   }
 
+  /** The reported state as it stands now (the local control socket's status). */
+  snapshot(): ReturnType<typeof buildReportedState> {
+    return buildReportedState({ phase: this.d.meeting.phase, meeting: this.d.meeting.meeting, media: this.d.media.status(), faults: this.faultList, version: this.d.version, now: this.d.clock.now(), ota: this.ota });
+  }
+
   /** Recomputes faults and the reported state; publishes what changed. */
   refresh(): void {
     const media = this.d.media.status();

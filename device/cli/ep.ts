@@ -22,6 +22,7 @@ commands:
   provision FILE | --boot             provision this box from an ep-provision.json (by hand, or
                                       the first-boot search of the boot partition and USB sticks)
   factory-reset [--yes]               wipe identity, configuration and secrets (releases stay)
+  status [--json] [--socket PATH]     the running agent's state (over its local control socket)
   help                                this text
 `;
 
@@ -92,6 +93,8 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
         return await (await import('./ota.js')).otaCommand(rest, out, err);
       case 'provision':
         return await (await import('./provision.js')).provisionCommand(rest, out, err);
+      case 'status':
+        return await (await import('./status.js')).statusCommand(rest, out, err);
       case 'factory-reset':
         return await (await import('./provision.js')).factoryResetCommand(rest, out, err);
       case undefined:

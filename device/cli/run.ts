@@ -5,12 +5,17 @@
  * STOP_BOUND_MS whatever hangs: past it the process logs the part it was waiting for
  * (`agent.stop_timeout`) and exits 1; a second signal exits at once.
  */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from '../../lib/index.js';
 import { pino } from 'pino';
 import { Agent } from '../agent.js';
 import { readVersion } from '../../lib/index.js';
 import { loadConfig } from '../config.js';
+import { watchConfig } from '../config-watch.js';
+import { ControlServer, controlSocketPath } from '../control-socket.js';
+import { runUnprovisioned } from '../unprovisioned.js';
 import { createContract, isDecodeError } from '../contract/index.js';
 import { createLogger } from '../../lib/index.js';
 import { LogRing } from '../../lib/index.js';
@@ -75,6 +80,8 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     err('usage: ep run --config FILE');
     return 2;
   }
+  // No configuration yet (never provisioned, a factory reset): the unprovisioned agent.
+  if ((await stat(values.config).catch(() => null)) === null) return unprovisionedMain(values.config);
   let config;
   try {
     config = await loadConfig(createContract(), values.config);
@@ -91,17 +98,18 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   let restartWhy: string | null = null;
   let requestRestart: (() => void) | null = null;
   const restartRequested = new Promise<void>((resolve) => (requestRestart = resolve));
+  const restart = (why: string): void => {
+    if (restartWhy !== null) return;
+    restartWhy = why;
+    agent.log.info({ evt: 'agent.restart', why }, `restarting: ${why}`);
+    requestRestart?.();
+  };
   const agent = new Agent({
     config,
     version: await readVersion(),
     logger,
     logRing: ring,
-    restart: (why) => {
-      if (restartWhy !== null) return;
-      restartWhy = why;
-      agent.log.info({ evt: 'agent.restart', why }, `restarting: ${why}`);
-      requestRestart?.();
-    },
+    restart: (why) => restart(why),
   });
   // Signals are handled from before start(): a SIGTERM while starting (the box is online
   // already) must stop it cleanly too, not kill it without its offline status.
@@ -124,6 +132,19 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     process.on('SIGINT', () => on('SIGINT'));
   });
   const started = agent.start();
+  // `ep status` over the local control socket; a replaced or removed config (ep provision,
+  // ep factory-reset) restarts the agent into it.
+  const control = new ControlServer({
+    path: controlSocketPath(config.dataDir),
+    deviceId: config.deviceId,
+    log: agent.log,
+    handler: async (req) =>
+      req.command === 'status'
+        ? { ok: true, result: agent.localStatus() }
+        : { ok: false, error: { code: 'unknown_command', message: `${JSON.stringify(req.command)}: the local socket answers status; commands come from the hub` } },
+  });
+  void started.then(() => control.start()).catch((e: unknown) => agent.log.error({ evt: 'control.failed', err: (e as Error).message }, 'cannot open the local control socket'));
+  const unwatch = await watchConfig(values.config, (how) => restart(`the configuration was ${how}`));
   if ((await Promise.race([started.then(() => 'started'), signaled.then(() => 'signal')])) === 'signal') {
     let t: NodeJS.Timeout | undefined;
     const done = await Promise.race([started.then(() => true), new Promise<false>((r) => (t = setTimeout(() => r(false), STOP_BOUND_MS)))]);
@@ -133,6 +154,8 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
       process.exit(1);
     }
   } else await signaled;
+  unwatch();
+  await control.stop();
   const outcome = await stopWithin(agent, Math.max(1000, STOP_BOUND_MS - (Date.now() - signaledAt)), agent.log);
   if (outcome === 'timeout') process.exit(1);
   const code = restartWhy !== null ? EX_RESTART : outcome === 'stopped' ? 0 : 1;
@@ -141,4 +164,23 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     process.exit(code);
   }, EXIT_GRACE_MS).unref();
   return code;
+}
+
+/** `ep run` without a configuration file: device/unprovisioned.ts until one appears (then EX_RESTART). */
+async function unprovisionedMain(configFile: string): Promise<number> {
+  const dataDir = process.env.EP_DATA_DIR ? path.resolve(process.env.EP_DATA_DIR) : path.dirname(path.resolve(configFile));
+  const log = createLogger({ level: 'info', destination: process.stdout });
+  let signaled = false;
+  const stop = new Promise<void>((resolve) => {
+    const on = (sig: string): void => {
+      if (signaled) process.exit(1);
+      signaled = true;
+      log.info({ evt: 'agent.signal', sig }, `received ${sig}, stopping`);
+      resolve();
+    };
+    process.on('SIGTERM', () => on('SIGTERM'));
+    process.on('SIGINT', () => on('SIGINT'));
+  });
+  const r = await runUnprovisioned({ configFile: path.resolve(configFile), dataDir, version: await readVersion(), log, stop });
+  return r === 'provisioned' ? EX_RESTART : 0;
 }

@@ -13,7 +13,7 @@
  *         when the child exits, afterChildExit says: exit (systemd asked us to stop, or a
  *         committed version's configuration is bad) or start again after a pause.
  *
- *   node /opt/commune-endpoint/launcher/ota/launcher.js --config /etc/commune-endpoint/config.json
+ *   node /opt/commune-endpoint/launcher/ota/launcher.js --config /var/lib/commune-endpoint/config.json
  *
  * Environment: EP_APP_ROOT (default /opt/commune-endpoint), EP_LAUNCH_MAX_STARTS (starts a
  * trial version gets, default 3), EP_LAUNCH_RESTART_MS (pause before a new start, default

@@ -27,7 +27,7 @@ export const EX_CONFIG = 78;
 export const EX_RESTART = 75;
 
 /**
- * Node flags the box runs the agent with (device/systemd/commune-endpoint.service, and
+ * Node flags the box runs the agent with (provisioning/systemd/commune-endpoint.service, and
  * the benchmark). The agent idles most of its life and does little JS work (media runs
  * in worker processes): a 1 MB young generation and no optimising compiler keep its
  * resident memory near 65 MB instead of ~90 MB (measured, docs/benchmarks.md).

@@ -109,7 +109,7 @@ const current = (): Promise<string> => readlink(path.join(appRoot, 'current'));
 function startLauncher(env: Record<string, string> = {}): Launcher {
   // A clean environment (no NODE_PATH, NODE_OPTIONS…) and its own process group, which a
   // kill -9 takes down whole, as systemd kills the unit's control group.
-  const child = spawn(process.execPath, [path.join(appRoot, 'launcher', 'ota', 'launcher.js'), '--config', '/etc/commune-endpoint/config.json'], {
+  const child = spawn(process.execPath, [path.join(appRoot, 'launcher', 'ota', 'launcher.js'), '--config', '/var/lib/commune-endpoint/config.json'], {
     cwd: appRoot,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -200,7 +200,7 @@ describe('the launcher (built, installed without node_modules, real processes)',
     const l = startLauncher();
     await until(l, '1.0.0 to start', () => fakeLines(l, '1.0.0', 'started').length === 1);
     const [run] = fakeLines(l, '1.0.0', 'started');
-    expect(run).toMatchObject({ argv: ['run', '--config', '/etc/commune-endpoint/config.json'], execArgv: [...AGENT_NODE_FLAGS] });
+    expect(run).toMatchObject({ argv: ['run', '--config', '/var/lib/commune-endpoint/config.json'], execArgv: [...AGENT_NODE_FLAGS] });
     expect(await stopLauncher(l)).toEqual({ code: 42, signal: null });
     expect(fakeLines(l, '1.0.0', 'sigterm')).toHaveLength(1);
     expect(launcherLines(l).map((x) => [x.evt, x.msg])).toEqual([

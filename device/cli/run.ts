@@ -4,9 +4,15 @@
  * SIGTERM/SIGINT stop it cleanly: offline status published, media stopped — within
  * STOP_BOUND_MS whatever hangs: past it the process logs the part it was waiting for
  * (`agent.stop_timeout`) and exits 1; a second signal exits at once.
+ *
+ * Under systemd (NOTIFY_SOCKET; the unit's main PID is the launcher, NotifyAccess=all) it
+ * notifies by itself (lib/sd-notify.ts): READY=1 once started, WATCHDOG=1 every
+ * WATCHDOG_USEC/2 while device/liveness.ts finds it alive, STOPPING=1 when a signal
+ * stops it. A watchdog it cannot feed stops it at once (EX_NOTIFY), before anything starts.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from '../../lib/index.js';
 import { pino } from 'pino';
@@ -17,14 +23,19 @@ import { watchConfig } from '../config-watch.js';
 import { ControlServer, controlSocketPath } from '../control-socket.js';
 import { runUnprovisioned } from '../unprovisioned.js';
 import { createContract, isDecodeError } from '../contract/index.js';
-import { createLogger } from '../../lib/index.js';
+import { createLogger, systemClock } from '../../lib/index.js';
 import { LogRing } from '../../lib/index.js';
+// eslint-disable-next-line shape/boundaries -- lib/index.ts is not this change's file; the notifier belongs in its exports
+import { NOTIFY_ENV, notifyPlan, openNotifier, type SdNotifier } from '../../lib/sd-notify.js';
+import { agentLivenessCheck } from '../liveness.js';
 
 type Out = (s: string) => void;
 
 export const EX_CONFIG = 78;
 /** "Start me again": the launcher decides again and restarts after EP_LAUNCH_RESTART_MS (after an update's switch, or for its rollback). */
 export const EX_RESTART = 75;
+/** systemd's watchdog is on (WATCHDOG_USEC) but cannot be fed (EX_UNAVAILABLE): restarting cannot fix the unit. */
+export const EX_NOTIFY = 69;
 
 /**
  * Node flags the box runs the agent with (provisioning/systemd/commune-endpoint.service, and
@@ -93,10 +104,25 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   }
   const ring = new LogRing();
   const logger = createLogger({ level: config.log.level, destination: pino.multistream([{ stream: process.stdout, level: 'trace' }, { stream: ring, level: 'trace' }]) });
+  // systemd first: a watchdog that cannot be fed must stop the agent now, loudly, not get
+  // it killed every WatchdogSec. Our children (media workers) do not get the variables: with
+  // NotifyAccess=all, a child pinging would keep a wedged agent's watchdog fed.
+  const plan = notifyPlan(process.env, process.pid, process.ppid);
+  for (const k of NOTIFY_ENV) delete process.env[k];
+  let notifier: SdNotifier | null;
+  try {
+    notifier = await openNotifier(plan, { clock: systemClock, log: logger.child({ module: 'systemd' }) });
+  } catch (e) {
+    logger.error({ evt: 'watchdog.unusable', err: (e as Error).message, code: EX_NOTIFY }, `cannot notify systemd: ${(e as Error).message}; exiting (${EX_NOTIFY})`);
+    return EX_NOTIFY;
+  }
+  if (plan.kind !== 'unusable' && plan.note) logger.warn({ evt: 'watchdog.not_ours' }, plan.note);
+  if (notifier) logger.info({ evt: 'sd_notify.connected', socket: notifier.plan.socket, pingMs: notifier.pingMs }, `notifying systemd at ${notifier.plan.socket}${notifier.pingMs ? `, watchdog pings every ${notifier.pingMs} ms` : ''}`);
   // After an update's switch (or to roll one back) the agent asks to be restarted: it stops
   // cleanly and exits EX_RESTART; the launcher (ota/launcher.ts) then starts what `current` is.
   let restartWhy: string | null = null;
   let requestRestart: (() => void) | null = null;
+  let endTestFaults = (): void => undefined;
   const restartRequested = new Promise<void>((resolve) => (requestRestart = resolve));
   const restart = (why: string): void => {
     if (restartWhy !== null) return;
@@ -117,6 +143,10 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   const signaled = new Promise<void>((resolve) => {
     void restartRequested.then(() => {
       if (!signaledAt) signaledAt = Date.now();
+      // The launcher starts the agent again: the service goes on, so no STOPPING=1 (systemd
+      // would take the whole unit for stopping); the pings stop with the parts they watch.
+      notifier?.stopWatchdog();
+      void notifier?.status(`restarting: ${restartWhy ?? ''}`);
       resolve();
     });
     const on = (sig: string): void => {
@@ -126,6 +156,7 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
       }
       signaledAt = Date.now();
       agent.log.info({ evt: 'agent.signal', sig }, `received ${sig}, stopping`);
+      void notifier?.stopping(`stopping (${sig})`);
       resolve();
     };
     process.on('SIGTERM', () => on('SIGTERM'));
@@ -153,10 +184,20 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
       agent.log.error({ evt: 'agent.stop_timeout', boundMs: STOP_BOUND_MS, step: 'start', resources: process.getActiveResourcesInfo() }, `start did not finish within ${STOP_BOUND_MS} ms of the signal; exiting`);
       process.exit(1);
     }
-  } else await signaled;
+  } else {
+    if (notifier) {
+      await notifier.ready(`running ${agent.config.deviceId}`);
+      const ping = notifier.pingMs;
+      if (ping !== null && !signaledAt) notifier.startWatchdog(agentLivenessCheck(agent, Date.now, ping));
+    }
+    endTestFaults = installTestFaults(agent, process.env);
+    await signaled;
+  }
+  endTestFaults();
   unwatch();
   await control.stop();
   const outcome = await stopWithin(agent, Math.max(1000, STOP_BOUND_MS - (Date.now() - signaledAt)), agent.log);
+  notifier?.close();
   if (outcome === 'timeout') process.exit(1);
   const code = restartWhy !== null ? EX_RESTART : outcome === 'stopped' ? 0 : 1;
   setTimeout(() => {
@@ -183,4 +224,32 @@ async function unprovisionedMain(configFile: string): Promise<number> {
   });
   const r = await runUnprovisioned({ configFile: path.resolve(configFile), dataDir, version: await readVersion(), log, stop });
   return r === 'provisioned' ? EX_RESTART : 0;
+}
+
+/**
+ * Fault injection for tests (test/integration/watchdog.test.ts), only with
+ * EP_TEST_FAULTS=1: on SIGUSR2 the agent reads EP_TEST_FAULT_FILE and does what it says —
+ * `block-loop <ms>` busy-waits the main thread that long, `wedge-mqtt` stops the MQTT
+ * session's watchdog tick (the connection stays). Returns what removes the handler.
+ */
+export function installTestFaults(agent: Pick<Agent, 'log' | 'mqtt'>, env: NodeJS.ProcessEnv): () => void {
+  if (env.EP_TEST_FAULTS !== '1' || !env.EP_TEST_FAULT_FILE) return () => undefined;
+  const file = env.EP_TEST_FAULT_FILE;
+  const on = (): void => {
+    const [what, arg] = readFileSync(file, 'utf8').trim().split(/\s+/);
+    if (what === 'block-loop') {
+      const ms = Number(arg);
+      agent.log.warn({ evt: 'test.fault', fault: what, ms }, `test fault: blocking the event loop for ${ms} ms`);
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        /* busy */
+      }
+      agent.log.warn({ evt: 'test.fault_done', fault: what }, 'test fault: event loop unblocked');
+    } else if (what === 'wedge-mqtt') {
+      agent.mqtt.wedgeForTest();
+      agent.log.warn({ evt: 'test.fault', fault: what }, 'test fault: the MQTT session loop no longer ticks');
+    } else agent.log.error({ evt: 'test.fault_unknown', fault: what }, `unknown test fault ${JSON.stringify(what)}`);
+  };
+  process.on('SIGUSR2', on);
+  return () => process.off('SIGUSR2', on);
 }

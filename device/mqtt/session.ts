@@ -89,6 +89,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private reconnectTimer: unknown = null;
   private watchdog: unknown = null;
   private lastProgress = 0;
+  /** The watchdog's period and rebuild bound, and when it last ran (liveness()). */
+  private wd = { tickMs: 0, boundMs: 0, lastTickAt: 0 };
   private stopped = true;
   /** Subscribed since start(): a new process must subscribe once even to a present session, or it never gets the retained meeting. */
   private subscribedSinceStart = false;
@@ -112,6 +114,21 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     return this.protocolVersion;
   }
 
+  /**
+   * Read-only, for the systemd watchdog (device/liveness.ts): whether the session runs,
+   * when its own watchdog last ticked (every `tickMs`), and when it last made progress
+   * (connected, or an attempt / rebuild began; the watchdog rebuilds past `boundMs`).
+   */
+  liveness(): { running: boolean; connected: boolean; lastTickAt: number; tickMs: number; lastProgressAt: number; boundMs: number } {
+    return { running: !this.stopped, connected: this.connected, lastTickAt: this.wd.lastTickAt, tickMs: this.wd.tickMs, lastProgressAt: this.lastProgress, boundMs: this.wd.boundMs };
+  }
+
+  /** Fault injection (device/cli/run.ts, EP_TEST_FAULTS=1 only): the watchdog's tick stops, as if its loop were wedged; the connection is left alone. */
+  wedgeForTest(): void {
+    if (this.watchdog) this.clock.clearInterval(this.watchdog);
+    this.watchdog = null;
+  }
+
   /** Sets the one message handler; returns what removes it again. */
   onMessage(handler: MessageHandler): () => void {
     this.handler = handler;
@@ -130,7 +147,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.lastProgress = this.clock.now();
     this.build();
     const bound = this.o.watchdogMs ?? Math.max(2 * this.o.reconnectCapMs, 60_000);
-    this.watchdog = this.clock.setInterval(() => this.checkWatchdog(bound), Math.min(5000, bound / 4));
+    this.wd = { tickMs: Math.min(5000, bound / 4), boundMs: bound, lastTickAt: this.clock.now() };
+    this.watchdog = this.clock.setInterval(() => this.checkWatchdog(bound), this.wd.tickMs);
   }
 
   /**
@@ -358,6 +376,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   }
 
   private checkWatchdog(bound: number): void {
+    this.wd.lastTickAt = this.clock.now();
     if (this.stopped || this.connected) {
       this.lastProgress = this.clock.now();
       return;

@@ -25,6 +25,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   /** The worker the watchdog watches. */
   private watched: WorkerHandle | null = null;
   private lastHeard = 0;
+  /** When the current launch began (liveness(): a launch waiting on a worker that never gets ready). */
+  private launchStartedAt = 0;
   private sessionStartAt = 0;
   /** Where link adaptation stood in this session: a restarted worker resumes there, not at full rate. */
   private lastAdapt: { rung: string; targetKbps: number } | null = null;
@@ -58,6 +60,27 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
 
   status(): MediaStatus {
     return { ...this.st };
+  }
+
+  /**
+   * Read-only, for the systemd watchdog (device/liveness.ts): what the supervisor is doing
+   * and since when. 'idle': no session wanted; 'watching': a worker runs under its
+   * watchdog (armed: a timer that kills it past `boundMs` of silence; `since` = when it
+   * was last heard); 'relaunch_scheduled': a restart is waiting its backoff;
+   * 'launching': a worker is being started (`since` = when the launch began).
+   */
+  liveness(): { phase: 'idle' | 'watching' | 'relaunch_scheduled' | 'launching'; since: number; boundMs: number; watchdogArmed: boolean } {
+    const boundMs = this.hangLimitMs;
+    const watchdogArmed = this.watchdog !== null;
+    if (!this.desired) return { phase: 'idle', since: 0, boundMs, watchdogArmed };
+    if (this.current) return { phase: 'watching', since: this.lastHeard, boundMs, watchdogArmed: watchdogArmed && this.watched === this.current };
+    if (this.retryTimer) return { phase: 'relaunch_scheduled', since: 0, boundMs, watchdogArmed };
+    return { phase: 'launching', since: this.launchStartedAt, boundMs, watchdogArmed };
+  }
+
+  /** A worker silent this long is hung (3 stats periods, ≥ 5 s). */
+  private get hangLimitMs(): number {
+    return Math.max(3 * this.o.statsPeriodMs, 5000);
   }
 
   /** Spawns a worker in advance so the next start skips process and GStreamer start-up. */
@@ -160,6 +183,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private async launch(): Promise<void> {
     const want = this.desired;
     if (!want) return;
+    this.launchStartedAt = this.clock.now();
     let handle: WorkerHandle;
     try {
       const env = want.plan.env;
@@ -221,7 +245,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.watchdog = null;
     const handle = this.watched;
     if (!handle || this.current !== handle) return;
-    const limit = Math.max(3 * this.o.statsPeriodMs, 5000);
+    const limit = this.hangLimitMs;
     this.watchdog = this.clock.setTimeout(() => {
       this.watchdog = null;
       const silentMs = this.clock.now() - this.lastHeard;

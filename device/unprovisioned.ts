@@ -25,6 +25,8 @@ export interface UnprovisionedOptions {
   stop: Promise<void>;
   pollMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Once the reason is logged and the socket is up (READY=1 for systemd). */
+  onReady?: (reason: string) => Promise<void>;
 }
 
 /** 'provisioned': a valid configuration is there now; 'stopped': asked to stop first. */
@@ -48,6 +50,7 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
     // No socket (a read-only dir, a path too long): the log still says it all.
     o.log.error({ evt: 'control.failed', err: (e as Error).message }, 'cannot open the local control socket');
   }
+  await o.onReady?.(reason);
   const contract = createContract();
   let stopped = false;
   void o.stop.then(() => (stopped = true));

@@ -8,3 +8,5 @@ export { LOG_FIELD_CHARS, capLogFields, createLogger, silentLogger } from './log
 export type { Logger } from './log.js';
 export { distPath, readVersion } from './package-root.js';
 export { PROBLEM_CHARS, PROBLEM_LINES, capProblems, createAjv, describeErrors } from './json-schema.js';
+export { NOTIFY_ENV, SdNotifier, notifyPlan, openNotifier, unixDgramSocket } from './sd-notify.js';
+export type { NotifyPlan, NotifySocket, NotifySocketFactory, WatchdogVerdict } from './sd-notify.js';

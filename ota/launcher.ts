@@ -41,6 +41,8 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--lite-mode'] as co
 export const EX_CONFIG = 78;
 /** The agent's "start me again" (EX_TEMPFAIL), after it switched `current` to a new version. */
 export const EX_RESTART = 75;
+/** The agent cannot feed systemd's watchdog (EX_UNAVAILABLE, device/cli/run.ts): like 78, not fixed by restarting (RestartPreventExitStatus=78 69). */
+export const EX_NOTIFY = 69;
 export const STATE_MAX_BYTES = 64 * 1024;
 
 export interface LauncherOptions {
@@ -102,6 +104,8 @@ export function afterChildExit(e: ChildEnd, restartMs: number): AfterExit {
   // A committed version refusing its configuration is not fixed by starting it again (it was
   // systemd's RestartPreventExitStatus=78); a trial version doing so is a failed start.
   if (e.code === EX_CONFIG && !e.trial) return { kind: 'exit', code: EX_CONFIG, why: `${e.version} ${described(e)} (its configuration): not restarting` };
+  // Neither is a watchdog it cannot feed: a loop of starts every 2 s would hide it, a failed unit says it.
+  if (e.code === EX_NOTIFY && !e.trial) return { kind: 'exit', code: EX_NOTIFY, why: `${e.version} ${described(e)} (it cannot notify systemd): not restarting` };
   return again(`${e.version} ${described(e)}${e.trial ? ' (a failed start of its trial)' : ''}`);
 }
 

@@ -25,9 +25,8 @@ import { runUnprovisioned } from '../unprovisioned.js';
 import { createContract, isDecodeError } from '../contract/index.js';
 import { createLogger, systemClock } from '../../lib/index.js';
 import { LogRing } from '../../lib/index.js';
-// eslint-disable-next-line shape/boundaries -- lib/index.ts is not this change's file; the notifier belongs in its exports
-import { NOTIFY_ENV, notifyPlan, openNotifier, type SdNotifier } from '../../lib/sd-notify.js';
-import { agentLivenessCheck } from '../liveness.js';
+import { NOTIFY_ENV, notifyPlan, openNotifier, type SdNotifier } from '../../lib/index.js';
+import { agentLivenessCheck, livenessBounds } from '../liveness.js';
 
 type Out = (s: string) => void;
 
@@ -104,20 +103,9 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   }
   const ring = new LogRing();
   const logger = createLogger({ level: config.log.level, destination: pino.multistream([{ stream: process.stdout, level: 'trace' }, { stream: ring, level: 'trace' }]) });
-  // systemd first: a watchdog that cannot be fed must stop the agent now, loudly, not get
-  // it killed every WatchdogSec. Our children (media workers) do not get the variables: with
-  // NotifyAccess=all, a child pinging would keep a wedged agent's watchdog fed.
-  const plan = notifyPlan(process.env, process.pid, process.ppid);
-  for (const k of NOTIFY_ENV) delete process.env[k];
-  let notifier: SdNotifier | null;
-  try {
-    notifier = await openNotifier(plan, { clock: systemClock, log: logger.child({ module: 'systemd' }) });
-  } catch (e) {
-    logger.error({ evt: 'watchdog.unusable', err: (e as Error).message, code: EX_NOTIFY }, `cannot notify systemd: ${(e as Error).message}; exiting (${EX_NOTIFY})`);
-    return EX_NOTIFY;
-  }
-  if (plan.kind !== 'unusable' && plan.note) logger.warn({ evt: 'watchdog.not_ours' }, plan.note);
-  if (notifier) logger.info({ evt: 'sd_notify.connected', socket: notifier.plan.socket, pingMs: notifier.pingMs }, `notifying systemd at ${notifier.plan.socket}${notifier.pingMs ? `, watchdog pings every ${notifier.pingMs} ms` : ''}`);
+  const opened = await systemdNotifier(logger);
+  if (opened === EX_NOTIFY) return EX_NOTIFY;
+  const notifier = opened;
   // After an update's switch (or to roll one back) the agent asks to be restarted: it stops
   // cleanly and exits EX_RESTART; the launcher (ota/launcher.ts) then starts what `current` is.
   let restartWhy: string | null = null;
@@ -207,6 +195,27 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   return code;
 }
 
+/**
+ * systemd first: a watchdog that cannot be fed must stop the agent now, loudly, not get it
+ * killed every WatchdogSec (EX_NOTIFY). Our children (media workers) do not get the
+ * variables: with NotifyAccess=all, a child pinging would keep a wedged agent's watchdog fed.
+ * null: not under a notifying systemd.
+ */
+async function systemdNotifier(logger: Logger): Promise<SdNotifier | null | typeof EX_NOTIFY> {
+  const plan = notifyPlan(process.env, process.pid, process.ppid);
+  for (const k of NOTIFY_ENV) delete process.env[k];
+  let notifier: SdNotifier | null;
+  try {
+    notifier = await openNotifier(plan, { clock: systemClock, log: logger.child({ module: 'systemd' }) });
+  } catch (e) {
+    logger.error({ evt: 'watchdog.unusable', err: (e as Error).message, code: EX_NOTIFY }, `cannot notify systemd: ${(e as Error).message}; exiting (${EX_NOTIFY})`);
+    return EX_NOTIFY;
+  }
+  if (plan.kind !== 'unusable' && plan.note) logger.warn({ evt: 'watchdog.not_ours' }, plan.note);
+  if (notifier) logger.info({ evt: 'sd_notify.connected', socket: notifier.plan.socket, pingMs: notifier.pingMs }, `notifying systemd at ${notifier.plan.socket}${notifier.pingMs ? `, watchdog pings every ${notifier.pingMs} ms` : ''}`);
+  return notifier;
+}
+
 /** `ep run` without a configuration file: device/unprovisioned.ts until one appears (then EX_RESTART). */
 async function unprovisionedMain(configFile: string): Promise<number> {
   const dataDir = process.env.EP_DATA_DIR ? path.resolve(process.env.EP_DATA_DIR) : path.dirname(path.resolve(configFile));
@@ -222,7 +231,32 @@ async function unprovisionedMain(configFile: string): Promise<number> {
     process.on('SIGTERM', () => on('SIGTERM'));
     process.on('SIGINT', () => on('SIGINT'));
   });
-  const r = await runUnprovisioned({ configFile: path.resolve(configFile), dataDir, version: await readVersion(), log, stop });
+  const notifier = await systemdNotifier(log);
+  if (notifier === EX_NOTIFY) return EX_NOTIFY;
+  // Up and saying why: the service is active (READY=1), fed while its event loop runs (it
+  // has no MQTT session and no media to watch).
+  void stop.then(() => notifier?.stopping('stopping'));
+  const r = await runUnprovisioned({
+    configFile: path.resolve(configFile),
+    dataDir,
+    version: await readVersion(),
+    log,
+    stop,
+    onReady: async (reason) => {
+      if (!notifier) return;
+      await notifier.ready(`unprovisioned: ${reason}`);
+      const ping = notifier.pingMs;
+      if (ping !== null) {
+        const b = livenessBounds(ping);
+        notifier.startWatchdog((late) => (late > b.loopBoundMs ? { alive: false, part: 'event_loop', detail: `a timer fired ${Math.round(late)} ms late (bound ${b.loopBoundMs} ms)` } : { alive: true }));
+      }
+    },
+  });
+  if (r === 'provisioned') {
+    notifier?.stopWatchdog();
+    await notifier?.status('provisioned: restarting into the agent');
+  }
+  notifier?.close();
   return r === 'provisioned' ? EX_RESTART : 0;
 }
 

@@ -145,7 +145,7 @@ describe('provisioning/install.sh from the checkout, into a temp root', () => {
     const agent = await readFile(path.join(box, UNIT_DIR, 'commune-endpoint.service'), 'utf8');
     expect(agent.split('\n')).toEqual(expect.arrayContaining([
       'ExecStart=/usr/local/bin/node /opt/commune-endpoint/launcher/ota/launcher.js --config /var/lib/commune-endpoint/config.json',
-      'Type=notify', 'NotifyAccess=all', 'WatchdogSec=30s', 'User=commune-endpoint', 'StartLimitIntervalSec=0', 'RestartPreventExitStatus=78',
+      'Type=notify', 'NotifyAccess=all', 'WatchdogSec=30s', 'User=commune-endpoint', 'StartLimitIntervalSec=0', 'RestartPreventExitStatus=78 69',
     ]));
     const provision = await readFile(path.join(box, UNIT_DIR, 'commune-endpoint-provision.service'), 'utf8');
     expect(provision).toContain('\nExecStart=/usr/local/bin/node /opt/commune-endpoint/current/dist/device/cli/ep.js provision --boot\n');

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { importsOf } from '../../ota/launcher-install.js';
-import { afterChildExit, atDeadline, EX_CONFIG, EX_RESTART, exitStatus, launcherOptions, type ChildEnd } from '../../ota/launcher.js';
+import { afterChildExit, atDeadline, EX_CONFIG, EX_NOTIFY, EX_RESTART, exitStatus, launcherOptions, type ChildEnd } from '../../ota/launcher.js';
 import { initialState, type ReleaseState, type Trying } from '../../ota/release-state.js';
 
 describe('launcherOptions', () => {
@@ -68,6 +68,9 @@ describe('afterChildExit', () => {
   it('exit 78 (its configuration): a committed version is not restarted, a trial’s is a failed start', () => {
     expect(afterChildExit(end({ code: EX_CONFIG }), 50)).toMatchObject({ kind: 'exit', code: EX_CONFIG });
     expect(afterChildExit(end({ code: EX_CONFIG, trial: true }), 50)).toMatchObject({ kind: 'restart' });
+    // A watchdog the agent cannot feed (69): passed on, not a 2 s loop (the unit's RestartPreventExitStatus=78 69).
+    expect(afterChildExit(end({ code: EX_NOTIFY }), 50)).toMatchObject({ kind: 'exit', code: EX_NOTIFY });
+    expect(afterChildExit(end({ code: EX_NOTIFY, trial: true }), 50)).toMatchObject({ kind: 'restart' });
   });
 });
 

@@ -17,6 +17,9 @@ const LIGHT = [
   'test/integration/ota-{agent,cli,delta,delta-job,download,launcher,refusals,resume}.test.ts',
   'test/integration/{plan-fuzz,probe,ts-audit,ts-merge}.test.ts',
   'test/integration/{broker-queue,health,join-refusals,mqtt-session-broker,power-cut,selftest-concurrency}.test.ts',
+  // Provisioning: files, the compiled CLI, Mosquitto, an agent with no media session (every
+  // wait a hang guard); install.sh into a temp root; stand-in units under a real systemd.
+  'test/integration/{provisioning,unprovisioned,install,systemd-real}.test.ts',
 ];
 
 export default defineConfig({

@@ -288,7 +288,7 @@ export class Agent {
   /** What `ep status` shows (the local control socket): the reported state, the hub link, the last health sample. */
   localStatus(): Record<string, unknown> {
     const c = this.d.config;
-    return { provisioned: true, deviceId: c.deviceId, groupId: c.groupId, name: c.name, hub: { url: c.mqtt.url, connected: this.mqtt.connected, reachedSinceStart: this.reachedBroker }, ...this.reporter.snapshot(), health: this.reporter.health };
+    return { provisioned: true, deviceId: c.deviceId, groupId: c.groupId, name: c.name, hub: { url: withoutCredentials(c.mqtt.url), connected: this.mqtt.connected, reachedSinceStart: this.reachedBroker }, ...this.reporter.snapshot(), health: this.reporter.health };
   }
 
   /** A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change
@@ -396,4 +396,17 @@ export class Agent {
 export function withDeviceId(spec: MediaJoinSpec, deviceId: string): MediaJoinSpec {
   const sub = (s: string): string => s.split('{deviceId}').join(deviceId);
   return { ...spec, send: { ...spec.send, url: sub(spec.send.url), ...(spec.send.streamId ? { streamId: sub(spec.send.streamId) } : {}) } };
+}
+
+/** A broker URL as it may be shown: user and password (a hand-written config may carry them) removed. */
+function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(not a URL)';
+  }
 }

@@ -189,6 +189,15 @@ export async function decodeProvisionFile(bytes: Buffer, what: string, o: Decode
   if (b.password === undefined && !hasCert) problems.push('broker: needs a password, or a certificate + key');
   if (hasCert && (b.certificate === undefined || b.key === undefined)) problems.push(`broker.${b.certificate === undefined ? 'certificate' : 'key'}: a client certificate needs both certificate and key`);
   if (b.url.startsWith('mqtt://') && b.password !== undefined) warnings.push('broker.url: mqtt:// sends the password in clear; use mqtts://');
+  // The URL is shown (receipt, log, ep status): credentials have their own fields.
+  let url: URL | null = null;
+  try {
+    url = new URL(b.url);
+  } catch {
+    problems.push('broker.url: not a URL');
+  }
+  if (url && (url.username || url.password)) problems.push('broker.url: no credentials in the URL (they would be shown); use broker.username and broker.password');
+  if (url && !url.hostname) problems.push('broker.url: has no host');
 
   let cert: X509Certificate | null = null;
   if (b.certificate !== undefined) {

@@ -88,6 +88,12 @@ describe('decodeProvisionFile', () => {
     expect(await problems({ ...base(), broker: { ...b, password: 'x', ca: '-----BEGIN nothing' } })).toEqual(['broker.ca: not a PEM certificate']);
   });
 
+  it('no credentials in the broker URL (it is shown in the receipt and ep status)', async () => {
+    expect(await problems({ ...base(), broker: { url: `mqtts://cam-an:${PASSWORD}@hub:8883`, password: PASSWORD } })).toEqual([
+      'broker.url: no credentials in the URL (they would be shown); use broker.username and broker.password',
+    ]);
+  });
+
   it('OTA keys must be Ed25519 public keys; the timezone must exist', async () => {
     expect(await problems({ ...base(), ota: { publicKeys: [pem.rsa, '-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----'] }, timezone: 'Asia/Atlantis' })).toEqual([
       'ota.publicKeys[0]: an rsa key; updates are signed with Ed25519',

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { LogRing, createLogger, hostPaths, readJsonFile, systemClock, writeFileAtomic, type Clock, type HostPaths, type Logger } from '../lib/index.js';
+import { LogRing, createLogger, hostPaths, readJsonFile, systemClock, writeFileAtomic, type Clock, type HostPaths, type Logger, withoutCredentials } from '../lib/index.js';
 import { AUDIO_ONLY, MediaSupervisor, execRunCommand, forkSpawner, planSession, planStandby, probe, type WorkerSpawner } from '../gst-pipelines/index.js';
 import type { AdaptChange, Capabilities, MediaJoinSpec, MediaSettings } from '../gst-pipelines/index.js';
 import { createActions } from './actions.js';
@@ -396,17 +396,4 @@ export class Agent {
 export function withDeviceId(spec: MediaJoinSpec, deviceId: string): MediaJoinSpec {
   const sub = (s: string): string => s.split('{deviceId}').join(deviceId);
   return { ...spec, send: { ...spec.send, url: sub(spec.send.url), ...(spec.send.streamId ? { streamId: sub(spec.send.streamId) } : {}) } };
-}
-
-/** A broker URL as it may be shown: user and password (a hand-written config may carry them) removed. */
-function withoutCredentials(url: string): string {
-  try {
-    const u = new URL(url);
-    if (!u.username && !u.password) return url;
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '(not a URL)';
-  }
 }

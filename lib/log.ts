@@ -70,3 +70,16 @@ export function createLogger(opts: { level?: string; name?: string; destination?
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/** A broker URL as it may be shown: user and password (a hand-written config may carry them) removed. */
+export function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(not a URL)';
+  }
+}

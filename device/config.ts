@@ -8,6 +8,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 import { DecodeError, type Contract } from './contract/index.js';
 import { LOG_LEVELS } from './contract/index.js';
 import type { OtaSettings } from './updates.js';
+import { GPIO_PINS_SCHEMA } from '../provisioning/index.js';
 
 const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
 
@@ -55,16 +56,7 @@ export const configSchema = {
     },
     health: { type: 'object', additionalProperties: false, properties: { periodS: { type: 'integer', minimum: 5, maximum: 3600, default: 30 } } },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: LOG_LEVELS, default: 'info' } } },
-    gpio: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'GPIO line offsets (BCM numbering) of the status LED, the fault LED and the button (written by provisioning; docs/provisioning.md)',
-      properties: {
-        statusLed: { type: 'integer', minimum: 0, maximum: 53 },
-        faultLed: { type: 'integer', minimum: 0, maximum: 53 },
-        button: { type: 'integer', minimum: 0, maximum: 53 },
-      },
-    },
+    gpio: GPIO_PINS_SCHEMA,
     ota: {
       type: 'object',
       additionalProperties: false,

@@ -3,5 +3,5 @@ export type { Owner, ProvisionRecord, ProvisionStatus, ProvisionTarget, Receipt 
 export { DEFAULT_SEARCH, REACHED_FILE, findProvisionFile, finishProvisioning, noteBrokerReached, provisionFromBoot, provisionFromFile, unprovisionedReason } from './boot.js';
 export type { ProvisionContext, ProvisionOutcome } from './boot.js';
 export { deriveDeviceId } from './device-id.js';
-export { PROVISION_FILE_NAME, RECEIPT_FILE_NAME, ProvisionFileError, decodeProvisionFile, isProvisionFileError, provisionFileSchema } from './provision-file.js';
+export { GPIO_PINS_SCHEMA, PROVISION_FILE_NAME, RECEIPT_FILE_NAME, ProvisionFileError, decodeProvisionFile, isProvisionFileError, provisionFileSchema } from './provision-file.js';
 export type { ProvisionPlan, RedactedPlan } from './provision-file.js';

@@ -23,6 +23,18 @@ export const PROVISION_FILE_MAX_BYTES = 256 * 1024;
 const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
 const PEM = { type: 'string', minLength: 1, maxLength: 65536, pattern: '-----BEGIN ' } as const;
 
+/** Where the LEDs and the button are wired: the provisioning file's `gpio`, copied into the agent config's. */
+export const GPIO_PINS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'GPIO line offsets (BCM numbering) of the status LED, the fault LED and the button; absent: the board\'s own LEDs, no button',
+  properties: {
+    statusLed: { type: 'integer', minimum: 0, maximum: 53 },
+    faultLed: { type: 'integer', minimum: 0, maximum: 53 },
+    button: { type: 'integer', minimum: 0, maximum: 53 },
+  },
+} as const;
+
 export const provisionFileSchema = {
   $id: 'provision-file',
   title: 'ep-provision.json: what a box needs to provision itself (docs/provisioning.md)',
@@ -55,16 +67,7 @@ export const provisionFileSchema = {
       required: ['publicKeys'],
       properties: { publicKeys: { type: 'array', minItems: 1, maxItems: 8, items: PEM, description: 'Ed25519 public keys (PEM) updates must be signed with' } },
     },
-    gpio: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'GPIO line offsets (BCM numbering) where the LEDs and the button are wired; absent: the defaults of docs/provisioning.md',
-      properties: {
-        statusLed: { type: 'integer', minimum: 0, maximum: 53 },
-        faultLed: { type: 'integer', minimum: 0, maximum: 53 },
-        button: { type: 'integer', minimum: 0, maximum: 53 },
-      },
-    },
+    gpio: GPIO_PINS_SCHEMA,
     timezone: { type: 'string', pattern: '^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+){0,2}$', maxLength: 64, description: 'IANA name, e.g. Asia/Ho_Chi_Minh' },
     wifi: {
       type: 'object',

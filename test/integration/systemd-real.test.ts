@@ -8,47 +8,46 @@
  *  - a service that stops sending WATCHDOG=1 is killed and restarted (NRestarts, the
  *    manager's "Watchdog timeout" line);
  *  - exit 78 leaves the unit failed with no restart, where exit 1 is restarted.
- * The probe sends its notifications with systemd-notify (NotifyAccess=all lets the manager
- * take them from that helper process).
+ * The probe sends its notifications with the project's own notifier (lib/sd-notify.ts:
+ * openNotifier/notifyPlan/SdNotifier over one unix-dgram socket, as `ep run` does), so
+ * this also shows that systemd takes its datagrams. (It used systemd-notify before: a
+ * short-lived child, whose messages systemd may fail to attribute to the unit once it has
+ * exited — systemd#2739 — and which tested nothing of ours.)
  * Skips, saying why on stderr, where the box cannot start (not root, no unshare/nsenter,
  * no systemd installed, no cgroup2, systemd refusing to come up).
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { distPath } from '../../lib/package-root.js';
 import { startSystemdBox, SystemdBoxUnavailable, type SystemdBox } from './helpers/systemd-box.js';
 
-// modes: ready (READY=1, then WATCHDOG=1 every quarter period while WATCHDOG_USEC is set),
-// never (says nothing), stall <marker> (READY=1 and three pings on its first run, then
-// silence; every later run pings on), exit <code>.
-const PROBE = `import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+// The project's notifier (lib/sd-notify.ts, compiled: npm run build), as `ep run` uses it.
+const LIB = distPath(import.meta.url, 'lib', 'index.js');
+
+// modes: ready (READY=1, then WATCHDOG=1 every half period while WATCHDOG_USEC is set),
+// never (says nothing), stall <marker> (READY=1 and three pings on its first run, then its
+// liveness check fails: watchdog.withheld, no more pings; every later run pings on),
+// exit <code>.
+const PROBE = `import { existsSync, writeFileSync } from 'node:fs';
+import { createLogger, notifyPlan, openNotifier, systemClock } from ${JSON.stringify(pathToFileURL(LIB).href)};
 const [mode, arg] = process.argv.slice(2);
-const notify = (...a) => {
-  const r = spawnSync('systemd-notify', a, { encoding: 'utf8' });
-  if (r.status !== 0) console.log('probe: systemd-notify ' + a.join(' ') + ' failed: ' + r.status + ' ' + r.stderr);
-};
-const wdMs = Number(process.env.WATCHDOG_USEC ?? 0) / 1000;
-console.log('probe: ' + mode + ' pid ' + process.pid + ' watchdog ' + wdMs + ' ms');
+const log = createLogger({ name: 'probe' });
+console.log('probe: ' + mode + ' pid ' + process.pid + ' watchdog ' + Number(process.env.WATCHDOG_USEC ?? 0) / 1000 + ' ms');
 setInterval(() => undefined, 1 << 30);
 if (mode === 'exit') process.exit(Number(arg));
+const notifier = mode === 'never' ? null : await openNotifier(notifyPlan(process.env, process.pid, process.ppid), { clock: systemClock, log });
 if (mode === 'ready') {
-  notify('--ready');
-  if (wdMs > 0) setInterval(() => notify('WATCHDOG=1'), wdMs / 4);
+  await notifier.ready('probe ready');
+  notifier.startWatchdog(() => ({ alive: true }));
 }
 if (mode === 'stall') {
   const first = !existsSync(arg);
   writeFileSync(arg, 'ran\\n', { flag: 'a' });
-  notify('--ready');
+  await notifier.ready('probe stall');
   let n = 0;
-  const t = setInterval(() => {
-    if (first && ++n > 3) {
-      console.log('probe: no more WATCHDOG=1');
-      clearInterval(t);
-      return;
-    }
-    notify('WATCHDOG=1');
-  }, wdMs / 4);
+  notifier.startWatchdog(() => (first && ++n > 3 ? { alive: false, part: 'probe', detail: 'stalled on purpose' } : { alive: true }));
 }
 `;
 
@@ -88,8 +87,8 @@ describe('systemd-real: units under a real systemd', () => {
 
     const started = await b.start('ready.service');
     expect(started.code, started.stderr).toBe(0);
-    expect(await b.show('ready.service', ['ActiveState', 'SubState'])).toEqual({ ActiveState: 'active', SubState: 'running' });
-    await sleep(2500); // two and a half watchdog periods, pinged every quarter
+    expect(await b.show('ready.service', ['ActiveState', 'SubState', 'StatusText'])).toEqual({ ActiveState: 'active', SubState: 'running', StatusText: 'probe ready' });
+    await sleep(2500); // two and a half watchdog periods, pinged every half
     expect(await b.show('ready.service', ['ActiveState', 'NRestarts', 'Result'])).toEqual({ ActiveState: 'active', NRestarts: '0', Result: 'success' });
 
     const t0 = Date.now();
@@ -110,7 +109,7 @@ describe('systemd-real: units under a real systemd', () => {
     const after = await b.waitFor('stall.service', ['NRestarts', 'ActiveState', 'SubState'], (v) => v.NRestarts === '1' && v.SubState === 'running', 10_000);
     expect(after).toEqual({ NRestarts: '1', ActiveState: 'active', SubState: 'running' });
     const journal = await b.journal('stall.service');
-    expect(journal).toMatch(/probe: no more WATCHDOG=1/);
+    expect(journal).toMatch(/"evt":"watchdog\.withheld","part":"probe"/);
     expect(journal).toMatch(/stall\.service: Watchdog timeout/);
     expect(journal).toMatch(/stall\.service: Failed with result 'watchdog'/);
     await b.systemctl('stop', 'stall.service');

@@ -131,6 +131,8 @@ export class SdNotifier {
   private closed = false;
   /** Datagrams sent (tests and logs). */
   sent = 0;
+  /** The first ping of this process also sets the unit's own WATCHDOG_USEC again (see extendWatchdog). */
+  private restored = false;
 
   constructor(
     readonly plan: Extract<NotifyPlan, { kind: 'notify' }>,
@@ -176,7 +178,8 @@ export class SdNotifier {
         void this.send([statusLine(`watchdog withheld: ${v.part} not alive (${v.detail})`)]);
         return;
       }
-      void this.send(['WATCHDOG=1']);
+      void this.send(['WATCHDOG=1', ...(this.restored ? [] : [`WATCHDOG_USEC=${Math.round(every * 2 * 1000)}`])]);
+      this.restored = true;
       this.dueAt = this.clock.now() + every;
       this.timer = this.clock.setTimeout(() => tick(Math.max(0, this.clock.now() - this.dueAt)), every);
     };
@@ -186,6 +189,18 @@ export class SdNotifier {
   /** The verdict that stopped the pings, or null while they go on. */
   get withheldBy(): WatchdogVerdict | null {
     return this.withheld;
+  }
+
+  /**
+   * A last ping that gives the unit a longer watchdog (WATCHDOG_USEC=, systemd ≥ 236) for a
+   * gap no process of ours can ping through: the agent's exit, the launcher's pause, the
+   * next agent's start. That agent's first ping sets the unit's own timeout again. Stops
+   * this process's pings.
+   */
+  extendWatchdog(ms: number): Promise<void> {
+    this.stopWatchdog();
+    if (this.pingMs === null || this.withheld !== null) return Promise.resolve();
+    return this.send([`WATCHDOG_USEC=${Math.round(Math.max(ms, this.pingMs * 2) * 1000)}`, 'WATCHDOG=1']);
   }
 
   stopWatchdog(): void {

@@ -25,7 +25,7 @@ import { runUnprovisioned } from '../unprovisioned.js';
 import { createContract, isDecodeError } from '../contract/index.js';
 import { createLogger, systemClock } from '../../lib/index.js';
 import { LogRing } from '../../lib/index.js';
-import { NOTIFY_ENV, notifyPlan, openNotifier, type SdNotifier } from '../../lib/index.js';
+import { NOTIFY_ENV, notifyPlan, openNotifier, type SdNotifier, type WatchdogVerdict } from '../../lib/index.js';
 import { agentLivenessCheck, livenessBounds } from '../liveness.js';
 
 type Out = (s: string) => void;
@@ -132,9 +132,11 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     void restartRequested.then(() => {
       if (!signaledAt) signaledAt = Date.now();
       // The launcher starts the agent again: the service goes on, so no STOPPING=1 (systemd
-      // would take the whole unit for stopping); the pings stop with the parts they watch.
+      // would take the whole unit for stopping). The stop is bounded (STOP_BOUND_MS); then a
+      // last ping lengthens the watchdog over the gap to the next agent's first ping.
       notifier?.stopWatchdog();
       void notifier?.status(`restarting: ${restartWhy ?? ''}`);
+      if (notifier?.pingMs) notifier.startWatchdog(startingCheck(notifier.pingMs, () => 0));
       resolve();
     });
     const on = (sig: string): void => {
@@ -150,6 +152,11 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     process.on('SIGTERM', () => on('SIGTERM'));
     process.on('SIGINT', () => on('SIGINT'));
   });
+  // Pings from the start of the process: after the launcher started us again (an update, a
+  // restart into a new config) the unit's watchdog is running. Until start() resolves only the
+  // event loop and a bound on the start itself are judged (its parts are not up yet).
+  const startedAt = Date.now();
+  if (notifier?.pingMs) notifier.startWatchdog(startingCheck(notifier.pingMs, () => Date.now() - startedAt));
   const started = agent.start();
   // `ep status` over the local control socket; a replaced or removed config (ep provision,
   // ep factory-reset) restarts the agent into it.
@@ -176,6 +183,7 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     if (notifier) {
       await notifier.ready(`running ${agent.config.deviceId}`);
       const ping = notifier.pingMs;
+      notifier.stopWatchdog();
       if (ping !== null && !signaledAt) notifier.startWatchdog(agentLivenessCheck(agent, Date.now, ping));
     }
     endTestFaults = installTestFaults(agent, process.env);
@@ -185,6 +193,7 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   unwatch();
   await control.stop();
   const outcome = await stopWithin(agent, Math.max(1000, STOP_BOUND_MS - (Date.now() - signaledAt)), agent.log);
+  if (restartWhy !== null) await notifier?.extendWatchdog(RESTART_GAP_MS);
   notifier?.close();
   if (outcome === 'timeout') process.exit(1);
   const code = restartWhy !== null ? EX_RESTART : outcome === 'stopped' ? 0 : 1;
@@ -193,6 +202,25 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     process.exit(code);
   }, EXIT_GRACE_MS).unref();
   return code;
+}
+
+/**
+ * The unit's watchdog over the launcher's restart of the agent (its pause, EP_LAUNCH_RESTART_MS,
+ * 2 s, and the next agent's start until its first ping, a few seconds on a Pi): the next
+ * agent's first ping sets the unit's own timeout again.
+ */
+export const RESTART_GAP_MS = 60_000;
+/** A start (probe, stores, the broker's first attempt) that has not resolved within this is hung. */
+export const START_BOUND_MS = 120_000;
+
+/** The watchdog's check while the agent starts or stops: its event loop, and the start's own bound. */
+function startingCheck(pingMs: number, elapsed: () => number): (late: number) => WatchdogVerdict {
+  const b = livenessBounds(pingMs);
+  return (late) => {
+    if (late > b.loopBoundMs) return { alive: false, part: 'event_loop', detail: `a timer fired ${Math.round(late)} ms late (bound ${b.loopBoundMs} ms)` };
+    const e = elapsed();
+    return e > START_BOUND_MS ? { alive: false, part: 'start', detail: `the agent has not finished starting in ${Math.round(e / 1000)} s` } : { alive: true };
+  };
 }
 
 /**
@@ -245,16 +273,12 @@ async function unprovisionedMain(configFile: string): Promise<number> {
     onReady: async (reason) => {
       if (!notifier) return;
       await notifier.ready(`unprovisioned: ${reason}`);
-      const ping = notifier.pingMs;
-      if (ping !== null) {
-        const b = livenessBounds(ping);
-        notifier.startWatchdog((late) => (late > b.loopBoundMs ? { alive: false, part: 'event_loop', detail: `a timer fired ${Math.round(late)} ms late (bound ${b.loopBoundMs} ms)` } : { alive: true }));
-      }
+      if (notifier.pingMs !== null) notifier.startWatchdog(startingCheck(notifier.pingMs, () => 0));
     },
   });
   if (r === 'provisioned') {
-    notifier?.stopWatchdog();
     await notifier?.status('provisioned: restarting into the agent');
+    await notifier?.extendWatchdog(RESTART_GAP_MS);
   }
   notifier?.close();
   return r === 'provisioned' ? EX_RESTART : 0;

@@ -102,7 +102,8 @@ describe('SdNotifier', () => {
   it('pings at once and every WATCHDOG_USEC/2 while the check passes, with each timer\'s lateness', async () => {
     const { clock, sock, lates } = await notifier('2000000', () => ({ alive: true }));
     await clock.advance(5000);
-    expect(sock.sent.map((s) => [s.at, s.text])).toEqual([0, 1000, 2000, 3000, 4000, 5000].map((t) => [t, 'WATCHDOG=1']));
+    // The first also sets the unit's own timeout again (after a predecessor's extendWatchdog).
+    expect(sock.sent.map((s) => [s.at, s.text])).toEqual([0, 1000, 2000, 3000, 4000, 5000].map((t) => [t, t === 0 ? 'WATCHDOG=1\nWATCHDOG_USEC=2000000' : 'WATCHDOG=1']));
     expect(lates).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
@@ -114,10 +115,22 @@ describe('SdNotifier', () => {
     await clock.advance(1000);
     alive = true;
     await clock.advance(10_000);
-    expect(sock.sent.map((s) => s.text)).toEqual(['WATCHDOG=1', 'WATCHDOG=1', 'WATCHDOG=1', 'STATUS=watchdog withheld: mqtt not alive (its loop has not ticked)']);
+    expect(sock.sent.map((s) => s.text)).toEqual(['WATCHDOG=1\nWATCHDOG_USEC=2000000', 'WATCHDOG=1', 'WATCHDOG=1', 'STATUS=watchdog withheld: mqtt not alive (its loop has not ticked)']);
     expect(lines.filter((l) => l.evt === 'watchdog.withheld')).toEqual([expect.objectContaining({ part: 'mqtt', detail: 'its loop has not ticked', level: 50 })]);
     expect(n.withheldBy).toMatchObject({ part: 'mqtt' });
     expect(clock.pending).toBe(0);
+  });
+
+  it('extendWatchdog: one ping with a longer WATCHDOG_USEC (never shorter than the unit\'s), then no more pings; the next process\'s first ping restores it', async () => {
+    const { n, clock, sock } = await notifier('2000000', () => ({ alive: true }));
+    await clock.advance(1000);
+    await n.extendWatchdog(60_000);
+    await clock.advance(10_000);
+    expect(sock.sent.map((s) => [s.at, s.text])).toEqual([[0, 'WATCHDOG=1\nWATCHDOG_USEC=2000000'], [1000, 'WATCHDOG=1'], [1000, 'WATCHDOG_USEC=60000000\nWATCHDOG=1']]);
+    expect(clock.pending).toBe(0);
+    const short = await notifier('2000000', () => ({ alive: true }));
+    await short.n.extendWatchdog(500);
+    expect(short.sock.sent.map((s) => s.text).at(-1)).toBe('WATCHDOG_USEC=2000000\nWATCHDOG=1');
   });
 
   it('the check gets how late the timer fired', async () => {
@@ -138,7 +151,7 @@ describe('SdNotifier', () => {
     expect(lines.filter((l) => l.evt === 'sd_notify.send_ok')).toHaveLength(1);
     await n.stopping();
     await clock.advance(5000);
-    expect(sock.sent.map((s) => [s.at, s.text])).toEqual([[0, 'WATCHDOG=1'], [4000, 'WATCHDOG=1'], [4000, 'STOPPING=1']]);
+    expect(sock.sent.map((s) => [s.at, s.text])).toEqual([[0, 'WATCHDOG=1\nWATCHDOG_USEC=2000000'], [4000, 'WATCHDOG=1'], [4000, 'STOPPING=1']]);
     n.close();
     expect(sock.closed).toBe(true);
     expect(clock.pending).toBe(0);

@@ -18,8 +18,9 @@ const LIGHT = [
   'test/integration/{plan-fuzz,probe,ts-audit,ts-merge}.test.ts',
   'test/integration/{broker-queue,health,join-refusals,mqtt-session-broker,power-cut,selftest-concurrency}.test.ts',
   // Provisioning: files, the compiled CLI, Mosquitto, an agent with no media session (every
-  // wait a hang guard); install.sh into a temp root; stand-in units under a real systemd.
-  'test/integration/{provisioning,unprovisioned,install,systemd-real}.test.ts',
+  // wait a hang guard); install.sh into a temp root; units under a real systemd (its
+  // watchdogs: 1 s for the stand-in probes, 6 s for the real agent, whose pings come every 3 s).
+  'test/integration/{provisioning,unprovisioned,install,systemd-real,systemd-agent}.test.ts',
 ];
 
 export default defineConfig({

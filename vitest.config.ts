@@ -17,6 +17,8 @@ const LIGHT = [
   'test/integration/ota-{agent,cli,delta,delta-job,download,launcher,refusals,resume}.test.ts',
   'test/integration/{plan-fuzz,probe,ts-audit,ts-merge}.test.ts',
   'test/integration/{broker-queue,health,join-refusals,mqtt-session-broker,power-cut,selftest-concurrency}.test.ts',
+  // ep run and SIGTERM: its bounds are the agent's own stop bound, checked with hang guards.
+  'test/integration/agent-shutdown.test.ts',
   // Provisioning: files, the compiled CLI, Mosquitto, an agent with no media session (every
   // wait a hang guard); install.sh into a temp root; units under a real systemd (its
   // watchdogs: 1 s for the stand-in probes, 6 s for the real agent, whose pings come every 3 s).

@@ -95,16 +95,16 @@ describe('link adaptation through a bottleneck', () => {
   }, 120_000);
 
   it('the anchor: the same 600 kbit/s collapse with adaptation off loses most frames', async () => {
-    const run = await runAdaptScenario({ name: 'adapt off, 600 kbit/s', steps: [{ atS: 0, kbps: 4000 }, { atS: 10, kbps: 600 }], durationS: 30, adapt: false }, res);
+    const run = await runAdaptScenario({ name: 'adapt off, 600 kbit/s', steps: [{ atS: 0, kbps: 4000 }, { atS: 5, kbps: 600 }], durationS: 25, adapt: false }, res);
     const table = describeRun(run);
     console.info(table);
     expect(run.changes, table).toEqual([]);
     expect(run.timeline.every((p) => p.rung === null || p.rung === '720p30'), table).toBe(true);
     // Issue #4 measured 11.9 % with bare GStreamer; what matters here: far below the 95 %.
-    expect(framesPct(run, 13, 30), table).toBeLessThan(60);
+    expect(framesPct(run, 8, 25), table).toBeLessThan(60);
     // And the audio with it: the same audit that finds nothing missing above finds seconds
     // of it missing here — as PTS holes, or as Opus frames that never came (20 ms each).
-    const audio = hubAudio(run, 10, 30);
+    const audio = hubAudio(run, 5, 25);
     expect(audio.missingMs + Math.max(0, 20_000 - audio.frames * 20), table).toBeGreaterThan(1000);
   }, 100_000);
 });

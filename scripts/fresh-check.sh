@@ -9,7 +9,8 @@
 # into /root/commune-endpoint there, and runs, as root in that chroot:
 #   amd64 (native):    bash scripts/setup.sh && npm run demo
 #                      bash scripts/setup.sh && npm test
-#   arm64 (emulated):  bash scripts/setup.sh; npm run test:unit; ep probe; and
+#                      provisioning/install.sh --from-checkout, twice (the box's install)
+#   arm64 (emulated):  bash scripts/setup.sh; npm run test:unit; ep probe; install.sh; and
 #                      ep media loopback --seconds 5, whose verdict is reported, not counted
 #                      (FRESH_FULL=1 runs the amd64 steps instead; see docs/testing.md for
 #                      what does not fit under emulation and why)
@@ -252,14 +253,20 @@ step() { # name command [info: its failure is reported, not counted]
   return "$rc"
 }
 
+# The box's own install (docs/provisioning.md) onto this root as on a box — apt, the
+# service user through systemd-sysusers, the release, launcher and units enabled (no
+# systemd runs in a chroot: nothing is started) — twice: the second run writes nothing.
+INSTALL_CMD='provisioning/install.sh --from-checkout && provisioning/install.sh --from-checkout >/tmp/install-2.txt 2>&1 && cat /tmp/install-2.txt && ! grep -E "^install: (wrote|installed|committed|current ->)" /tmp/install-2.txt && systemctl is-enabled commune-endpoint.service commune-endpoint-provision.service commune-endpoint-provision-finish.path && id commune-endpoint && node dist/device/cli/ep.js status --socket /run/commune-endpoint/control.sock; test $? -eq 3'
 if [ "$ARCH" = "$HOST_ARCH" ] || [ "${FRESH_FULL:-0}" = 1 ]; then
   step demo 'bash scripts/setup.sh && npm run demo' || true
   step test 'bash scripts/setup.sh && npm test' || true
+  step install "$INSTALL_CMD" || true
 else
   # Under emulation: what fits (docs/testing.md says what does not, and why).
   if step setup 'bash scripts/setup.sh'; then
     step unit 'npm run test:unit' || true
     step probe 'npm run --silent ep -- probe' || true
+    step install "$INSTALL_CMD" || true
     # 720p30 software x264/avdec_h264 both ways (the loopback has no smaller size) runs far
     # below real time under qemu-user: it shows the pipelines start and SRT connects, its
     # frame-rate verdict is not counted.

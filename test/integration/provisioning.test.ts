@@ -13,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -40,8 +40,6 @@ const PW_BOX = 'cam-an';
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
 const SERVICE_UID = 4242;
 const SERIAL = '10000000abcdef12';
-/** The uid the agent runs as in the test that needs a user other than root. */
-const NOBODY = 65534;
 
 let broker: Mosquitto;
 let hub: HubClient;
@@ -267,19 +265,19 @@ describe('a valid file', () => {
   });
 });
 
-describe('the boot partition is root\'s (FAT on a Pi)', () => {
-  it('the agent, as the service user, cannot remove the file: it leaves a note, and root\'s finish step (the .path unit\'s oneshot) swaps the file for the receipt', async () => {
+describe('the boot partition is out of the agent\'s reach', () => {
+  it('the agent cannot remove the file (read-only to it: ProtectSystem=strict; on a Pi also FAT mounted for root): it leaves a note, and root\'s finish step (the .path unit\'s oneshot) swaps the file for the receipt', async () => {
     const box = await newRoot();
     await writeFile(box.file, JSON.stringify(await withCa(passwordFile())));
     expect((await ep(box, 'provision', '--boot')).code).toBe(0);
-    // The service user of this test: nobody, owning the data dir; the boot partition stays root's.
-    await chmod(box.root, 0o755);
-    await chown(box.dataDir, NOBODY, NOBODY);
-    for (const f of await readdir(box.dataDir)) await chown(path.join(box.dataDir, f), NOBODY, NOBODY);
+    // The agent's half, in a mount namespace where the boot partition is read-only — what
+    // the agent's unit (ProtectSystem=strict) gives it: EROFS.
     const script = `import { noteBrokerReached } from ${JSON.stringify(pathToFileURL(distPath(import.meta.url, 'provisioning', 'index.js')).href)};
       import { silentLogger } from ${JSON.stringify(pathToFileURL(distPath(import.meta.url, 'lib', 'index.js')).href)};
       console.log(await noteBrokerReached(${JSON.stringify(box.dataDir)}, silentLogger(), { version: '9.9.9' }));`;
-    const asAgent = await run(process.execPath, ['--input-type=module', '-e', script], { uid: NOBODY, gid: NOBODY, timeout: 30_000 });
+    const q = (a: string): string => `'${a.replace(/'/g, "'\\''")}'`;
+    const inNs = `mount --bind ${q(box.boot)} ${q(box.boot)} && mount -o remount,bind,ro ${q(box.boot)} && exec ${q(process.execPath)} --input-type=module -e ${q(script)}`;
+    const asAgent = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', inNs], { timeout: 30_000 });
     expect(asAgent.stdout.trim()).toBe('left-for-root');
     expect(await exists(box.file)).toBe(true);
     expect(await exists(path.join(box.dataDir, 'broker-reached.json'))).toBe(true);
@@ -290,7 +288,7 @@ describe('the boot partition is root\'s (FAT on a Pi)', () => {
     expect(JSON.parse(await readFile(path.join(box.boot, 'ep-provision.done.json'), 'utf8'))).toMatchObject({ deviceId: PW_BOX, version: '9.9.9' });
     expect(await exists(path.join(box.dataDir, 'broker-reached.json'))).toBe(false);
     // The record stays the service user's.
-    expect((await stat(path.join(box.dataDir, 'provisioning.json'))).uid).toBe(NOBODY);
+    expect((await stat(path.join(box.dataDir, 'provisioning.json'))).uid).toBe(SERVICE_UID);
     // Finishing again: nothing to do.
     expect((await ep(box, 'provision', '--finish')).stdout).toContain('nothing to finish');
   });

@@ -23,7 +23,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -133,9 +133,9 @@ describe('systemd-agent: the installed agent under a real systemd', () => {
       if (!(err instanceof SystemdBoxUnavailable)) throw err;
       return skip(err.message);
     }
-    // Not under /tmp (the unit's PrivateTmp=) nor a home (ProtectHome=): test/.scratch (git-ignored).
-    await mkdir(path.join(REPO, 'test', '.scratch'), { recursive: true });
-    root = await mkdtemp(path.join(REPO, 'test', '.scratch', 'systemd-agent-'));
+    // Not under /tmp or /var/tmp (the unit's PrivateTmp=: a clone under /tmp, as CI makes
+    // one, fails with 226/NAMESPACE) nor a home (ProtectHome=): /var/lib, removed afterwards.
+    root = await mkdtemp('/var/lib/ep-systemd-agent-');
     await chmod(root, 0o755); // the service user walks through it
     dataDir = path.join(root, 'var', 'lib', 'commune-endpoint');
     socket = path.join(dataDir, 'control.sock');

@@ -32,6 +32,8 @@ export interface ActionDeps {
   /** The `ota` command (device/updates.ts): replies once the manifest is verified or refused. */
   ota: (args: CommandArgs['ota'], commandId: string | null) => Promise<Record<string, unknown>>;
   setTimer: (fn: () => void, ms: number) => unknown;
+  /** Tells the field view (LEDs, screens) that `identify` runs for `ms`. */
+  identified?: (ms: number) => void;
 }
 
 export function createActions(d: ActionDeps): (command: CommandName, args: unknown, id?: string) => Promise<Record<string, unknown>> {
@@ -64,6 +66,7 @@ export function createActions(d: ActionDeps): (command: CommandName, args: unkno
     },
     async identify(a) {
       const seconds = a.seconds ?? 10;
+      d.identified?.(seconds * 1000);
       const leds = await d.leds.blink(seconds * 1000);
       d.media.showText(d.name);
       d.setTimer(() => d.media.hideText(), seconds * 1000);

@@ -18,13 +18,18 @@ import { HealthSampler } from './health/index.js';
 import { sysfsLeds, systemctlActions, type Leds, type SystemActions } from './host/index.js';
 import { MeetingController, type MeetingSource } from './meeting.js';
 import { CommandRouter, MqttSession } from './mqtt/index.js';
-import { runSelftest, type SelftestReport } from './selftest.js';
+import { oneAtATime, runSelftest, type SelftestReport } from './selftest.js';
 import { UpdateController } from './updates.js';
 import { SettingsStore, type RuntimeSettings } from './settings.js';
 import { deviceHealth } from './state-report.js';
 import { StateReporter, type Severity } from './state-reporter.js';
 import { CommandLedger, EventOutbox, standInMessage } from './store/index.js';
 import { LIMITS } from './limits.js';
+import { FieldState } from './field/field-state.js';
+import { ledFor, problemsOf, type FieldView } from './field/model.js';
+
+/** How far back in the log ring `recentErrors` looks. */
+const LOG_SCAN_LINES = 500;
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -41,6 +46,8 @@ export interface AgentDeps {
   snapshotDir?: string;
   mqttConnect?: (url: string, opts: IClientOptions) => MqttClient;
   random?: () => number;
+  /** The button held 10 s: wipe identity, config and secrets once the agent has stopped, then restart unprovisioned (ep run). */
+  factoryReset?: (why: string) => void;
   /** Stop and exit 75 so the launcher starts what `current` points at (after an update's switch, or to roll one back). */
   restart?: (why: string) => void;
   env?: NodeJS.ProcessEnv;
@@ -63,7 +70,13 @@ export class Agent {
   private readonly settings: SettingsStore;
   private readonly reporter: StateReporter;
   readonly updates: UpdateController;
+  /** What the clerk and the technician see (LEDs, TV standby screen, status page, `ep status`). */
+  readonly field: FieldState;
   private reachedBroker = false;
+  /** One selftest at a time, whoever asks (the hub's command, `ep selftest`, an update's trial). */
+  private readonly selftestOnce = oneAtATime(() => this.selftest());
+  /** When the broker connection was last lost (or the agent started), null while connected. */
+  private hubDownSince: number | null;
   private caps: Capabilities | null = null;
   private idleWaiters = new Map<string, () => Promise<void>>();
   private readonly startedAt: number;
@@ -78,6 +91,7 @@ export class Agent {
     this.log = (d.logger ?? createLogger({ level: c.log.level })).child({ deviceId: c.deviceId });
     this.contract = createContract();
     this.startedAt = this.clock.now();
+    this.hubDownSince = this.startedAt;
     this.bootId = randomUUID();
     this.settings = new SettingsStore(this.contract, c.dataDir, { healthPeriodS: c.health.periodS, logLevel: c.log.level as RuntimeSettings['logLevel'], volume: c.media.volume, micMuted: c.media.micMuted });
     this.media = new MediaSupervisor({ spawner: d.spawner ?? forkSpawner(), clock: this.clock, logger: this.log, ...(d.snapshotDir ? { snapshotDir: d.snapshotDir } : {}) });
@@ -143,7 +157,7 @@ export class Agent {
       log: this.log.child({ module: 'ota' }),
       inMeeting: () => this.meeting.meeting !== null,
       reachedBroker: () => this.reachedBroker,
-      selftest: () => this.selftest(),
+      selftest: () => this.selftestOnce(),
       setStatus: (s) => this.reporter.setOta(s),
       event: (type, severity, detail) => this.event(type, severity, detail),
       answered: (id) => {
@@ -170,14 +184,16 @@ export class Agent {
         logger: this.log,
         settings: () => this.settings.value,
         applySettings: (p) => this.applySettings(p),
-        selftest: () => this.selftest(),
+        selftest: () => this.selftestOnce(),
         ota: (args, id) => this.updates.command(args, id),
         whenIdle: (kind, fn) => this.whenIdle(kind, fn),
         setTimer: (fn, ms) => this.clock.setTimeout(fn, ms),
+        identified: (ms) => this.field.identifyFor(ms),
       }),
       publishReply: (reply, to) => this.publishReply(reply, to),
       onMeeting: (spec) => this.onGroupMeeting(spec),
       onBadMeeting: (problems) => this.event('bad_meeting', 'error', { problems }),
+      onNext: (next) => this.field.setNextMeeting(next),
     });
     this.reporter = new StateReporter({
       deviceId: c.deviceId,
@@ -197,6 +213,7 @@ export class Agent {
       healthPeriodMs: () => this.settings.value.healthPeriodS * 1000,
       event: (type, severity, detail) => this.event(type, severity, detail),
     });
+    this.field = new FieldState({ clock: this.clock, base: () => this.fieldBase() });
   }
 
   get config(): AgentConfig {
@@ -212,12 +229,17 @@ export class Agent {
       this.log.error({ evt: 'probe.failed', err: (e as Error).message }, 'probe failed; media unavailable');
       return null;
     }));
-    const refresh = (): void => this.reporter.refresh();
+    const refresh = (): void => {
+      this.reporter.refresh();
+      this.field.changed();
+    };
     const onRestart = (r: { reason: string; attempt: number; delayMs: number }): void => void this.event('media_restart', 'warn', { ...r });
     const onAdapt = ({ change }: { change: AdaptChange }): void => this.onAdapt(change);
     const onMeetingChange = (): void => {
       refresh();
       if (this.meeting.meeting === null) {
+        // A raised hand belongs to the meeting it was raised in.
+        if (this.field.handRaised) this.field.setHandRaised(false);
         void this.runIdleWaiters();
         this.updates.onIdle();
       }
@@ -231,17 +253,23 @@ export class Agent {
           .then((p) => p.noteBrokerReached(c.dataDir, this.log, { version: this.d.version }))
           .catch((e: unknown) => this.log.error({ evt: 'provision.cleanup_failed', err: (e as Error).message }, 'could not replace the provisioning file by its receipt'));
       this.reachedBroker = true;
+      this.hubDownSince = null;
+      this.field.changed();
       this.reporter.onConnected();
       void this.router.flush();
       this.outbox.resume();
     };
     this.media.on('status', refresh).on('restart', onRestart).on('adapt', onAdapt);
     this.meeting.on('change', onMeetingChange).on('event', onMeetingEvent);
-    this.mqtt.on('connected', onConnected);
+    const onOffline = (): void => {
+      this.hubDownSince ??= this.clock.now();
+      this.field.changed();
+    };
+    this.mqtt.on('connected', onConnected).on('offline', onOffline);
     this.undo.push(
       () => this.media.off('status', refresh).off('restart', onRestart).off('adapt', onAdapt),
       () => this.meeting.off('change', onMeetingChange).off('event', onMeetingEvent),
-      () => this.mqtt.off('connected', onConnected),
+      () => this.mqtt.off('connected', onConnected).off('offline', onOffline),
       this.mqtt.onMessage((m) => this.router.handle(m)),
     );
     void this.media.prewarm().catch((e: unknown) => this.log.error({ evt: 'media.prewarm_failed', err: (e as Error).message }, 'cannot start a media worker'));
@@ -253,6 +281,8 @@ export class Agent {
     // After the broker: a new version's trial needs to know whether it reached it; a rollback's report goes out as an event.
     await this.updates.start().catch((e: unknown) => this.log.error({ evt: 'ota.start_failed', err: (e as Error).message }, 'update state could not be read'));
     this.reporter.start();
+    this.field.start();
+    this.undo.push(() => this.field.stop());
     this.log.info({ evt: 'agent.started', version: this.d.version, groupId: c.groupId }, `agent ${c.deviceId} started`);
   }
 
@@ -288,7 +318,86 @@ export class Agent {
   /** What `ep status` shows (the local control socket): the reported state, the hub link, the last health sample. */
   localStatus(): Record<string, unknown> {
     const c = this.d.config;
-    return { provisioned: true, deviceId: c.deviceId, groupId: c.groupId, name: c.name, hub: { url: withoutCredentials(c.mqtt.url), connected: this.mqtt.connected, reachedSinceStart: this.reachedBroker }, ...this.reporter.snapshot(), health: this.reporter.health };
+    const field = this.field.view;
+    return {
+      provisioned: true,
+      deviceId: c.deviceId,
+      groupId: c.groupId,
+      name: c.name,
+      hub: { url: withoutCredentials(c.mqtt.url), connected: this.mqtt.connected, reachedSinceStart: this.reachedBroker },
+      ...this.reporter.snapshot(),
+      health: this.reporter.health,
+      field,
+      led: ledFor(field),
+      problems: problemsOf(field),
+      recentErrors: this.recentErrors(),
+    };
+  }
+
+  /** The button's short press: raise (or lower) the hand, or toggle the microphone, as configured. */
+  async buttonPress(): Promise<void> {
+    const how = this.d.config.field?.button.shortPress ?? 'raise_hand';
+    if (how === 'mute') {
+      const muted = !this.settings.value.micMuted;
+      await this.applySettings({ micMuted: muted });
+      this.log.info({ evt: 'button.mute', muted }, muted ? 'button: microphone muted' : 'button: microphone on');
+      this.field.changed();
+      return void this.event('mic_muted', 'info', { muted, by: 'button' });
+    }
+    const raised = !this.field.handRaised;
+    this.field.setHandRaised(raised);
+    this.log.info({ evt: 'button.hand', raised }, raised ? 'button: hand raised' : 'button: hand lowered');
+    await this.event('hand_raised', 'info', { raised, meetingId: this.meeting.meeting?.id ?? null });
+  }
+
+  /** The button held past the warning (LEDs flicker) or released before the reset. */
+  buttonWarning(on: boolean): void {
+    this.field.setResetWarning(on);
+  }
+
+  /** The button held 10 s: the box forgets who it is (after the agent stops) and comes back unprovisioned. */
+  buttonFactoryReset(): void {
+    this.log.warn({ evt: 'button.factory_reset' }, 'button held 10 s: factory reset');
+    if (!this.d.factoryReset) return void this.log.error({ evt: 'button.factory_reset_unavailable' }, 'a factory reset was asked but this agent cannot restart (no launcher)');
+    this.d.factoryReset('button held 10 s');
+  }
+
+  /** The last few error lines of the log (already redacted by the logger): `ep status`, the status page. */
+  recentErrors(n = 5): string[] {
+    const out: string[] = [];
+    for (const line of this.logRing.tail(LOG_SCAN_LINES).reverse()) {
+      if (out.length >= n) break;
+      if (/"level":(5|6)\d/.test(line)) out.push(line);
+    }
+    return out.reverse();
+  }
+
+  /** The same report the `selftest` command replies with (`ep selftest` over the local socket). */
+  runSelftest(): Promise<SelftestReport> {
+    return this.selftestOnce();
+  }
+
+  /** What the field view is built from, fresh on each build (field/field-state.ts). */
+  private fieldBase(): Omit<FieldView, 'identify' | 'handRaised' | 'resetWarning' | 'nextMeeting' | 'now'> {
+    const c = this.d.config;
+    const s = this.reporter.snapshot();
+    const h = this.reporter.health;
+    const connected = this.mqtt.connected;
+    return {
+      name: c.name,
+      deviceId: c.deviceId,
+      groupId: c.groupId,
+      version: this.d.version,
+      state: s.state,
+      unprovisionedReason: null,
+      hub: { connected, url: withoutCredentials(c.mqtt.url), downForMs: connected || this.hubDownSince === null ? 0 : this.clock.now() - this.hubDownSince },
+      // Reaching the broker proves a network; otherwise the last health sample's default route and address.
+      network: connected ? true : h ? h.net.iface !== null && h.net.ip !== null : null,
+      meeting: s.meeting ? { id: s.meeting.id, title: s.meeting.title ?? null, since: s.meeting.since } : null,
+      faults: [...s.faults],
+      ota: s.ota ? { phase: s.ota.phase, ...(s.ota.version ? { version: s.ota.version } : {}), ...(typeof s.ota.progress === 'number' ? { progress: s.ota.progress } : {}) } : null,
+      micMuted: this.settings.value.micMuted,
+    };
   }
 
   /** A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change

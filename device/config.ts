@@ -57,6 +57,40 @@ export const configSchema = {
     health: { type: 'object', additionalProperties: false, properties: { periodS: { type: 'integer', minimum: 5, maximum: 3600, default: 30 } } },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: LOG_LEVELS, default: 'info' } } },
     gpio: GPIO_PINS_SCHEMA,
+    field: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'what the clerk and the technician see (docs/field.md)',
+      properties: {
+        statusPage: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            enabled: { type: 'boolean', default: true },
+            port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+            host: { type: 'string', minLength: 1, maxLength: 64, default: '0.0.0.0', description: 'address to listen on (the LAN)' },
+            pin: { type: 'string', pattern: '^[0-9]{4,8}$', writeOnly: true, description: 'asked before the page shows anything; absent: no PIN' },
+          },
+        },
+        button: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            shortPress: { enum: ['raise_hand', 'mute'], default: 'raise_hand', description: 'what a short press does; held 10 s: factory reset' },
+            activeLow: { type: 'boolean', default: true, description: 'pressed = line low (to ground, with the pull-up)' },
+          },
+        },
+        leds: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'LEDs under /sys/class/leds (a gpio-leds overlay) by name; absent: gpio lines, else the board\'s ACT',
+          properties: {
+            status: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$' },
+            fault: { type: 'string', pattern: '^[A-Za-z0-9_:.-]{1,64}$' },
+          },
+        },
+      },
+    },
     ota: {
       type: 'object',
       additionalProperties: false,
@@ -103,6 +137,14 @@ export interface AgentConfig {
   ota?: OtaSettings | null;
   /** GPIO lines from provisioning; absent: the board's defaults. */
   gpio?: { statusLed?: number; faultLed?: number; button?: number };
+  /** Status page, button, LED names (docs/field.md). Absent (tests that build a config by hand): no status page. */
+  field?: FieldConfig;
+}
+
+export interface FieldConfig {
+  statusPage: { enabled: boolean; port: number; host: string; pin?: string };
+  button: { shortPress: 'raise_hand' | 'mute'; activeLow: boolean };
+  leds: { status?: string; fault?: string };
 }
 
 /** Validates a parsed config object; relative paths are resolved against `baseDir`. */
@@ -153,6 +195,16 @@ export async function decodeConfig(contract: Contract, raw: unknown, baseDir: st
     health: { periodS: c.health?.periodS ?? 30 },
     log: { level: c.log?.level ?? 'info' },
     ...(c.gpio ? { gpio: { ...c.gpio } } : {}),
+    field: {
+      statusPage: {
+        enabled: c.field?.statusPage?.enabled ?? true,
+        port: c.field?.statusPage?.port ?? 8080,
+        host: c.field?.statusPage?.host ?? '0.0.0.0',
+        ...(c.field?.statusPage?.pin !== undefined ? { pin: c.field.statusPage.pin } : {}),
+      },
+      button: { shortPress: c.field?.button?.shortPress ?? 'raise_hand', activeLow: c.field?.button?.activeLow ?? true },
+      leds: { ...(c.field?.leds ?? {}) },
+    },
     ota: c.ota
       ? {
           publicKeyFiles: otaFiles.publicKeys,

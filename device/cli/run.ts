@@ -109,6 +109,8 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   // After an update's switch (or to roll one back) the agent asks to be restarted: it stops
   // cleanly and exits EX_RESTART; the launcher (ota/launcher.ts) then starts what `current` is.
   let restartWhy: string | null = null;
+  /** The button's factory reset: the data dir is wiped once the agent has stopped writing to it. */
+  let wipeAfterStop = false;
   let requestRestart: (() => void) | null = null;
   let endTestFaults = (): void => undefined;
   const restartRequested = new Promise<void>((resolve) => (requestRestart = resolve));
@@ -124,6 +126,10 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     logger,
     logRing: ring,
     restart: (why) => restart(why),
+    factoryReset: (why) => {
+      wipeAfterStop = true;
+      restart(`factory reset (${why})`);
+    },
   });
   // Signals are handled from before start(): a SIGTERM while starting (the box is online
   // already) must stop it cleanly too, not kill it without its offline status.
@@ -193,6 +199,13 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   unwatch();
   await control.stop();
   const outcome = await stopWithin(agent, Math.max(1000, STOP_BOUND_MS - (Date.now() - signaledAt)), agent.log);
+  if (wipeAfterStop && outcome !== 'timeout') {
+    const gone = await import('../../provisioning/index.js').then((p) => p.wipeDataDir(config.dataDir)).catch((e: unknown) => {
+      agent.log.error({ evt: 'factory_reset.failed', err: (e as Error).message }, 'factory reset: could not wipe the data directory');
+      return null;
+    });
+    if (gone) agent.log.warn({ evt: 'factory_reset.done', removed: gone }, `factory reset: removed ${gone.length} entries; starting unprovisioned`);
+  }
   if (restartWhy !== null) await notifier?.extendWatchdog(RESTART_GAP_MS);
   notifier?.close();
   if (outcome === 'timeout') process.exit(1);

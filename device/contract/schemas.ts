@@ -230,6 +230,24 @@ export const eventSchema = {
   },
 } as const;
 
+/**
+ * The next meeting the hub announces to a group (a v1 extension): `ep/v1/grp/{groupId}/next`,
+ * retained, an empty payload clears it. The box only shows it (TV standby screen, status
+ * page, `ep status`); joining is still the retained `meeting` topic's business.
+ */
+export const nextMeetingSchema = {
+  $id: 'next-meeting',
+  title: 'Next meeting (hub → group, ep/v1/grp/{groupId}/next, retained; empty payload: none announced)',
+  type: 'object',
+  additionalProperties: false,
+  required: ['title', 'startsAt'],
+  properties: {
+    meetingId: { type: 'string', minLength: 1, maxLength: 128 },
+    title: { type: 'string', minLength: 1, maxLength: 512, description: 'shown on the TV (Unicode; NFC-normalised by the box)' },
+    startsAt: dateTime,
+  },
+} as const;
+
 /** Every schema published for the hub side, by file name. */
 export const PUBLISHED_SCHEMAS = {
   'command-envelope': commandEnvelopeSchema,
@@ -241,4 +259,5 @@ export const PUBLISHED_SCHEMAS = {
   event: eventSchema,
   'join-spec': joinSpecSchema,
   'ota-manifest': otaManifestSchema,
+  'next-meeting': nextMeetingSchema,
 } as Record<string, object>;

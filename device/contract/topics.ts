@@ -14,17 +14,21 @@ export const topics = {
   deviceCommand: (deviceId: string, command: string): string => `${PREFIX}/dev/${deviceId}/cmd/${command}`,
   groupCommand: (groupId: string, command: string): string => `${PREFIX}/grp/${groupId}/cmd/${command}`,
   meeting: (groupId: string): string => `${PREFIX}/grp/${groupId}/meeting`,
+  /** The next meeting the hub announces (a v1 extension: schemas.ts nextMeetingSchema). */
+  next: (groupId: string): string => `${PREFIX}/grp/${groupId}/next`,
   /** What a box subscribes to. */
   subscriptions: (deviceId: string, groupId: string): string[] => [
     `${PREFIX}/dev/${deviceId}/cmd/+`,
     `${PREFIX}/grp/${groupId}/cmd/+`,
     `${PREFIX}/grp/${groupId}/meeting`,
+    `${PREFIX}/grp/${groupId}/next`,
   ],
 };
 
 export type Incoming =
   | { kind: 'command'; scope: 'device' | 'group'; command: string; known: boolean }
   | { kind: 'meeting' }
+  | { kind: 'next' }
   | { kind: 'other' };
 
 export function isCommandName(s: string): s is CommandName {
@@ -43,5 +47,6 @@ export function parseIncoming(topic: string, deviceId: string, groupId: string):
     }
   }
   if (topic === topics.meeting(groupId)) return { kind: 'meeting' };
+  if (topic === topics.next(groupId)) return { kind: 'next' };
   return { kind: 'other' };
 }

@@ -7,11 +7,11 @@
 import { systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
 import { DecodeError, MAX_PAYLOAD_BYTES, readCommandId, responseTargetProblem, type Contract } from '../contract/index.js';
-import { joinSpecSchema, parseIncoming, type CommandName } from '../contract/index.js';
+import { joinSpecSchema, nextMeetingSchema, parseIncoming, type CommandName } from '../contract/index.js';
 import { BusyError, ExpiredError, UnknownCommandError, toReplyError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { fitReply } from './reply-fit.js';
-import type { JoinSpec, Reply } from '../contract/index.js';
+import type { JoinSpec, NextMeeting, Reply } from '../contract/index.js';
 import type { IncomingMessage } from './session.js';
 
 /** The part of CommandLedger the router uses (device/store/command-ledger.ts says how). */
@@ -36,6 +36,8 @@ export interface RouterDeps {
   onMeeting: (spec: JoinSpec | null) => Promise<void>;
   /** A retained meeting that failed validation, with every problem by path. */
   onBadMeeting: (problems: string) => Promise<void>;
+  /** The retained next-meeting announcement, validated (null: none); a bad one is logged and ignored. Absent: ignored. */
+  onNext?: (next: NextMeeting | null) => void;
   clock?: Clock;
   logger?: Logger;
 }
@@ -61,6 +63,17 @@ export class CommandRouter {
     this.log = (d.logger ?? silentLogger()).child({ module: 'commands' });
   }
 
+  /** The next-meeting announcement: shown, never acted on, so a bad one is only logged. */
+  private next(payload: Buffer): void {
+    if (!this.d.onNext) return;
+    if (payload.length === 0) return this.d.onNext(null);
+    try {
+      this.d.onNext(this.d.contract.check<NextMeeting>(this.d.contract.compile(nextMeetingSchema), this.d.contract.parseJson(payload, 'next'), 'next'));
+    } catch (e) {
+      this.log.warn({ evt: 'next.bad_retained', problems: (e as Error).message }, 'ignored an invalid next-meeting announcement');
+    }
+  }
+
   /** Decodes the retained group meeting at the edge; the meeting controller gets a typed spec. */
   private async meeting(payload: Buffer): Promise<void> {
     if (payload.length === 0) return this.d.onMeeting(null);
@@ -84,6 +97,7 @@ export class CommandRouter {
   async handle(m: IncomingMessage): Promise<void> {
     const incoming = parseIncoming(m.topic, this.d.deviceId, this.d.groupId);
     if (incoming.kind === 'meeting') return this.meeting(m.payload);
+    if (incoming.kind === 'next') return this.next(m.payload);
     if (incoming.kind !== 'command') {
       this.log.debug({ evt: 'mqtt.ignored', topic: m.topic.slice(0, 200) }, 'ignored a message on an unexpected topic');
       return;

@@ -71,7 +71,7 @@ export function aclText(devices: Record<string, string>, operators: string[]): s
     '',
   ];
   for (const [deviceId, groupId] of Object.entries(devices)) {
-    lines.push(`# ${deviceId}: its group's commands and meeting`, `user ${deviceId}`, `topic read ${PREFIX}/grp/${groupId}/cmd/#`, `topic read ${PREFIX}/grp/${groupId}/meeting`, '');
+    lines.push(`# ${deviceId}: its group's commands and meeting`, `user ${deviceId}`, `topic read ${PREFIX}/grp/${groupId}/cmd/#`, `topic read ${PREFIX}/grp/${groupId}/meeting`, `topic read ${PREFIX}/grp/${groupId}/next`, '');
   }
   for (const op of operators) lines.push(`# operator ${op}: everything`, `user ${op}`, 'topic readwrite #', '');
   return lines.join('\n');

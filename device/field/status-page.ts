@@ -1,0 +1,398 @@
+/**
+ * The local status page (issue 16): what the clerk or the technician sees on a phone on the
+ * commune's LAN — state, meeting, hub, health, faults with advice, the LED legend, the last
+ * log lines, version and update — read-only, live over a WebSocket, no framework.
+ *
+ *   GET/HEAD /   the page (status-html.ts): a shell with no box data in it
+ *   GET /ws      the WebSocket: a JSON snapshot on connect, on each change (bursts coalesced,
+ *                at most one every 250 ms) and every 5 s (clock, health)
+ *
+ * What it serves is built from an allow-list of fields (statusSnapshot), never a whole object,
+ * and log lines go through redactSecrets once more. With a PIN, the page asks for it and sends
+ * it once per connection as the WebSocket's first message (never in a URL, so never in a
+ * history or an access log); until it matches (constant-time compare, 5 wrong per address
+ * then a minute's lock, 20 wrong a minute in all) the socket carries no data. Every bound is
+ * below: clients, header size, idle times, frame size, a slow client's buffer.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, WebSocket } from 'ws';
+import { systemClock, withoutCredentials, type Clock, type Logger } from '../../lib/index.js';
+import type { HealthSample } from '../contract/index.js';
+import { STATE_WORDS, displayString, ledFor, problemsOf, type FieldView } from './model.js';
+import { renderStatusHtml } from './status-html.js';
+
+export const STATUS_PAGE_PORT = 8080;
+export const STATUS_WS_PATH = '/ws';
+export const MAX_STATUS_CLIENTS = 16;
+export const STATUS_LOG_LINES = 200;
+/** A log line on the page is cut here (the ring keeps up to 8 KiB; a phone needs less). */
+export const STATUS_LOG_LINE_CHARS = 1000;
+export const PUSH_EVERY_MS = 250;
+export const REFRESH_MS = 5000;
+/** Nothing a client may say is longer than `{"pin":"…"}`; bigger frames close the socket (1009). */
+export const WS_MAX_PAYLOAD = 1024;
+export const PIN_WAIT_MS = 10_000;
+export const PIN_FAILURES_PER_ADDRESS = 5;
+export const PIN_FAILURES_PER_MINUTE = 20;
+export const PIN_LOCK_MS = 60_000;
+const PING_MS = 30_000;
+const MAX_BUFFERED_BYTES = 1 << 20;
+const PIN_ADDRESSES = 256;
+/** WebSocket close codes the page understands. */
+export const CLOSE_PIN_REQUIRED = 4001;
+export const CLOSE_PIN_WRONG = 4003;
+export const CLOSE_PIN_LOCKED = 4029;
+
+/** Replaces anything that looks like a secret's value in a line of text (defence in depth: the logger redacts first). */
+export function redactSecrets(line: string): string {
+  return (
+    line
+      // "password":"x", "srt":{"passphrase":…}, "apiKey": 123 …
+      .replace(/("[\w.-]*?(?:password|passphrase|passwd|token|secret|key)"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)/gi, '$1"[redacted]"')
+      // password=x, passphrase: x, ?passphrase=x&…
+      .replace(/\b([\w.-]*?(?:password|passphrase|passwd|token|secret|key))(\s*[=:]\s*)(?!"\[redacted\]")([^\s,;&"'}\]]+)/gi, '$1$2[redacted]')
+      // scheme://user:password@host
+      .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]*:[^\s/@]*@/gi, '$1[redacted]@')
+      .replace(/\b(bearer|basic)\s+[\w.~+/-]+=*/gi, '$1 [redacted]')
+  );
+}
+
+type N = number | null;
+
+const num = (x: unknown): N => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+const bool = (x: unknown): boolean | null => (typeof x === 'boolean' ? x : null);
+const text = (x: unknown, max = 200): string | null => (typeof x === 'string' ? displayString(x, max) : null);
+const obj = (x: unknown): Record<string, unknown> => (typeof x === 'object' && x !== null ? (x as Record<string, unknown>) : {});
+
+function pageHealth(h: HealthSample, inMeeting: boolean) {
+  const cpu = obj(h.cpu), power = obj(h.power), mem = obj(h.mem), disk = obj(h.disk), net = obj(h.net), dev = obj(h.devices);
+  const m = obj(h.media), send = obj(m.send), recv = obj(m.receive), audio = obj(m.audio), link = obj(m.link);
+  return {
+    ts: text(h.ts, 40),
+    uptimeS: num(h.uptimeS),
+    cpu: { loadPct: num(cpu.loadPct), tempC: num(cpu.tempC) },
+    power: { underVoltage: bool(power.underVoltage), underVoltageSinceBoot: bool(power.underVoltageSinceBoot), throttled: bool(power.throttled) },
+    mem: { usedPct: num(mem.usedPct) },
+    disk: { usedPct: num(disk.usedPct) },
+    clockSynced: bool(h.clockSynced),
+    net: { iface: text(net.iface, 32), ip: text(net.ip, 64), rxKbps: num(net.rxKbps), txKbps: num(net.txKbps) },
+    devices: { camera: bool(dev.camera), display: bool(dev.display), mic: bool(dev.mic), speaker: bool(dev.speaker) },
+    media: inMeeting
+      ? {
+          send: { fps: num(send.fps), kbps: num(send.kbps), rttMs: num(send.rttMs), lossPct: num(send.lossPct) },
+          receive: { fps: num(recv.fps), kbps: num(recv.kbps), lossPct: num(recv.lossPct) },
+          audio: { micDb: num(audio.micDb), speakerDb: num(audio.speakerDb) },
+          rung: text(link.rung, 32),
+        }
+      : null,
+  };
+}
+
+/** What the page receives (statusSnapshot): every field named, nothing passed through whole. */
+export type StatusSnapshot = ReturnType<typeof statusSnapshot>;
+export type StatusHealth = ReturnType<typeof pageHealth>;
+
+/** The snapshot the page shows. Pure; every string NFC and cut, log lines redacted again. */
+export function statusSnapshot(v: FieldView, health: HealthSample | null, logs: readonly string[]) {
+  const inMeeting = v.state === 'in_meeting' || v.state === 'joining' || v.state === 'leaving';
+  return {
+    t: 'snapshot' as const,
+    now: v.now,
+    name: text(v.name),
+    deviceId: text(v.deviceId, 64),
+    groupId: text(v.groupId, 64),
+    version: text(v.version, 64) ?? '',
+    state: v.state,
+    stateWords: STATE_WORDS[v.state],
+    unprovisionedReason: v.unprovisionedReason === null ? null : redactSecrets(displayString(v.unprovisionedReason, 400)),
+    hub: { connected: v.hub.connected, url: v.hub.url === null ? null : text(withoutCredentials(v.hub.url), 300), downForMs: num(v.hub.downForMs) ?? 0 },
+    network: v.network,
+    meeting: v.meeting && { id: text(v.meeting.id, 64) ?? '', title: text(v.meeting.title), since: text(v.meeting.since, 40) ?? '' },
+    nextMeeting: v.nextMeeting && { title: text(v.nextMeeting.title) ?? '', startsAt: text(v.nextMeeting.startsAt, 40) ?? '' },
+    problems: problemsOf(v),
+    led: ledFor(v).code,
+    ota: v.ota && { phase: text(v.ota.phase, 40) ?? '', version: text(v.ota.version, 64), progress: num(v.ota.progress) },
+    identify: v.identify,
+    handRaised: v.handRaised,
+    micMuted: v.micMuted,
+    resetWarning: v.resetWarning,
+    health: health === null ? null : pageHealth(health, inMeeting),
+    logs: logs.slice(-STATUS_LOG_LINES).map((l) => redactSecrets(displayString(l, STATUS_LOG_LINE_CHARS))),
+  };
+}
+
+/** Wrong PINs: a few per address, then a lock; and a cap over all addresses. Bounded memory. */
+export class PinGuard {
+  private readonly digest: Buffer;
+  private readonly byAddress = new Map<string, { failures: number; last: number; lockedUntil: number }>();
+  private recent: number[] = [];
+
+  constructor(
+    pin: string,
+    private readonly clock: Pick<Clock, 'now'>,
+  ) {
+    this.digest = createHash('sha256').update(pin).digest();
+  }
+
+  check(address: string, given: string): 'ok' | 'wrong' | 'locked' {
+    const now = this.clock.now();
+    this.recent = this.recent.filter((t) => now - t < 60_000);
+    let e = this.byAddress.get(address);
+    if (e && now - e.last >= PIN_LOCK_MS && now >= e.lockedUntil) e = undefined;
+    if ((e && now < e.lockedUntil) || this.recent.length >= PIN_FAILURES_PER_MINUTE) return 'locked';
+    if (timingSafeEqual(createHash('sha256').update(given).digest(), this.digest)) {
+      this.byAddress.delete(address);
+      return 'ok';
+    }
+    this.recent.push(now);
+    e ??= { failures: 0, last: now, lockedUntil: 0 };
+    e.failures++;
+    e.last = now;
+    if (e.failures >= PIN_FAILURES_PER_ADDRESS) e = { failures: 0, last: now, lockedUntil: now + PIN_LOCK_MS };
+    this.byAddress.delete(address);
+    if (this.byAddress.size >= PIN_ADDRESSES) this.byAddress.delete(this.byAddress.keys().next().value!);
+    this.byAddress.set(address, e);
+    return 'wrong';
+  }
+}
+
+export interface StatusPageOptions {
+  /** Default 8080; 0 = any free port (tests). */
+  port?: number;
+  host?: string;
+  pin?: string | null;
+  view: () => FieldView;
+  health: () => HealthSample | null;
+  /** The log ring's last n lines (already redacted by the logger). */
+  logs: (n: number) => string[];
+  /** Calls onChange on every change of the view; returns the unsubscribe. */
+  subscribe: (onChange: () => void) => () => void;
+  log: Logger;
+  clock?: Clock;
+  maxClients?: number;
+  refreshMs?: number;
+}
+
+interface Client {
+  ws: WebSocket;
+  address: string;
+  authed: boolean;
+  alive: boolean;
+  pinTimer: unknown;
+}
+
+const SECURITY_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'Cache-Control': 'no-store',
+} as const;
+
+/** Checks the options a config can get wrong; the error names the field. */
+function checkOptions(o: StatusPageOptions): void {
+  const port = o.port ?? STATUS_PAGE_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`statusPage.port: must be an integer 0–65535, got ${JSON.stringify(o.port)}`);
+  // The PIN itself is never put in the message.
+  if (o.pin != null && (typeof o.pin !== 'string' || !/^[\x21-\x7e]{4,64}$/.test(o.pin))) throw new Error('statusPage.pin: must be 4–64 printable ASCII characters (or null for no PIN)');
+}
+
+export class StatusPageServer {
+  private server: http.Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private readonly clients = new Set<Client>();
+  private readonly clock: Clock;
+  private readonly guard: PinGuard | null;
+  private unsubscribe: (() => void) | null = null;
+  private pushTimer: unknown = null;
+  private refreshTimer: unknown = null;
+  private pingTimer: unknown = null;
+  private lastPush = -Infinity;
+
+  constructor(private readonly o: StatusPageOptions) {
+    checkOptions(o);
+    this.clock = o.clock ?? systemClock;
+    this.guard = o.pin == null ? null : new PinGuard(o.pin, this.clock);
+  }
+
+  address(): { host: string; port: number } | null {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = http.createServer({ maxHeaderSize: 8192, headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5000 }, (req, res) => this.onRequest(req, res));
+    server.maxHeadersCount = 64;
+    server.maxConnections = 4 * (this.o.maxClients ?? MAX_STATUS_CLIENTS);
+    server.timeout = 30_000;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, clientTracking: false });
+    server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.port ?? STATUS_PAGE_PORT, this.o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) => this.o.log.warn({ evt: 'status_page.error', err: e.message }, 'status page server error'));
+    this.server = server;
+    this.unsubscribe = this.o.subscribe(() => this.changed());
+    this.refreshTimer = this.clock.setInterval(() => this.pushAll(), this.o.refreshMs ?? REFRESH_MS);
+    this.pingTimer = this.clock.setInterval(() => this.heartbeat(), PING_MS);
+    const a = this.address();
+    this.o.log.info({ evt: 'status_page.listening', host: a?.host, port: a?.port, pin: this.guard !== null }, `status page on port ${a?.port}`);
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    for (const t of [this.pushTimer]) if (t !== null) this.clock.clearTimeout(t);
+    for (const t of [this.refreshTimer, this.pingTimer]) if (t !== null) this.clock.clearInterval(t);
+    this.pushTimer = this.refreshTimer = this.pingTimer = null;
+    for (const c of this.clients) {
+      if (c.pinTimer !== null) this.clock.clearTimeout(c.pinTimer);
+      c.ws.terminate();
+    }
+    this.clients.clear();
+    this.wss?.close();
+    this.wss = null;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeAllConnections();
+    await closed;
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { ...SECURITY_HEADERS, Allow: 'GET, HEAD', Connection: 'close', 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('405: this page is read-only (GET, HEAD)\n');
+      return;
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/' && path !== '/index.html') {
+      res.writeHead(404, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('404\n');
+      return;
+    }
+    const nonce = randomBytes(16).toString('base64');
+    const body = renderStatusHtml({ nonce, pinRequired: this.guard !== null });
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const refuse = (code: number): void => {
+      socket.once('finish', () => socket.destroy());
+      socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    socket.on('error', () => socket.destroy());
+    if ((req.url ?? '').split('?')[0] !== STATUS_WS_PATH) return refuse(404);
+    // Another site's page in the clerk's browser may not read the box (cross-site WebSocket).
+    const origin = req.headers.origin;
+    if (origin !== undefined && !sameHost(origin, req.headers.host)) return refuse(403);
+    if (this.clients.size >= (this.o.maxClients ?? MAX_STATUS_CLIENTS) || !this.wss) {
+      this.o.log.debug({ evt: 'status_page.refused', clients: this.clients.size }, 'status page: too many clients');
+      return refuse(503);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onClient(ws, req.socket.remoteAddress ?? '?'));
+  }
+
+  private onClient(ws: WebSocket, address: string): void {
+    const c: Client = { ws, address, authed: this.guard === null, alive: true, pinTimer: null };
+    this.clients.add(c);
+    ws.on('close', () => {
+      if (c.pinTimer !== null) this.clock.clearTimeout(c.pinTimer);
+      this.clients.delete(c);
+    });
+    ws.on('error', () => ws.terminate());
+    ws.on('pong', () => (c.alive = true));
+    ws.on('message', (data: Buffer) => this.onMessage(c, data));
+    if (c.authed) this.send(c, this.snapshotJson());
+    else c.pinTimer = this.clock.setTimeout(() => ws.close(CLOSE_PIN_REQUIRED, 'PIN required'), PIN_WAIT_MS);
+  }
+
+  /** The page is read-only: the one message a client may send is its PIN, first. */
+  private onMessage(c: Client, data: Buffer): void {
+    if (c.authed || !this.guard || c.pinTimer === null) return;
+    this.clock.clearTimeout(c.pinTimer);
+    c.pinTimer = null;
+    let pin = '';
+    try {
+      const m = JSON.parse(data.toString('utf8')) as unknown;
+      if (typeof obj(m).pin === 'string') pin = obj(m).pin as string;
+    } catch {
+      // not JSON: a wrong PIN like any other
+    }
+    const verdict = this.guard.check(c.address, pin);
+    if (verdict === 'ok') {
+      c.authed = true;
+      this.send(c, this.snapshotJson());
+      return;
+    }
+    this.o.log.warn({ evt: 'status_page.pin_refused', address: c.address, verdict }, 'status page: wrong PIN');
+    if (verdict === 'locked') c.ws.close(CLOSE_PIN_LOCKED, 'too many wrong PINs: wait a minute');
+    else c.ws.close(CLOSE_PIN_WRONG, 'wrong PIN');
+  }
+
+  private snapshotJson(): string | null {
+    try {
+      return JSON.stringify(statusSnapshot(this.o.view(), this.o.health(), this.o.logs(STATUS_LOG_LINES)));
+    } catch (e) {
+      this.o.log.warn({ evt: 'status_page.snapshot_failed', err: (e as Error).message }, 'status page: could not build the snapshot');
+      return null;
+    }
+  }
+
+  private send(c: Client, json: string | null): void {
+    if (json === null || c.ws.readyState !== WebSocket.OPEN) return;
+    // A client that does not read (a phone gone to sleep on a slow link) is cut, not buffered.
+    if (c.ws.bufferedAmount > MAX_BUFFERED_BYTES) return void c.ws.terminate();
+    c.ws.send(json);
+  }
+
+  /** Bursts of changes become one push, at most one every PUSH_EVERY_MS. */
+  private changed(): void {
+    if (this.pushTimer !== null || !this.server) return;
+    const wait = Math.max(0, this.lastPush + PUSH_EVERY_MS - this.clock.now());
+    this.pushTimer = this.clock.setTimeout(() => {
+      this.pushTimer = null;
+      this.pushAll();
+    }, wait);
+  }
+
+  private pushAll(): void {
+    this.lastPush = this.clock.now();
+    const authed = [...this.clients].filter((c) => c.authed);
+    if (authed.length === 0) return;
+    const json = this.snapshotJson();
+    for (const c of authed) this.send(c, json);
+  }
+
+  private heartbeat(): void {
+    for (const c of this.clients) {
+      if (!c.alive) {
+        c.ws.terminate();
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+    }
+  }
+}
+
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}

@@ -142,11 +142,32 @@ export interface AdaptPlan extends AdaptConfig {
   elements: { gate: string; parser: string; rate: string | null; scale: string | null };
 }
 
+/**
+ * The standby screen's texts (plan/standby.ts standbyTexts): plain text, NFC, already
+ * wrapped (`\n` between lines); '' hides that text.
+ */
+export interface StandbyTexts {
+  /** The commune's name, large. */
+  title: string;
+  /** The box's state in words: Vietnamese, English below. */
+  status: string;
+  /** The next meeting the hub announced: its start (local time) and title. */
+  next: string;
+  /** The first problem's advice (Vietnamese). */
+  fault: string;
+  /** Hand raised / mic muted. */
+  badges: string;
+}
+
 export interface StandbyPlan {
   kind: 'standby';
   pipeline: string;
   choices: Pick<PlanChoices, 'display'>;
   env: Record<string, string>;
+  /** What the pipeline shows when it starts (MediaSupervisor.updateStandby changes it live). */
+  texts?: StandbyTexts;
+  /** The displayed picture's PNG appsink (settings.snapshotDir), read by the worker's Snapshots. */
+  names?: { snapshotReceive: string | null };
 }
 
 export type MediaPlan = SessionPlan | StandbyPlan;

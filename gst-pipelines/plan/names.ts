@@ -40,4 +40,12 @@ export const ELEMENT_NAMES = {
   mic: 'mic',
   speaker: 'speaker',
   title: 'title',
+  /**
+   * The standby screen's other texts (plan/standby.ts; the commune's name is `title`):
+   * the supervisor's updateStandby sets their `text` and `silent` live.
+   */
+  standbyStatus: 'sbstatus',
+  standbyNext: 'sbnext',
+  standbyFault: 'sbfault',
+  standbyBadges: 'sbbadges',
 } as const;

@@ -1,21 +1,235 @@
-/** The standby screen between meetings: the commune's name on a calm card, 5 fps. */
+/**
+ * The TV standby screen between meetings: the commune's name, the box's state in words,
+ * the clock, the next meeting the hub announced, the first fault's advice and small
+ * badges (hand raised, mic muted), drawn by GStreamer at 5 fps. `standbyTexts` turns a
+ * FieldView into the screen's texts (pure); `planStandby` gives each text its own named
+ * textoverlay so the supervisor changes them live (`standbySets`) without a restart.
+ */
+import { STATE_WORDS, displayString, problemsOf, type FieldView } from '../../device/field/model.js';
 import { osdOverlay, pickEndpoints, rawVideoCaps, sinkEnv } from './endpoints.js';
-import { chain, displayText, q } from './launch.js';
+import { branches, chain, displayText, q } from './launch.js';
 import { ELEMENT_NAMES } from './names.js';
-import type { Capabilities, MediaSettings, StandbyPlan } from '../types.js';
+import type { Capabilities, MediaSettings, StandbyPlan, StandbyTexts } from '../types.js';
 
-export function planStandby(caps: Capabilities, settings: MediaSettings, size = { width: 1280, height: 720 }): StandbyPlan {
+export type { StandbyTexts };
+
+/** The standby screen's texts, in the order they are drawn. */
+export const STANDBY_TEXT_KEYS = ['title', 'status', 'next', 'fault', 'badges'] as const satisfies ReadonlyArray<keyof StandbyTexts>;
+
+/** The size every font and budget below is designed for; other sizes scale the fonts. */
+const DESIGN = { width: 1280, height: 720 };
+
+/**
+ * Where each text sits on a 1280×720 screen and how it is drawn. `band` is the vertical
+ * span (fractions of the height) the text is centred in; the integration test compares
+ * the frame band by band. `chars` is the line budget: DejaVu Sans at these sizes,
+ * measured here with the seed title (75 characters of Vietnamese, Sans 24: 1 173 px
+ * wide; Sans Bold 44: 34 px a character), so a line stays inside 1 152 px (64 px
+ * margins) with ~15 % to spare for wide letters; textoverlay's own word wrap is the
+ * safety net. `lines` caps the lines (the last one cut with "…").
+ */
+export const STANDBY_LAYOUT = {
+  badges: { band: [0, 0.1], font: 'DejaVu Sans Bold', pt: 20, chars: 90, lines: 1, color: 0xffffffff },
+  title: { band: [0.1, 0.32], font: 'DejaVu Sans Bold', pt: 40, chars: 32, lines: 2, color: 0xffffffff },
+  status: { band: [0.32, 0.46], font: 'DejaVu Sans', pt: 26, chars: 58, lines: 2, color: 0xffe6edf3 },
+  next: { band: [0.48, 0.72], font: 'DejaVu Sans', pt: 24, chars: 64, lines: 3, color: 0xffffffff },
+  fault: { band: [0.74, 0.92], font: 'DejaVu Sans', pt: 22, chars: 70, lines: 2, color: 0xffffc640 },
+} as const satisfies Record<keyof StandbyTexts, { band: readonly [number, number]; font: string; pt: number; chars: number; lines: number; color: number }>;
+
+/** Where the clock is (bottom right): the integration test masks it, it changes every minute. */
+export const STANDBY_CLOCK_REGION = { x: [0.78, 1], y: [0.88, 1] } as const;
+
+const BACKGROUND = 0xff1a3c5a;
+const FALLBACK_NAME = 'Commune endpoint';
+
+/**
+ * Greedy word wrap to `chars` code points a line and at most `lines` lines; a word longer
+ * than a line is cut; what does not fit ends the last line with "…". Input is NFC (one
+ * code point per Vietnamese letter), so code points count glyphs.
+ */
+export function wrapText(text: string, chars: number, lines: number): string {
+  const out: string[] = [];
+  let line: string[] = [];
+  for (const w of text.split(/\s+/).filter((x) => x.length > 0)) {
+    let word = [...w];
+    for (;;) {
+      if (line.length === 0 && word.length > chars) {
+        out.push(word.slice(0, chars).join(''));
+        word = word.slice(chars);
+      } else if (line.length === 0) {
+        line = word;
+        break;
+      } else if (line.length + 1 + word.length <= chars) {
+        line = [...line, ' ', ...word];
+        break;
+      } else {
+        out.push(line.join(''));
+        line = [];
+      }
+    }
+  }
+  if (line.length > 0) out.push(line.join(''));
+  if (out.length <= lines) return out.join('\n');
+  const kept = out.slice(0, lines);
+  kept[lines - 1] = `${[...kept[lines - 1]!].slice(0, chars - 1).join('').trimEnd()}…`;
+  return kept.join('\n');
+}
+
+/** Text for one line of people's text: NFC, no control characters, newlines and tabs as spaces. */
+const clean = (s: string, max = 300): string => displayString(s.replace(/[\n\r\t]+/g, ' '), max).trim();
+
+/** `HH:MM <weekday> DD/MM/YYYY` in `timeZone` (Vietnamese weekday), or null for a date that is not one. */
+export function meetingTime(iso: string, timeZone?: string): string | null {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return null;
+  const format = (tz: string | undefined): string => {
+    const parts = new Intl.DateTimeFormat('vi-VN', { timeZone: tz, weekday: 'long', day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(at);
+    const p = (type: Intl.DateTimeFormatPartTypes): string => parts.find((x) => x.type === type)?.value ?? '';
+    const weekday = p('weekday');
+    return `${p('hour')}:${p('minute')} ${weekday.charAt(0).toUpperCase()}${weekday.slice(1)} ${p('day')}/${p('month')}/${p('year')}`;
+  };
+  try {
+    return format(timeZone);
+  } catch {
+    // An unknown zone name (config): the box's own zone rather than no screen at all.
+    return format(undefined);
+  }
+}
+
+/**
+ * What the standby screen shows for `view` (pure). Every string is NFC, free of control
+ * characters and wrapped to its layout's budget; '' hides that text.
+ */
+export function standbyTexts(view: FieldView, opts: { timeZone?: string } = {}): StandbyTexts {
+  const L = STANDBY_LAYOUT;
+  const words = STATE_WORDS[view.state];
+  const next = view.nextMeeting;
+  let nextText = '';
+  if (next) {
+    const when = meetingTime(next.startsAt, opts.timeZone);
+    const head = `Cuộc họp tới · Next meeting${when ? `: ${when}` : ''}`;
+    const title = clean(next.title);
+    nextText = title ? `${head}\n${wrapText(title, L.next.chars, L.next.lines - 1)}` : head;
+  }
+  const problem = problemsOf(view)[0];
+  const badges = [view.handRaised ? 'Giơ tay · Hand raised' : '', view.micMuted ? 'Tắt micrô · Mic muted' : ''].filter(Boolean);
+  return {
+    title: standbyTitle(view.name ?? ''),
+    status: `${wrapText(clean(words.vi), L.status.chars, 1)}\n${wrapText(clean(words.en), L.status.chars, 1)}`,
+    next: nextText,
+    fault: problem ? wrapText(clean(problem.vi), L.fault.chars, L.fault.lines) : '',
+    badges: badges.length ? ` ${badges.join('   |   ')} ` : '',
+  };
+}
+
+/** The commune's name as the screen shows it (wrapped); a box without a name shows a neutral title. */
+export function standbyTitle(name: string): string {
+  return wrapText(clean(name) || FALLBACK_NAME, STANDBY_LAYOUT.title.chars, STANDBY_LAYOUT.title.lines);
+}
+
+/** The screen before the agent knows more: the name, "ready", nothing else. */
+export function idleStandbyTexts(name: string): StandbyTexts {
+  const w = STATE_WORDS.idle;
+  return { title: standbyTitle(name), status: `${w.vi}\n${w.en}`, next: '', fault: '', badges: '' };
+}
+
+/**
+ * The textoverlay `text` value for a screen text: textoverlay reads its text as Pango
+ * markup (measured here: "A & B" draws nothing and Pango warns), so `&`, `<`, `>` are
+ * escaped; what no launch string can carry is dropped (displayText). An empty text is a
+ * space (the overlay is silent then anyway).
+ */
+export function overlayText(s: string): string {
+  const t = displayText(s).replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
+  return t === '' ? ' ' : t;
+}
+
+/** The element each text is drawn by (names.ts). */
+export const STANDBY_ELEMENTS: Readonly<Record<keyof StandbyTexts, string>> = {
+  title: ELEMENT_NAMES.title,
+  status: ELEMENT_NAMES.standbyStatus,
+  next: ELEMENT_NAMES.standbyNext,
+  fault: ELEMENT_NAMES.standbyFault,
+  badges: ELEMENT_NAMES.standbyBadges,
+};
+
+/**
+ * The `set` messages that take the screen from `from` to `to`: only the texts that
+ * changed; `text` before `silent=false` (a shown overlay never flashes its old text),
+ * `silent=true` alone to hide. `from` null: everything is sent.
+ */
+export function standbySets(from: StandbyTexts | null, to: StandbyTexts): Array<{ element: string; property: 'text' | 'silent'; value: string | boolean }> {
+  const out: Array<{ element: string; property: 'text' | 'silent'; value: string | boolean }> = [];
+  for (const key of STANDBY_TEXT_KEYS) {
+    const was = from?.[key];
+    const now = to[key];
+    if (was === now) continue;
+    const element = STANDBY_ELEMENTS[key];
+    if (now === '') {
+      out.push({ element, property: 'silent', value: true });
+      continue;
+    }
+    out.push({ element, property: 'text', value: overlayText(now) });
+    if (was === undefined || was === '') out.push({ element, property: 'silent', value: false });
+  }
+  return out;
+}
+
+/**
+ * The standby pipeline: a solid card, one textoverlay per text (auto-resize off: the
+ * sizes above are pixels of this frame, scaled from 1280×720), the clock, the osd
+ * (identify), then the TV. With `settings.snapshotDir` a tee feeds a 1 fps PNG appsink
+ * (`snapshotReceive`: the displayed picture). Starts with `videotestsrc ` (the
+ * bare-gst-launch test bounds it with num-buffers).
+ */
+export function planStandby(caps: Capabilities, settings: MediaSettings, size = DESIGN, texts?: StandbyTexts): StandbyPlan {
   const ends = pickEndpoints(caps, settings, { ...size, fps: 5, bitrateKbps: 0 }, settings.standbyTitle ?? '');
-  const title = settings.standbyTitle ?? 'Commune endpoint';
-  const pipeline = chain(
-    'videotestsrc is-live=true pattern=solid-color foreground-color=0xff1a3c5a',
-    rawVideoCaps({ ...size, fps: 5 }),
-    caps.elements.textoverlay ? `textoverlay name=${ELEMENT_NAMES.title} text=${q(displayText(`${title}\nWaiting for the next meeting`))} valignment=center halignment=center font-desc="Sans 36"` : null,
-    // clockoverlay ships in the same pango plugin as textoverlay: the wall clock, so a clerk sees the box is alive.
-    caps.elements.textoverlay ? 'clockoverlay valignment=bottom halignment=right font-desc="Sans 20" time-format="%H:%M"' : null,
-    caps.elements.textoverlay ? osdOverlay() : null,
-    'videoconvert',
-    ends.display.sink,
+  const t = texts ?? idleStandbyTexts(settings.standbyTitle ?? '');
+  const scale = size.width / DESIGN.width;
+  const px = (pt: number): number => Math.max(6, Math.round(pt * scale));
+  const text = caps.elements.textoverlay === true;
+  const overlay = (key: keyof StandbyTexts): string => {
+    const l = STANDBY_LAYOUT[key];
+    const common = `auto-resize=false font-desc=${q(`${l.font} ${px(l.pt)}`)} color=${l.color} silent=${t[key] === '' ? 'true' : 'false'} text=${q(overlayText(t[key]))}`;
+    if (key === 'badges')
+      // Top left on a shaded box: a badge, not a headline.
+      return `textoverlay name=${STANDBY_ELEMENTS[key]} ${common} draw-shadow=false shaded-background=true valignment=top halignment=left xpad=${px(32)} ypad=${px(24)}`;
+    const ypos = ((l.band[0] + l.band[1]) / 2).toFixed(3);
+    return `textoverlay name=${STANDBY_ELEMENTS[key]} ${common} valignment=position halignment=center ypos=${ypos} line-alignment=center`;
+  };
+  const snap = settings.snapshotDir !== undefined;
+  const tee = 'standbytee';
+  const pipeline = branches(
+    chain(
+      `videotestsrc is-live=true pattern=solid-color foreground-color=${BACKGROUND}`,
+      rawVideoCaps({ ...size, fps: 5 }),
+      ...(text ? STANDBY_TEXT_KEYS.map(overlay) : []),
+      // clockoverlay ships in the same pango plugin as textoverlay: the wall clock (the worker's TZ), so a clerk sees the box is alive.
+      text ? `clockoverlay auto-resize=false valignment=bottom halignment=right xpad=${px(32)} ypad=${px(24)} font-desc=${q(`DejaVu Sans ${px(24)}`)} time-format="%H:%M"` : null,
+      text ? osdOverlay() : null,
+      snap ? `tee name=${tee}` : null,
+      snap ? 'queue leaky=downstream max-size-buffers=2' : null,
+      'videoconvert',
+      ends.display.sink,
+    ),
+    snap
+      ? chain(
+          `${tee}.`,
+          'queue leaky=downstream max-size-buffers=2',
+          'videorate drop-only=true max-rate=1',
+          'videoconvert',
+          'video/x-raw,format=RGB',
+          'pngenc compression-level=1',
+          `appsink name=${ELEMENT_NAMES.snapshotReceive} sync=false async=false max-buffers=1 drop=true`,
+        )
+      : null,
   );
-  return { kind: 'standby', pipeline, choices: { display: ends.display.label }, env: sinkEnv(ends.display.sink) };
+  return {
+    kind: 'standby',
+    pipeline,
+    choices: { display: ends.display.label },
+    env: sinkEnv(ends.display.sink),
+    texts: t,
+    names: { snapshotReceive: snap ? ELEMENT_NAMES.snapshotReceive : null },
+  };
 }

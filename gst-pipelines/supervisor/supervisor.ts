@@ -8,10 +8,11 @@ import { EventEmitter } from 'node:events';
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
 import { ELEMENT_NAMES } from '../plan/index.js';
+import { standbySets } from '../plan/standby.js';
 import type { FromWorker, WorkerStats } from '../worker/index.js';
 import type { FailureCause, MediaStatus, SupervisorEvents, SupervisorOptions } from './status.js';
 import type { WorkerHandle } from './worker-process.js';
-import type { MediaPlan } from '../types.js';
+import type { MediaPlan, StandbyTexts } from '../types.js';
 
 export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private readonly clock: Clock;
@@ -30,6 +31,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private sessionStartAt = 0;
   /** Where link adaptation stood in this session: a restarted worker resumes there, not at full rate. */
   private lastAdapt: { rung: string; targetKbps: number } | null = null;
+  /** What the standby screen must show (its plan's texts, then updateStandby's); null when no standby runs. */
+  private standbyWanted: StandbyTexts | null = null;
   private st: MediaStatus = {
     running: false,
     plan: null,
@@ -105,6 +108,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     await this.stop();
     this.desired = { plan, secrets };
     this.lastAdapt = null;
+    this.standbyWanted = plan.kind === 'standby' ? (plan.texts ?? null) : null;
     this.update({ running: true, plan: plan.kind, attempt: 0, restarts: 0, lastError: null, choices: plan.choices, stats: null, link: null });
     await this.launch();
   }
@@ -115,6 +119,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     // (which may need the same DRM display) starts without waiting.
     const immediate = this.desired?.plan.kind === 'standby';
     this.desired = null;
+    this.standbyWanted = null;
     this.clearTimers();
     const h = this.current;
     this.current = null;
@@ -150,6 +155,18 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.set(ELEMENT_NAMES.osd, 'silent', true);
   }
 
+  /**
+   * Changes the standby screen's texts live (plan/standby.ts standbyTexts): only the texts
+   * that changed are sent, no restart. A no-op unless the standby screen is what runs; a
+   * worker restarted later starts from its plan and gets the difference (launch()).
+   */
+  updateStandby(texts: StandbyTexts): void {
+    if (this.desired?.plan.kind !== 'standby') return;
+    const sets = standbySets(this.standbyWanted, texts);
+    this.standbyWanted = texts;
+    for (const s of sets) this.set(s.element, s.property, s.value);
+  }
+
   /** Changes an element property in the running session. */
   private set(element: string, property: string, value: string | number | boolean): void {
     this.current?.send({ type: 'set', element, property, value });
@@ -165,9 +182,11 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
         this.off('snapshot', onSnap);
         resolve(files);
       };
+      // A session writes the sent and the displayed picture; the standby screen only the displayed one.
+      const expected = this.desired?.plan.kind === 'standby' ? 1 : 2;
       const onSnap = (s: { path: string }): void => {
         files.push(s.path);
-        if (files.length === 2) done();
+        if (files.length === expected) done();
       };
       this.on('snapshot', onSnap);
       this.clock.setTimeout(done, timeoutMs);
@@ -224,6 +243,9 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       stallMs: this.o.stallMs,
       ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
     });
+    // A standby screen restarted after updateStandby: its plan still holds the texts it started with.
+    if (want.plan.kind === 'standby' && this.standbyWanted)
+      for (const s of standbySets(want.plan.texts ?? null, this.standbyWanted)) handle.send({ type: 'set', element: s.element, property: s.property, value: s.value });
     this.startWatchdog(handle);
     // The next session (or restart) gets a warm worker too.
     void this.prewarm().catch(() => undefined);

@@ -129,6 +129,7 @@ export class MediaWorker {
     p.play();
     // Pulls only after play(): an appsink below PAUSED answers a pull with null at once.
     if (m.plan.kind === 'session') this.afterPlay(p, m.plan, m, callerMode);
+    else this.snapshots.wire(p, m.plan);
     this.ch.send({ type: 'started', atMs: Date.now() - this.startedAt });
     if (m.plan.kind === 'session') {
       // One timer for the periodic work (stall check, link sample, stats): each wake-up of

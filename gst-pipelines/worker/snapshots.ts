@@ -1,12 +1,12 @@
 /**
  * PNG snapshots of the sent and the displayed picture (demo, selftest): the latest of
- * each kept from the plan's snapshot appsinks, written on the supervisor's request.
+ * each kept from the plan's snapshot appsinks, written on the supervisor's request. The
+ * standby screen has only the displayed picture (`receive`: what the TV shows).
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GstPipeline } from './gst.js';
 import type { SessionScope } from './scope.js';
-import type { SessionPlan } from '../types.js';
 
 export class Snapshots {
   private png: { send: Buffer | null; receive: Buffer | null } = { send: null, receive: null };
@@ -17,9 +17,9 @@ export class Snapshots {
   ) {}
 
   /** After play: keeps pulling each snapshot appsink's latest PNG. */
-  wire(p: GstPipeline, plan: SessionPlan): void {
+  wire(p: GstPipeline, plan: { names?: { snapshotSend?: string | null; snapshotReceive?: string | null } }): void {
     for (const side of ['send', 'receive'] as const) {
-      const name = side === 'send' ? plan.names.snapshotSend : plan.names.snapshotReceive;
+      const name = side === 'send' ? plan.names?.snapshotSend : plan.names?.snapshotReceive;
       const sink = name ? p.findChild(name) : undefined;
       if (!sink?.pull) continue;
       const pull = sink.pull.bind(sink);

@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { isPlanError } from '../../gst-pipelines/plan/errors.js';
 import { ELEMENT_NAMES as N } from '../../gst-pipelines/plan/names.js';
 import { planSession } from '../../gst-pipelines/plan/session.js';
-import { planStandby } from '../../gst-pipelines/plan/standby.js';
+import { overlayText, planStandby, standbyTitle } from '../../gst-pipelines/plan/standby.js';
 import type { Capabilities, MediaJoinSpec, MediaSettings } from '../../gst-pipelines/types.js';
 import { capabilities } from './helpers/media.js';
 import { fuzzInputs, mulberry32, type FuzzInput } from './helpers/fuzz-strings.js';
@@ -25,7 +25,6 @@ const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED)
 /** Random cases per run (each one session and one standby plan): ~2 s here; `FUZZ_CASES=<n>` for a deeper run. */
 const CASES = Number(process.env.FUZZ_CASES ?? 60);
 const STREAM_ID_MAX_BYTES = 512;
-const WAITING = '\nWaiting for the next meeting';
 const CAMERA_UNAVAILABLE = ' — camera unavailable';
 
 interface Job {
@@ -142,7 +141,8 @@ function sessionCase(i: number, x: FuzzInput, real: Capabilities): Case {
 function standbyCase(i: number, x: FuzzInput, real: Capabilities): Case {
   const caps: Capabilities = { ...real, elements: { ...real.elements, textoverlay: true, kmssink: false, glimagesink: false, autovideosink: false }, displays: [], headless: true };
   const settings: MediaSettings = { source: 'auto', volume: 1, micMuted: false, aec: false, statsPeriodS: 1, standbyTitle: x.standbyTitle };
-  const e: Expect = { refuse: new Map(), reads: [[N.title, 'text']], check: [equals(`${shown(x.standbyTitle)}${WAITING}`)] };
+  // The standby screen's name: cleaned and wrapped (standbyTitle), then Pango markup for textoverlay (overlayText).
+  const e: Expect = { refuse: new Map(), reads: [[N.title, 'text']], check: [equals(overlayText(standbyTitle(x.standbyTitle)))] };
   return { what: `standby #${i}`, input: x, plan: () => planStandby(caps, settings).pipeline, expect: e };
 }
 

@@ -208,7 +208,7 @@ describe('planStandby and helpers', () => {
   it('standby shows the commune name on the TV at 5 fps', () => {
     const s = planStandby(caps(), { ...settings, standbyTitle: 'Xã Cẩm Thanh' });
     expect(s.pipeline).toContain('framerate=5/1');
-    expect(s.pipeline).toContain('Xã Cẩm Thanh\nWaiting for the next meeting');
+    expect(s.pipeline).toContain('textoverlay name=title auto-resize=false font-desc="DejaVu Sans Bold 40" color=4294967295 silent=false text="Xã Cẩm Thanh"');
     expect(s.pipeline).toContain('kmssink');
   });
 

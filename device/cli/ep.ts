@@ -23,6 +23,10 @@ commands:
                                       the first-boot search of the boot partition and USB sticks)
   factory-reset [--yes]               wipe identity, configuration and secrets (releases stay)
   status [--json] [--socket PATH]     the running agent's state (over its local control socket)
+  logs [-f] [--since TIME] [--lines N] [--file PATH] [--json]
+                                      the agent's log, readable (journal of commune-endpoint, or a file)
+  selftest [--json] [--socket PATH]   the running agent tests camera, codecs, TV, audio, hub, disk,
+                                      clock, power: a pass/fail table with advice (exit 1: a failure)
   help                                this text
 `;
 
@@ -95,6 +99,10 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
         return await (await import('./provision.js')).provisionCommand(rest, out, err);
       case 'status':
         return await (await import('./status.js')).statusCommand(rest, out, err);
+      case 'logs':
+        return await (await import('./logs.js')).logsCommand(rest, out, err);
+      case 'selftest':
+        return await (await import('./selftest.js')).selftestCommand(rest, out, err);
       case 'factory-reset':
         return await (await import('./provision.js')).factoryResetCommand(rest, out, err);
       case undefined:

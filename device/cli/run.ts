@@ -173,7 +173,9 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
     handler: async (req) =>
       req.command === 'status'
         ? { ok: true, result: agent.localStatus() }
-        : { ok: false, error: { code: 'unknown_command', message: `${JSON.stringify(req.command)}: the local socket answers status; commands come from the hub` } },
+        : req.command === 'selftest'
+          ? { ok: true, result: await agent.runSelftest() }
+          : { ok: false, error: { code: 'unknown_command', message: `${JSON.stringify(req.command)}: the local socket answers status and selftest; commands come from the hub` } },
   });
   void started.then(() => control.start()).catch((e: unknown) => agent.log.error({ evt: 'control.failed', err: (e as Error).message }, 'cannot open the local control socket'));
   const unwatch = await watchConfig(values.config, (how) => restart(`the configuration was ${how}`));

@@ -78,15 +78,19 @@ export function wrapText(text: string, chars: number, lines: number): string {
 /** Text for one line of people's text: NFC, no control characters, newlines and tabs as spaces. */
 const clean = (s: string, max = 300): string => displayString(s.replace(/[\n\r\t]+/g, ' '), max).trim();
 
+/** Vietnamese weekdays, Sunday first (our own table: ICU builds differ in case and spelling). */
+const WEEKDAYS = ['Chủ Nhật', 'Thứ Hai', 'Thứ Ba', 'Thứ Tư', 'Thứ Năm', 'Thứ Sáu', 'Thứ Bảy'];
+
 /** `HH:MM <weekday> DD/MM/YYYY` in `timeZone` (Vietnamese weekday), or null for a date that is not one. */
 export function meetingTime(iso: string, timeZone?: string): string | null {
   const at = new Date(iso);
   if (Number.isNaN(at.getTime())) return null;
   const format = (tz: string | undefined): string => {
-    const parts = new Intl.DateTimeFormat('vi-VN', { timeZone: tz, weekday: 'long', day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(at);
-    const p = (type: Intl.DateTimeFormatPartTypes): string => parts.find((x) => x.type === type)?.value ?? '';
-    const weekday = p('weekday');
-    return `${p('hour')}:${p('minute')} ${weekday.charAt(0).toUpperCase()}${weekday.slice(1)} ${p('day')}/${p('month')}/${p('year')}`;
+    const parts = new Intl.DateTimeFormat('en-GB', { timeZone: tz, day: 'numeric', month: 'numeric', year: 'numeric', hour: 'numeric', minute: 'numeric', hourCycle: 'h23' }).formatToParts(at);
+    const n = (type: Intl.DateTimeFormatPartTypes): number => Number(parts.find((x) => x.type === type)?.value ?? NaN);
+    const [y, mo, d, h, mi] = [n('year'), n('month'), n('day'), n('hour'), n('minute')];
+    const two = (v: number): string => String(v).padStart(2, '0');
+    return `${two(h)}:${two(mi)} ${WEEKDAYS[new Date(Date.UTC(y, mo - 1, d)).getUTCDay()]} ${two(d)}/${two(mo)}/${y}`;
   };
   try {
     return format(timeZone);

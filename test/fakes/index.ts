@@ -13,3 +13,5 @@ export { FakeLeds, FakeSystemActions } from './fake-host.js';
 export type { SystemAction } from './fake-host.js';
 export { FakeMedia } from './fake-media.js';
 export { FakeMqttClient } from './fake-mqtt-client.js';
+export { FakeGpiod, FakeInputLine, FakeOnoff, FakeOnoffGpio, FakeOutputLine } from './fake-gpio.js';
+export type { FakeGpiodOptions } from './fake-gpio.js';

@@ -26,8 +26,9 @@ section{background:#fff;border-radius:.5rem;padding:.75rem;margin:.75rem 0;box-s
 ul{list-style:none;margin:0;padding:0}
 #problems li{border-left:.3rem solid #dc2626;padding:.25rem .5rem;margin:.5rem 0;background:#fef2f2}
 #problems li .vi{font-weight:bold}
-dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem .75rem;margin:0}
-dt{color:#444}dd{margin:0;overflow-wrap:anywhere}
+dl{margin:0}
+dt{color:#444;font-size:.85rem}dt .en{font-size:.8rem}
+dd{margin:0 0 .5rem;overflow-wrap:anywhere}
 .bad{color:#b91c1c;font-weight:bold}
 table{width:100%;border-collapse:collapse;font-size:.9rem}
 td{padding:.3rem;border-top:1px solid #e5e7eb;vertical-align:top}
@@ -51,6 +52,8 @@ const two = (vi, en) => { const f = document.createDocumentFragment(); f.append(
 const when = (iso) => { const d = new Date(iso); return isNaN(d) ? String(iso) : d.toLocaleString("vi-VN", { hour: "2-digit", minute: "2-digit", day: "2-digit", month: "2-digit", year: "numeric" }); };
 const n = (x, unit, digits) => (x == null ? "—" : (digits == null ? Math.round(x) : x.toFixed(digits)) + (unit || ""));
 const yes = (b, vi, en, viNo, enNo) => (b == null ? "—" : b ? vi + " / " + en : viNo + " / " + enNo);
+const PHASES = { idle: ["Không có", "None"], checking: ["Đang kiểm tra", "Checking"], downloading: ["Đang tải về", "Downloading"], verifying: ["Đang kiểm tra tệp", "Verifying"], installing: ["Đang cài đặt", "Installing"], waiting_idle: ["Chờ hết cuộc họp", "Waiting for the meeting to end"], switching: ["Đang chuyển phiên bản", "Switching"], restarting: ["Đang khởi động lại", "Restarting"], trying: ["Đang chạy thử bản mới", "Trying the new version"], committed: ["Đã cập nhật xong", "Updated"], refused: ["Bị từ chối", "Refused"], failed: ["Cập nhật lỗi", "Failed"], rolled_back: ["Đã quay về bản cũ", "Rolled back"] };
+const phase = (p) => (Object.hasOwn(PHASES, p) ? PHASES[p].join(" / ") : p);
 function setConn(vi, en, bad) { const c = $("conn"); c.textContent = vi + " / " + en; c.className = bad ? "down" : "muted"; }
 function rows(dl, items) {
   dl.replaceChildren();
@@ -98,7 +101,7 @@ function render(s) {
   const ota = s.ota;
   rows($("version"), [
     ["Phiên bản", "Version", s.version],
-    ["Cập nhật", "Update", ota ? ota.phase + (ota.version ? " → " + ota.version : "") + (ota.progress != null ? " (" + Math.round(ota.progress * 100) + " %)" : "") : "Không có / None"],
+    ["Cập nhật", "Update", ota ? phase(ota.phase) + (ota.version ? " → " + ota.version : "") + (ota.progress != null ? " (" + Math.round(ota.progress * 100) + " %)" : "") : "Không có / None"],
     ["Mã thiết bị", "Device id", s.deviceId || "—"],
     ["Nhóm", "Group", s.groupId || "—"],
   ].concat(s.unprovisionedReason ? [["Lý do", "Reason", s.unprovisionedReason]] : []));
@@ -139,6 +142,7 @@ export function renderStatusHtml(o: { nonce: string; pinRequired: boolean }): st
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>Trạng thái thiết bị / Box status</title>
 <style nonce="${nonce}">${CSS}</style>
 </head>

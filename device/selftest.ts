@@ -306,7 +306,7 @@ export async function runSelftest(d: SelftestDeps): Promise<SelftestReport> {
     const bytes = d.diskWriteBytes ?? DISK_WRITE_BYTES;
     try {
       const mbps = await measureDiskWrite(d.dataDir, bytes);
-      add({ check: 'disk_write', ok: mbps >= DISK_MIN_MBPS, detail: `${mbps.toFixed(1)} MB/s writing ${(bytes / 1048576).toFixed(0)} MiB with fsync (at least ${DISK_MIN_MBPS} MB/s)` });
+      add({ check: 'disk_write', ok: mbps >= DISK_MIN_MBPS, detail: `${mbps.toFixed(1)} MB/s writing ${bytes >= 1048576 ? `${(bytes / 1048576).toFixed(0)} MiB` : `${Math.round(bytes / 1024)} KiB`} with fsync (at least ${DISK_MIN_MBPS} MB/s)` });
     } catch (e) {
       add({ check: 'disk_write', ok: false, detail: `cannot write to the data partition: ${(e as Error).message}` });
     }

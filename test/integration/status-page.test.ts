@@ -292,31 +292,35 @@ describe.skipIf(!haveChromium)('status page in headless chromium (puppeteer-core
     const errors: string[] = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     page.on('pageerror', (e) => errors.push(String(e)));
-    return { page, errors };
+    // The browser's side is written as expressions (this project's TypeScript has no DOM types).
+    const js = <T>(expr: string): Promise<T> => page.evaluate(expr) as Promise<T>;
+    const until = (expr: string) => page.waitForFunction(expr, { timeout: 30_000 });
+    const stateIs = (vi: string) => until(`document.querySelector('#state .vi')?.textContent === ${JSON.stringify(vi)}`);
+    return { page, errors, js, until, stateIs };
   };
 
   it('loads, updates live without a reload, renders Vietnamese (NFC, no tofu), fits a phone; screenshot kept', async () => {
     const b = await started();
-    const { page, errors } = await phone();
+    const { page, errors, js, stateIs } = await phone();
     await page.goto(b.url, { waitUntil: 'load' });
-    await page.waitForFunction((t) => document.querySelector('#state .vi')?.textContent === t, {}, STATE_WORDS.idle.vi);
-    expect(await page.$eval('tr.now', (e) => (e as HTMLElement).dataset.code)).toBe('idle');
-    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+    await stateIs(STATE_WORDS.idle.vi);
+    expect(await js(`document.querySelector('tr.now').dataset.code`)).toBe('idle');
+    await js('window.marker = 42');
 
     b.sample = health({ power: { underVoltage: true, underVoltageSinceBoot: true, throttled: true }, media: { send: { fps: 30, kbps: 1800, rttMs: 42, lossPct: 0.4, retransPct: 1 }, receive: { fps: 25, kbps: 2500, lossPct: 0 }, audio: { micDb: -30, speakerDb: -20 }, link: null } });
     b.lines = Array.from({ length: 250 }, (_, i) => `{"level":30,"evt":"tick","n":${i}}`);
     // The hub may send a title decomposed (NFD), as phones type it.
     b.change({ state: 'in_meeting', faults: ['under_voltage'], meeting: { id: 'm-1', title: TITLE.normalize('NFD'), since: '2026-03-01T08:00:00Z' }, ota: { phase: 'downloading', version: '0.2.0', progress: 0.4 } });
     await page.waitForSelector('#problems li[data-code="under_voltage"]');
-    const shown = await page.evaluate(() => ({
-      marker: (window as unknown as { marker?: number }).marker,
-      advice: document.querySelector('#problems li[data-code="under_voltage"] .vi')!.textContent,
-      led: (document.querySelector('tr.now') as HTMLElement).dataset.code,
-      meeting: document.getElementById('meeting')!.textContent,
-      health: document.getElementById('health')!.textContent,
-      version: document.getElementById('version')!.textContent,
-      logLines: document.getElementById('logs')!.textContent!.split('\n').length,
-    }));
+    const shown = await js<Record<string, string | number>>(`({
+      marker: window.marker,
+      advice: document.querySelector('#problems li[data-code="under_voltage"] .vi').textContent,
+      led: document.querySelector('tr.now').dataset.code,
+      meeting: document.getElementById('meeting').textContent,
+      health: document.getElementById('health').textContent,
+      version: document.getElementById('version').textContent,
+      logLines: document.getElementById('logs').textContent.split('\\n').length,
+    })`);
     expect(shown.marker).toBe(42); // the same page: no reload
     expect(shown.advice).toBe(UNDER_VOLTAGE_VI.normalize('NFC'));
     expect(shown.advice).toBe(ADVICE.under_voltage!.vi);
@@ -326,29 +330,29 @@ describe.skipIf(!haveChromium)('status page in headless chromium (puppeteer-core
     expect(shown.logLines).toBe(200);
     expect(shown.version).toContain('Đang tải về / Downloading → 0.2.0 (40 %)');
 
-    // Glyphs: each distinct letter of the advice drawn in the element's font must differ from
-    // the font's missing-glyph box (U+10FFFD has no glyph anywhere); the box itself is detected.
-    const glyphs = await page.evaluate(() => {
-      const el = document.querySelector('#problems li[data-code="under_voltage"] .vi') as HTMLElement;
+    // Glyphs: each distinct letter of the advice, drawn in the element's font, must differ
+    // from what a code point no font has (U+10FFFD) draws; a second such code point must not.
+    const glyphs = await js<{ width: number; letters: string[]; tofuLetters: string[]; tofuDetected: boolean }>(`(() => {
+      const el = document.querySelector('#problems li[data-code="under_voltage"] .vi');
       const font = getComputedStyle(el).font;
-      const draw = (ch: string): string => {
+      const draw = (ch) => {
         const c = document.createElement('canvas');
         c.width = c.height = 64;
-        const g = c.getContext('2d')!;
+        const g = c.getContext('2d');
         g.font = font;
         g.fillText(ch, 8, 44);
         return c.toDataURL();
       };
       const tofu = draw('\u{10FFFD}');
-      const letters = [...new Set([...el.textContent!].filter((ch) => ch.charCodeAt(0) > 127))];
+      const letters = [...new Set([...el.textContent].filter((ch) => ch.charCodeAt(0) > 127))];
       return { width: el.getBoundingClientRect().width, letters, tofuLetters: letters.filter((ch) => draw(ch) === tofu), tofuDetected: draw('\u{10FFFE}') === tofu };
-    });
+    })()`);
     expect(glyphs.width).toBeGreaterThan(100);
     expect(glyphs.letters.length).toBeGreaterThanOrEqual(5); // ồ, đ, ệ, ế, ộ, í, ã
     expect(glyphs.tofuDetected).toBe(true);
     expect(glyphs.tofuLetters).toEqual([]);
 
-    const layout = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, fontPx: parseFloat(getComputedStyle(document.body).fontSize) }));
+    const layout = await js<{ scrollWidth: number; fontPx: number }>('({ scrollWidth: document.documentElement.scrollWidth, fontPx: parseFloat(getComputedStyle(document.body).fontSize) })');
     expect(layout.scrollWidth).toBeLessThanOrEqual(360); // no sideways scrolling
     expect(layout.fontPx).toBeGreaterThanOrEqual(14);
     await mkdir(SCRATCH, { recursive: true });
@@ -360,20 +364,20 @@ describe.skipIf(!haveChromium)('status page in headless chromium (puppeteer-core
 
   it('asks for the PIN, says when it is wrong, shows the data once it is right', async () => {
     const b = await started({ pin: '2468' });
-    const { page, errors } = await phone();
+    const { page, errors, js, until, stateIs } = await phone();
     await page.goto(b.url, { waitUntil: 'load' });
     await page.waitForSelector('#pin-box:not([hidden])');
-    expect(await page.$eval('#data', (e) => (e as HTMLElement).hidden)).toBe(true);
+    expect(await js(`document.getElementById('data').hidden`)).toBe(true);
     await page.type('#pin', '1111');
     await page.click('button[type=submit]');
-    await page.waitForFunction(() => document.getElementById('pin-msg')!.textContent!.includes('Sai mã PIN'));
-    expect(await page.$eval('#data', (e) => (e as HTMLElement).hidden)).toBe(true);
+    await until(`document.getElementById('pin-msg').textContent.includes('Sai mã PIN')`);
+    expect(await js(`document.getElementById('data').hidden`)).toBe(true);
     await page.type('#pin', '2468');
     await page.click('button[type=submit]');
-    await page.waitForFunction((t) => document.querySelector('#state .vi')?.textContent === t, {}, STATE_WORDS.idle.vi);
-    expect(await page.$eval('#pin-box', (e) => (e as HTMLElement).hidden)).toBe(true);
-    // Refused sockets log to the console; script errors and CSP violations would too.
-    expect(errors.filter((e) => !/WebSocket|status of 40/.test(e))).toEqual([]);
+    await stateIs(STATE_WORDS.idle.vi);
+    expect(await js(`document.getElementById('pin-box').hidden`)).toBe(true);
+    // Script errors and CSP violations would be console errors too.
+    expect(errors).toEqual([]);
     await page.close();
   });
 });

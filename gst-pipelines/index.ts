@@ -1,7 +1,7 @@
 export { AUDIO_ONLY } from './adapt/index.js';
 export { LocalHub, runLoopback, savePictures } from './hub/index.js';
 export { isPlanError, planCodecSelftest, planSession, planStandby } from './plan/index.js';
-export { standbyTexts } from './plan/standby.js';
+export { STANDBY_LAYOUT, screenLine, standbyTitle, wrapText } from './plan/index.js';
 export { execRunCommand, formatCapabilities, probe } from './probe/index.js';
 export type { ProbeDeps } from './probe/index.js';
 export { MediaSupervisor, forkSpawner } from './supervisor/index.js';

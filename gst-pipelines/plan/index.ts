@@ -4,4 +4,4 @@ export { planCodecSelftest } from './codec-selftest.js';
 export { isPlanError } from './errors.js';
 export { ELEMENT_NAMES } from './names.js';
 export { planSession } from './session.js';
-export { planStandby } from './standby.js';
+export { STANDBY_CLOCK_REGION, STANDBY_ELEMENTS, STANDBY_LAYOUT, STANDBY_TEXT_KEYS, idleStandbyTexts, overlayText, planStandby, screenLine, standbySets, standbyTitle, wrapText } from './standby.js';

@@ -1,11 +1,11 @@
 /**
  * The TV standby screen between meetings: the commune's name, the box's state in words,
  * the clock, the next meeting the hub announced, the first fault's advice and small
- * badges (hand raised, mic muted), drawn by GStreamer at 5 fps. `standbyTexts` turns a
- * FieldView into the screen's texts (pure); `planStandby` gives each text its own named
- * textoverlay so the supervisor changes them live (`standbySets`) without a restart.
+ * badges (hand raised, mic muted), drawn by GStreamer at 5 fps. The agent turns its
+ * FieldView into the texts (device/field/standby-texts.ts, with this file's layout and
+ * wrapText); `planStandby` gives each text its own named textoverlay so the supervisor
+ * changes them live (`standbySets`) without a restart.
  */
-import { STATE_WORDS, displayString, problemsOf, type FieldView } from '../../device/field/model.js';
 import { osdOverlay, pickEndpoints, rawVideoCaps, sinkEnv } from './endpoints.js';
 import { branches, chain, displayText, q } from './launch.js';
 import { ELEMENT_NAMES } from './names.js';
@@ -75,66 +75,28 @@ export function wrapText(text: string, chars: number, lines: number): string {
   return kept.join('\n');
 }
 
-/** Text for one line of people's text: NFC, no control characters, newlines and tabs as spaces. */
-const clean = (s: string, max = 300): string => displayString(s.replace(/[\n\r\t]+/g, ' '), max).trim();
-
-/** Vietnamese weekdays, Sunday first (our own table: ICU builds differ in case and spelling). */
-const WEEKDAYS = ['Chủ Nhật', 'Thứ Hai', 'Thứ Ba', 'Thứ Tư', 'Thứ Năm', 'Thứ Sáu', 'Thứ Bảy'];
-
-/** `HH:MM <weekday> DD/MM/YYYY` in `timeZone` (Vietnamese weekday), or null for a date that is not one. */
-export function meetingTime(iso: string, timeZone?: string): string | null {
-  const at = new Date(iso);
-  if (Number.isNaN(at.getTime())) return null;
-  const format = (tz: string | undefined): string => {
-    const parts = new Intl.DateTimeFormat('en-GB', { timeZone: tz, day: 'numeric', month: 'numeric', year: 'numeric', hour: 'numeric', minute: 'numeric', hourCycle: 'h23' }).formatToParts(at);
-    const n = (type: Intl.DateTimeFormatPartTypes): number => Number(parts.find((x) => x.type === type)?.value ?? NaN);
-    const [y, mo, d, h, mi] = [n('year'), n('month'), n('day'), n('hour'), n('minute')];
-    const two = (v: number): string => String(v).padStart(2, '0');
-    return `${two(h)}:${two(mi)} ${WEEKDAYS[new Date(Date.UTC(y, mo - 1, d)).getUTCDay()]} ${two(d)}/${two(mo)}/${y}`;
-  };
-  try {
-    return format(timeZone);
-  } catch {
-    // An unknown zone name (config): the box's own zone rather than no screen at all.
-    return format(undefined);
-  }
-}
-
 /**
- * What the standby screen shows for `view` (pure). Every string is NFC, free of control
- * characters and wrapped to its layout's budget; '' hides that text.
+ * One line of people's text for the screen: NFC (Vietnamese typed on a phone often arrives
+ * decomposed), control characters out, newlines and tabs as spaces. The same cleaning as
+ * device/field/model.ts displayString, which this folder may not import.
  */
-export function standbyTexts(view: FieldView, opts: { timeZone?: string } = {}): StandbyTexts {
-  const L = STANDBY_LAYOUT;
-  const words = STATE_WORDS[view.state];
-  const next = view.nextMeeting;
-  let nextText = '';
-  if (next) {
-    const when = meetingTime(next.startsAt, opts.timeZone);
-    const head = `Cuộc họp tới · Next meeting${when ? `: ${when}` : ''}`;
-    const title = clean(next.title);
-    nextText = title ? `${head}\n${wrapText(title, L.next.chars, L.next.lines - 1)}` : head;
-  }
-  const problem = problemsOf(view)[0];
-  const badges = [view.handRaised ? 'Giơ tay · Hand raised' : '', view.micMuted ? 'Tắt micrô · Mic muted' : ''].filter(Boolean);
-  return {
-    title: standbyTitle(view.name ?? ''),
-    status: `${wrapText(clean(words.vi), L.status.chars, 1)}\n${wrapText(clean(words.en), L.status.chars, 1)}`,
-    next: nextText,
-    fault: problem ? wrapText(clean(problem.vi), L.fault.chars, L.fault.lines) : '',
-    badges: badges.length ? ` ${badges.join('   |   ')} ` : '',
-  };
+export function screenLine(s: string, max = 300): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = s.replace(/[\n\r\t]+/g, ' ').normalize('NFC').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+  return [...clean].slice(0, max).join('').trim();
 }
 
 /** The commune's name as the screen shows it (wrapped); a box without a name shows a neutral title. */
 export function standbyTitle(name: string): string {
-  return wrapText(clean(name) || FALLBACK_NAME, STANDBY_LAYOUT.title.chars, STANDBY_LAYOUT.title.lines);
+  return wrapText(screenLine(name) || FALLBACK_NAME, STANDBY_LAYOUT.title.chars, STANDBY_LAYOUT.title.lines);
 }
 
-/** The screen before the agent knows more: the name, "ready", nothing else. */
+/**
+ * The screen before the agent says more: the name and "ready" (model.ts STATE_WORDS.idle,
+ * which this folder may not import; test/unit/standby-plan.test.ts keeps them equal).
+ */
 export function idleStandbyTexts(name: string): StandbyTexts {
-  const w = STATE_WORDS.idle;
-  return { title: standbyTitle(name), status: `${w.vi}\n${w.en}`, next: '', fault: '', badges: '' };
+  return { title: standbyTitle(name), status: 'Sẵn sàng — chờ cuộc họp\nReady — waiting for the next meeting', next: '', fault: '', badges: '' };
 }
 
 /**

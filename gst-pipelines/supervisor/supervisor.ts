@@ -7,8 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
-import { ELEMENT_NAMES } from '../plan/index.js';
-import { standbySets } from '../plan/standby.js';
+import { ELEMENT_NAMES, standbySets } from '../plan/index.js';
 import type { FromWorker, WorkerStats } from '../worker/index.js';
 import type { FailureCause, MediaStatus, SupervisorEvents, SupervisorOptions } from './status.js';
 import type { WorkerHandle } from './worker-process.js';
@@ -155,11 +154,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.set(ELEMENT_NAMES.osd, 'silent', true);
   }
 
-  /**
-   * Changes the standby screen's texts live (plan/standby.ts standbyTexts): only the texts
-   * that changed are sent, no restart. A no-op unless the standby screen is what runs; a
-   * worker restarted later starts from its plan and gets the difference (launch()).
-   */
+  /** The standby screen's texts, live: only what changed (a restarted worker gets it in launch()); no-op unless standby runs. */
   updateStandby(texts: StandbyTexts): void {
     if (this.desired?.plan.kind !== 'standby') return;
     const sets = standbySets(this.standbyWanted, texts);
@@ -182,8 +177,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
         this.off('snapshot', onSnap);
         resolve(files);
       };
-      // A session writes the sent and the displayed picture; the standby screen only the displayed one.
-      const expected = this.desired?.plan.kind === 'standby' ? 1 : 2;
+      const expected = this.desired?.plan.kind === 'standby' ? 1 : 2; // standby: the displayed picture only
       const onSnap = (s: { path: string }): void => {
         files.push(s.path);
         if (files.length === expected) done();
@@ -243,7 +237,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       stallMs: this.o.stallMs,
       ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
     });
-    // A standby screen restarted after updateStandby: its plan still holds the texts it started with.
+    // A standby plan holds the texts it started with; updateStandby's since then follow.
     if (want.plan.kind === 'standby' && this.standbyWanted)
       for (const s of standbySets(want.plan.texts ?? null, this.standbyWanted)) handle.send({ type: 'set', element: s.element, property: s.property, value: s.value });
     this.startWatchdog(handle);

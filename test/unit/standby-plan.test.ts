@@ -1,28 +1,29 @@
 /**
- * The TV standby screen as data (issue 16): standbyTexts(view) → the screen's texts,
+ * The TV standby screen as data (issue 16): standbyTexts(view) → the screen's texts
+ * (device/field/standby-texts.ts),
  * planStandby → one named textoverlay per text, standbySets → only what changed, and the
  * supervisor's updateStandby sending those to the running standby worker (never to a
  * session), again to a worker restarted later.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FieldView } from '../../device/field/model.js';
+import { meetingTime, standbyTexts } from '../../device/field/standby-texts.js';
 import { ELEMENT_NAMES as N } from '../../gst-pipelines/plan/names.js';
 import { planSession } from '../../gst-pipelines/plan/session.js';
 import {
   STANDBY_ELEMENTS,
   STANDBY_LAYOUT,
   idleStandbyTexts,
-  meetingTime,
   overlayText,
   planStandby,
+  screenLine,
   standbySets,
-  standbyTexts,
   wrapText,
 } from '../../gst-pipelines/plan/standby.js';
 import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
 import type { Capabilities, MediaSettings, StandbyTexts } from '../../gst-pipelines/types.js';
 import type { ToWorker } from '../../gst-pipelines/worker/protocol.js';
-import { FakeSpawner } from '../fakes/index.js';
+import { FakeSpawner } from '../fakes/fake-worker.js';
 
 const SEED_TITLE = 'Hội nghị giao ban trực tuyến đánh giá tình hình phát triển kinh tế – xã hội';
 
@@ -69,7 +70,13 @@ describe('standbyTexts', () => {
       fault: '',
       badges: '',
     });
+    // The plan's own default (the media side may not import model.ts) says the same.
     expect(standbyTexts(view())).toEqual(idleStandbyTexts('Xã Cẩm Thanh'));
+  });
+
+  it('screenLine cleans like model.ts displayString', async () => {
+    const { displayString } = await import('../../device/field/model.js');
+    for (const s of ['Xa\u0303 Ca\u0302\u0309m', 'a\u0007b\u009fc\u007f', ' x ', 'Hội nghị'.repeat(50)]) expect(screenLine(s)).toBe(displayString(s, 300).trim());
   });
 
   it('NFC and no control characters: a name typed decomposed on a phone, with a stray escape and newline', () => {

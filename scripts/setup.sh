@@ -47,8 +47,13 @@ APT_PACKAGES=(
   # foreign SRT peers for the tests, the MQTT brokers the tests start (Mosquitto; RabbitMQ
   # 3.10 with its MQTT plugin, a 3.1.1-only broker: test/integration/agent-brokers.test.ts), certificates
   ffmpeg srt-tools mosquitto mosquitto-clients rabbitmq-server openssl
-  # probing cameras and fonts for the on-screen titles
+  # probing cameras and fonts for the on-screen titles (DejaVu Sans also draws every
+  # Vietnamese letter of the status page: test/integration/status-page.test.ts checks it)
   v4l-utils fonts-dejavu-core
+  # tests only, never needed on a box: the status page's test drives Debian's chromium
+  # headless through puppeteer-core (EP_CHROMIUM names another binary; without one the
+  # browser part of that test is skipped and says why)
+  chromium
   # fetching Node and npm from the npm registry (no nodejs/npm from apt: see the top)
   curl ca-certificates
 )

@@ -159,6 +159,8 @@ describe('status page over HTTP and WebSocket', () => {
       expect([m, r.status, r.headers.allow]).toEqual([m, 405, 'GET, HEAD']);
     }
     expect((await request(`${b.url}/config.json`, 'GET')).status).toBe(404);
+    // Headers are bounded (8 KiB): a bigger request is refused before any handler runs.
+    expect((await request(`${b.url}/?${'a'.repeat(16 * 1024)}`, 'GET')).status).toBe(431);
   });
 
   it('takes the WebSocket on /ws only, from its own origin only, and 16 clients at most: the 17th gets 503', async () => {

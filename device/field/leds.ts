@@ -67,6 +67,9 @@ export class SoftwareLed implements LedOutput {
   private timer: unknown = null;
   private shown = '';
   private closed = false;
+  private want: boolean | null = null;
+  private applied: boolean | null = null;
+  private pumping: Promise<void> | null = null;
 
   constructor(
     private readonly line: OutputLine,
@@ -84,10 +87,35 @@ export class SoftwareLed implements LedOutput {
     this.stop();
     const run = (i: number): void => {
       const [on, ms] = s[i % s.length]!;
-      this.line.set(on).catch((e: unknown) => this.log.warn({ evt: 'field.led_write_failed', led: this.describe, err: (e as Error).message }, 'LED write failed'));
+      this.apply(on);
       if (ms > 0) this.timer = this.clock.setTimeout(() => run(i + 1), ms);
     };
     run(0);
+  }
+
+  /** Resolves once the line has the latest state asked for. */
+  flushed(): Promise<void> {
+    return this.pumping ?? Promise.resolve();
+  }
+
+  /** One write at a time; states asked for meanwhile collapse to the latest. */
+  private apply(on: boolean): void {
+    this.want = on;
+    this.pumping ??= this.pump().finally(() => (this.pumping = null));
+  }
+
+  private async pump(): Promise<void> {
+    while (this.want !== null && this.want !== this.applied) {
+      const on = this.want;
+      try {
+        await this.line.set(on);
+        this.applied = on;
+      } catch (e) {
+        this.applied = null;
+        this.log.warn({ evt: 'field.led_write_failed', led: this.describe, err: (e as Error).message }, 'LED write failed');
+        return;
+      }
+    }
   }
 
   private stop(): void {
@@ -98,6 +126,7 @@ export class SoftwareLed implements LedOutput {
   async close(): Promise<void> {
     this.closed = true;
     this.stop();
+    await this.flushed();
     if (this.restore !== null) await this.line.set(this.restore).catch(() => undefined);
     await this.line.close();
   }

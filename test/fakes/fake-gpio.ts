@@ -141,18 +141,18 @@ if [ "$1" = "--version" ] || [ "$1" = "-v" ]; then echo "gpioset (libgpiod) ${ve
 line="\${@: -1}"; line="\${line%%=*}"
 lock="${dir}/held-$line"
 if [ -e "$lock" ] && kill -0 "$(cat "$lock")" 2>/dev/null; then echo "busy $*" >> "${log}"; echo "gpioset: error setting the GPIO line values: Device or resource busy" >&2; exit 1; fi
+trap 'kill $s 2>/dev/null; rm -f "$lock"; echo "stop $$" >> "${log}"; exit 0' TERM INT
 echo "start $$ $*" >> "${log}"
 ${major === 1 ? `case " $* " in *" --mode=signal "*) ;; *) echo "exit $$" >> "${log}"; exit 0;; esac` : ''}
 echo $$ > "$lock"
-trap 'kill $s 2>/dev/null; rm -f "$lock"; echo "stop $$" >> "${log}"; exit 0' TERM INT
 sleep infinity & s=$!
 wait $s
 `;
     const gpiomon = `#!/bin/bash
 if [ "$1" = "--version" ] || [ "$1" = "-v" ]; then echo "gpiomon (libgpiod) ${version}"; exit 0; fi
+trap 'kill $c 2>/dev/null; echo "stop $$" >> "${log}"; exit 0' TERM INT
 echo "start $$ gpiomon $*" >> "${log}"
 exec 3<>"${fifo}"
-trap 'kill $c 2>/dev/null; echo "stop $$" >> "${log}"; exit 0' TERM INT
 cat <&3 & c=$!
 wait $c
 `;
@@ -173,6 +173,17 @@ wait $c
 
   async log(): Promise<string[]> {
     return (await readFile(path.join(this.dir, 'log'), 'utf8')).split('\n').filter(Boolean);
+  }
+
+  /** Waits (a hang guard, not a timing) until the log has a line matching `re`; returns the log. */
+  async waitFor(re: RegExp, boundMs = 10_000): Promise<string[]> {
+    const until = Date.now() + boundMs;
+    for (;;) {
+      const lines = await this.log();
+      if (lines.some((l) => re.test(l))) return lines;
+      if (Date.now() > until) throw new Error(`fake gpiod: no log line like ${re} in ${boundMs} ms: ${JSON.stringify(lines)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** PIDs started and not (yet) stopped, from the log. */

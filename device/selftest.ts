@@ -146,13 +146,23 @@ export function runSrtHandshake(t: SrtTarget, windowMs: number): Promise<{ ok: b
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(settle);
       child.kill('SIGKILL');
       resolve({ ok: r.ok, detail: scrub(r.detail) });
     };
+    // The first complaint can be a bare "Connection timeout" with a refusal's reason
+    // ("Incorrect passphrase") right after it: wait a moment for a more telling one.
+    let first: string | null = null;
+    let settle: NodeJS.Timeout | undefined;
     const look = (d: Buffer): void => {
       out = (out + d.toString('utf8')).slice(-16_384);
-      const m = /^(?:WARNING|ERROR): from element \S+: (.+)$/m.exec(out);
-      if (m) finish({ ok: false, detail: `${where}: ${m[1]!.replace(/\.? ?Trying to reconnect$/, '')}` });
+      const why = [...out.matchAll(/^(?:WARNING|ERROR): from element \S+: (.+)$/gm)].map((m) => m[1]!.replace(/\.? ?Trying to reconnect\.?$/, ''));
+      const telling = why.find((w) => !/connection timeout/i.test(w));
+      if (telling) finish({ ok: false, detail: `${where}: ${telling}` });
+      else if (why.length && first === null) {
+        first = why[0]!;
+        settle = setTimeout(() => finish({ ok: false, detail: `${where}: ${first}` }), 1500);
+      }
     };
     child.stdout.on('data', look);
     child.stderr.on('data', look);

@@ -122,7 +122,7 @@ describe('an unprovisioned box', () => {
 
     const st = await ep('status', '--socket', b.socket);
     expect(st.code).toBe(0);
-    expect(st.stdout).toMatch(/^state\s+unprovisioned$/m);
+    expect(st.stdout).toMatch(/^state\s+unprovisioned\b/m);
     expect(st.stdout).toContain('broker: is required');
     const js = JSON.parse((await ep('status', '--json', '--socket', b.socket)).stdout) as Record<string, unknown>;
     expect(js).toMatchObject({ state: 'unprovisioned', provisioned: false });

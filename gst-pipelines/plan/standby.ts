@@ -172,7 +172,8 @@ export function planStandby(caps: Capabilities, settings: MediaSettings, size = 
       ...(text ? STANDBY_TEXT_KEYS.map(overlay) : []),
       // clockoverlay ships in the same pango plugin as textoverlay: the wall clock (the worker's TZ), so a clerk sees the box is alive.
       text ? `clockoverlay auto-resize=false valignment=bottom halignment=right xpad=${px(32)} ypad=${px(24)} font-desc=${q(`DejaVu Sans ${px(24)}`)} time-format="%H:%M"` : null,
-      text ? osdOverlay() : null,
+      // identify's name (supervisor.showText) on a shaded box: readable over the texts below it.
+      text ? `${osdOverlay()} shaded-background=true shading-value=160` : null,
       snap ? `tee name=${tee}` : null,
       snap ? 'queue leaky=downstream max-size-buffers=2' : null,
       'videoconvert',

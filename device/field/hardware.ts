@@ -8,6 +8,9 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock, HostPaths, Logger } from '../../lib/index.js';
+import { loadConfig, type AgentConfig } from '../config.js';
+import { createContract } from '../contract/index.js';
+import { hostPaths, silentLogger, systemClock } from '../../lib/index.js';
 import {
   ChardevInput,
   ChardevOutput,
@@ -39,6 +42,15 @@ export interface FieldHardwareConfig {
   buttonActiveLow?: boolean;
   /** The LED lights when its line is low. Default false. */
   ledActiveLow?: boolean;
+}
+
+/** The agent config's wiring as this module takes it. */
+export function fieldHardwareConfig(c: Pick<AgentConfig, 'gpio' | 'field'>): FieldHardwareConfig {
+  return {
+    ...(c.gpio ? { gpio: { ...c.gpio } } : {}),
+    ...(c.field?.leds ? { leds: { ...c.field.leds } } : {}),
+    ...(c.field?.button ? { buttonActiveLow: c.field.button.activeLow } : {}),
+  };
 }
 
 export interface FieldHardwareDeps {
@@ -237,4 +249,15 @@ export function formatFieldHardware(r: FieldHardwareReport): string {
   if (r.leds.fault) lines.push(`  fault LED: ${r.leds.fault}`);
   lines.push(`Button: ${summary(r.button.driver, r.button.line, r.button.tried)}`);
   return lines.join('\n');
+}
+
+/**
+ * `ep probe`'s section (device/cli/probe.ts takes it as a parameter): the wiring from the
+ * agent config FILE when given (else the board LED only), the report and its text. Throws
+ * when the config cannot be read.
+ */
+export async function fieldProbe(configFile: string | null, deps?: FieldHardwareDeps): Promise<{ json: FieldHardwareReport; text: string }> {
+  const cfg = configFile === null ? {} : fieldHardwareConfig(await loadConfig(createContract(), configFile));
+  const report = await probeFieldHardware(cfg, deps ?? { paths: hostPaths(), clock: systemClock, log: silentLogger() });
+  return { json: report, text: formatFieldHardware(report) };
 }

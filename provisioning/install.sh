@@ -91,8 +91,10 @@ put_text() {
 APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-alsa
-  # textoverlay (standby titles): only a recommended package, so named here
-  gstreamer1.0-x fonts-dejavu-core
+  # textoverlay/clockoverlay (the standby screen, the pango plugin): only a recommended
+  # package, so named here. DejaVu Sans has every Vietnamese letter (the screen asks for it
+  # by name); fontconfig's fc-cache builds the font cache at install, not in each worker.
+  gstreamer1.0-x fonts-dejavu-core fontconfig
   v4l-utils alsa-utils ca-certificates curl openssl
 )
 # Installed when the archive has them (Raspberry Pi OS): Pi cameras, vcgencmd; polkitd (Debian 12) or policykit-1 (11).

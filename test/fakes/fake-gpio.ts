@@ -141,7 +141,7 @@ if [ "$1" = "--version" ] || [ "$1" = "-v" ]; then echo "gpioset (libgpiod) ${ve
 line="\${@: -1}"; line="\${line%%=*}"
 lock="${dir}/held-$line"
 if [ -e "$lock" ] && kill -0 "$(cat "$lock")" 2>/dev/null; then echo "busy $*" >> "${log}"; echo "gpioset: error setting the GPIO line values: Device or resource busy" >&2; exit 1; fi
-trap 'kill $s 2>/dev/null; rm -f "$lock"; echo "stop $$" >> "${log}"; exit 0' TERM INT
+trap 'kill $(jobs -p) 2>/dev/null; rm -f "$lock"; echo "stop $$" >> "${log}"; exit 0' TERM INT
 echo "start $$ $*" >> "${log}"
 ${major === 1 ? `case " $* " in *" --mode=signal "*) ;; *) echo "exit $$" >> "${log}"; exit 0;; esac` : ''}
 echo $$ > "$lock"
@@ -150,7 +150,7 @@ wait $s
 `;
     const gpiomon = `#!/bin/bash
 if [ "$1" = "--version" ] || [ "$1" = "-v" ]; then echo "gpiomon (libgpiod) ${version}"; exit 0; fi
-trap 'kill $c 2>/dev/null; echo "stop $$" >> "${log}"; exit 0' TERM INT
+trap 'kill $(jobs -p) 2>/dev/null; echo "stop $$" >> "${log}"; exit 0' TERM INT
 echo "start $$ gpiomon $*" >> "${log}"
 exec 3<>"${fifo}"
 cat <&3 & c=$!

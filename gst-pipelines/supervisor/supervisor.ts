@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
-import { ELEMENT_NAMES, standbySets } from '../plan/index.js';
+import { ELEMENT_NAMES, overlayText, standbySets } from '../plan/index.js';
 import type { FromWorker, WorkerStats } from '../worker/index.js';
 import type { FailureCause, MediaStatus, SupervisorEvents, SupervisorOptions } from './status.js';
 import type { WorkerHandle } from './worker-process.js';
@@ -144,9 +144,9 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.set(ELEMENT_NAMES.micVolume, 'mute', muted);
   }
 
-  /** Shows `text` over the TV picture (session or standby) until hideText(). */
+  /** Shows `text` over the TV picture (session or standby) until hideText(); plain text (markup escaped). */
   showText(text: string): void {
-    this.set(ELEMENT_NAMES.osd, 'text', text);
+    this.set(ELEMENT_NAMES.osd, 'text', overlayText(text));
     this.set(ELEMENT_NAMES.osd, 'silent', false);
   }
 

@@ -265,6 +265,14 @@ describe('MediaSupervisor.updateStandby', () => {
     ]);
   });
 
+  it("identify's text is plain text: a name with & still draws (markup escaped)", async () => {
+    const started = sup.start(planStandby(caps(), testSettings));
+    await vi.advanceTimersByTimeAsync(1);
+    await started;
+    sup.showText('Xã A & B');
+    expect(sets(spawner.running[0]!.received)[0]).toEqual({ type: 'set', element: N.osd, property: 'text', value: 'Xã A &amp; B' });
+  });
+
   it('a no-op while a session runs, and with nothing running', async () => {
     sup.updateStandby(standbyTexts(view({ micMuted: true })));
     const session = planSession({ meetingId: 'm', send: { url: 'srt://hub:1' }, receive: { url: 'srt://hub:2' } }, caps({ elements: { textoverlay: true, x264enc: true, avdec_h264: true, srtsink: true, srtsrc: true, mpegtsmux: true, tsdemux: true, h264parse: true, opusenc: true, opusdec: true } }), testSettings);

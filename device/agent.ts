@@ -7,51 +7,27 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { IClientOptions, MqttClient } from 'mqtt';
 import { LogRing, createLogger, hostPaths, readJsonFile, systemClock, writeFileAtomic, type Clock, type HostPaths, type Logger, withoutCredentials } from '../lib/index.js';
-import { AUDIO_ONLY, MediaSupervisor, execRunCommand, forkSpawner, planSession, planStandby, probe, type WorkerSpawner } from '../gst-pipelines/index.js';
+import { MediaSupervisor, execRunCommand, forkSpawner, planSession, planStandby, probe } from '../gst-pipelines/index.js';
 import type { AdaptChange, Capabilities, MediaJoinSpec, MediaSettings } from '../gst-pipelines/index.js';
 import { createActions } from './actions.js';
 import type { AgentConfig } from './config.js';
 import { createContract, topics, type Contract, type HealthSample, type Reply } from './contract/index.js';
 import { HealthSampler } from './health/index.js';
-import { sysfsLeds, systemctlActions, type Leds, type SystemActions } from './host/index.js';
-import { MeetingController, type MeetingSource } from './meeting.js';
+import { systemctlActions } from './host/index.js';
+import { MeetingController, withDeviceId, type MeetingSource } from './meeting.js';
 import { CommandRouter, MqttSession } from './mqtt/index.js';
 import { oneAtATime, runSelftest, type SelftestReport } from './selftest.js';
 import { UpdateController } from './updates.js';
 import { SettingsStore, type RuntimeSettings } from './settings.js';
-import { deviceHealth } from './state-report.js';
+import { adaptEvent, deviceHealth, fieldBaseOf } from './state-report.js';
+import { IdleActions } from './idle-actions.js';
 import { StateReporter, type Severity } from './state-reporter.js';
 import { CommandLedger, EventOutbox, standInMessage } from './store/index.js';
-import { LIMITS } from './limits.js';
-import { FieldState } from './field/field-state.js';
-import { ledFor, problemsOf, type FieldView } from './field/model.js';
+import { AgentField } from './field/index.js';
+import type { AgentDeps } from './agent-deps.js';
 
-/** How far back in the log ring `recentErrors` looks. */
-const LOG_SCAN_LINES = 500;
-
-export interface AgentDeps {
-  config: AgentConfig;
-  version: string;
-  logger?: Logger;
-  logRing?: LogRing;
-  clock?: Clock;
-  paths?: HostPaths;
-  system?: SystemActions;
-  leds?: Leds;
-  spawner?: WorkerSpawner;
-  /** Capabilities instead of probing (tests); default: probe() at start. */
-  caps?: Capabilities;
-  snapshotDir?: string;
-  mqttConnect?: (url: string, opts: IClientOptions) => MqttClient;
-  random?: () => number;
-  /** The button held 10 s: wipe identity, config and secrets once the agent has stopped, then restart unprovisioned (ep run). */
-  factoryReset?: (why: string) => void;
-  /** Stop and exit 75 so the launcher starts what `current` points at (after an update's switch, or to roll one back). */
-  restart?: (why: string) => void;
-  env?: NodeJS.ProcessEnv;
-}
+export type { AgentDeps } from './agent-deps.js';
 
 export class Agent {
   readonly log: Logger;
@@ -71,15 +47,15 @@ export class Agent {
   private readonly reporter: StateReporter;
   readonly updates: UpdateController;
   /** What the clerk and the technician see (LEDs, TV standby screen, status page, `ep status`). */
-  readonly field: FieldState;
+  readonly field: AgentField;
   private reachedBroker = false;
   /** One selftest at a time, whoever asks (the hub's command, `ep selftest`, an update's trial). */
   private readonly selftestOnce = oneAtATime(() => this.selftest());
   /** When the broker connection was last lost (or the agent started), null while connected. */
   private hubDownSince: number | null;
   private caps: Capabilities | null = null;
-  private idleWaiters = new Map<string, () => Promise<void>>();
   private readonly startedAt: number;
+  private readonly idle: IdleActions;
   /** Undoes what start() registered, in reverse order (stop()). */
   private readonly undo: Array<() => void> = [];
 
@@ -92,6 +68,7 @@ export class Agent {
     this.contract = createContract();
     this.startedAt = this.clock.now();
     this.hubDownSince = this.startedAt;
+    this.idle = new IdleActions(this.log);
     this.bootId = randomUUID();
     this.settings = new SettingsStore(this.contract, c.dataDir, { healthPeriodS: c.health.periodS, logLevel: c.log.level as RuntimeSettings['logLevel'], volume: c.media.volume, micMuted: c.media.micMuted });
     this.media = new MediaSupervisor({ spawner: d.spawner ?? forkSpawner(), clock: this.clock, logger: this.log, ...(d.snapshotDir ? { snapshotDir: d.snapshotDir } : {}) });
@@ -101,7 +78,7 @@ export class Agent {
       clock: this.clock,
       logger: this.log,
       planSession: (spec) => planSession(withDeviceId(spec, c.deviceId), this.capsOrThrow(), this.mediaSettings()),
-      planStandby: () => (this.caps ? planStandby(this.caps, this.mediaSettings()) : null),
+      planStandby: () => (this.caps ? planStandby(this.caps, this.mediaSettings(), undefined, this.field.standby()) : null),
       store: {
         load: () => readJsonFile<{ spec: MediaJoinSpec; source: MeetingSource }>(meetingFile, { maxBytes: 65536, quarantine: true }),
         save: (v) => writeFileAtomic(meetingFile, JSON.stringify(v), { mode: 0o600 }),
@@ -129,17 +106,9 @@ export class Agent {
       media: () => this.reporter.mediaHealth(),
     });
     this.mqtt = new MqttSession({
-      url: c.mqtt.url,
+      // url, credentials, TLS files, keepalive, backoff, protocol: the config's `mqtt` as decoded (config.ts).
+      ...c.mqtt,
       clientId: c.deviceId,
-      ...(c.mqtt.username !== undefined ? { username: c.mqtt.username } : {}),
-      ...(c.mqtt.password !== undefined ? { password: c.mqtt.password } : {}),
-      ...(c.mqtt.caFile ? { caFile: c.mqtt.caFile } : {}),
-      ...(c.mqtt.certFile ? { certFile: c.mqtt.certFile } : {}),
-      ...(c.mqtt.keyFile ? { keyFile: c.mqtt.keyFile } : {}),
-      keepaliveS: c.mqtt.keepaliveS,
-      reconnectBaseMs: c.mqtt.reconnectBaseMs,
-      reconnectCapMs: c.mqtt.reconnectCapMs,
-      ...(c.mqtt.protocolVersion ? { protocolVersion: c.mqtt.protocolVersion } : {}),
       will: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: false, ts: this.iso() }) },
       onlineStatus: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: true, version: d.version, bootId: this.bootId, ts: this.iso() }) },
       subscriptions: topics.subscriptions(c.deviceId, c.groupId),
@@ -179,21 +148,21 @@ export class Agent {
         meeting: this.meeting,
         media: this.media,
         system,
-        leds: d.leds ?? sysfsLeds(this.paths),
+        leds: d.leds ?? { blink: async () => ({ leds: this.field.ledNames }) },
         logRing: this.logRing,
         logger: this.log,
         settings: () => this.settings.value,
         applySettings: (p) => this.applySettings(p),
         selftest: () => this.selftestOnce(),
         ota: (args, id) => this.updates.command(args, id),
-        whenIdle: (kind, fn) => this.whenIdle(kind, fn),
+        whenIdle: (kind, fn) => this.idle.add(kind, fn),
         setTimer: (fn, ms) => this.clock.setTimeout(fn, ms),
-        identified: (ms) => this.field.identifyFor(ms),
+        identified: (ms) => this.field.state.identifyFor(ms),
       }),
       publishReply: (reply, to) => this.publishReply(reply, to),
       onMeeting: (spec) => this.onGroupMeeting(spec),
       onBadMeeting: (problems) => this.event('bad_meeting', 'error', { problems }),
-      onNext: (next) => this.field.setNextMeeting(next),
+      onNext: (next) => this.field.state.setNextMeeting(next),
     });
     this.reporter = new StateReporter({
       deviceId: c.deviceId,
@@ -213,7 +182,21 @@ export class Agent {
       healthPeriodMs: () => this.settings.value.healthPeriodS * 1000,
       event: (type, severity, detail) => this.event(type, severity, detail),
     });
-    this.field = new FieldState({ clock: this.clock, base: () => this.fieldBase() });
+    this.field = new AgentField({
+      config: c,
+      paths: this.paths,
+      clock: this.clock,
+      log: this.log.child({ module: 'field' }),
+      base: () => fieldBaseOf({ ...c, version: d.version, url: withoutCredentials(c.mqtt.url), state: this.reporter.snapshot(), health: this.reporter.health, connected: this.mqtt.connected, hubDownSince: this.hubDownSince, now: this.clock.now(), micMuted: this.settings.value.micMuted }),
+      health: () => this.reporter.health,
+      logs: (n) => this.logRing.tail(n),
+      showStandby: (texts) => this.media.updateStandby(texts),
+      toggleMute: async () => (await this.applySettings({ micMuted: !this.settings.value.micMuted })).micMuted,
+      event: (type, severity, detail) => this.event(type, severity, detail),
+      meetingId: () => this.meeting.meeting?.id ?? null,
+      onFactoryReset: () => (d.factoryReset ? d.factoryReset('button held 10 s') : this.log.error({ evt: 'button.factory_reset_unavailable' }, 'a factory reset was asked but this agent cannot restart')),
+      ...(d.fieldHardware ? { hardware: d.fieldHardware } : {}),
+    });
   }
 
   get config(): AgentConfig {
@@ -231,16 +214,19 @@ export class Agent {
     }));
     const refresh = (): void => {
       this.reporter.refresh();
-      this.field.changed();
+      this.field.state.changed();
     };
     const onRestart = (r: { reason: string; attempt: number; delayMs: number }): void => void this.event('media_restart', 'warn', { ...r });
-    const onAdapt = ({ change }: { change: AdaptChange }): void => this.onAdapt(change);
+    const onAdapt = ({ change }: { change: AdaptChange }): void => {
+      const e = adaptEvent(change);
+      if (e) void this.event('media_adapted', e.severity, e.detail);
+    };
     const onMeetingChange = (): void => {
       refresh();
       if (this.meeting.meeting === null) {
         // A raised hand belongs to the meeting it was raised in.
-        if (this.field.handRaised) this.field.setHandRaised(false);
-        void this.runIdleWaiters();
+        this.field.meetingEnded();
+        void this.idle.run();
         this.updates.onIdle();
       }
     };
@@ -254,7 +240,7 @@ export class Agent {
           .catch((e: unknown) => this.log.error({ evt: 'provision.cleanup_failed', err: (e as Error).message }, 'could not replace the provisioning file by its receipt'));
       this.reachedBroker = true;
       this.hubDownSince = null;
-      this.field.changed();
+      this.field.state.changed();
       this.reporter.onConnected();
       void this.router.flush();
       this.outbox.resume();
@@ -263,7 +249,7 @@ export class Agent {
     this.meeting.on('change', onMeetingChange).on('event', onMeetingEvent);
     const onOffline = (): void => {
       this.hubDownSince ??= this.clock.now();
-      this.field.changed();
+      this.field.state.changed();
     };
     this.mqtt.on('connected', onConnected).on('offline', onOffline);
     this.undo.push(
@@ -281,8 +267,7 @@ export class Agent {
     // After the broker: a new version's trial needs to know whether it reached it; a rollback's report goes out as an event.
     await this.updates.start().catch((e: unknown) => this.log.error({ evt: 'ota.start_failed', err: (e as Error).message }, 'update state could not be read'));
     this.reporter.start();
-    this.field.start();
-    this.undo.push(() => this.field.stop());
+    await this.field.start();
     this.log.info({ evt: 'agent.started', version: this.d.version, groupId: c.groupId }, `agent ${c.deviceId} started`);
   }
 
@@ -291,6 +276,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.reporter.stop();
+    this.stopStep = 'field';
+    await this.field.stop();
     this.stopStep = 'updates';
     await this.updates.stop();
     this.stopStep = 'meeting';
@@ -318,7 +305,6 @@ export class Agent {
   /** What `ep status` shows (the local control socket): the reported state, the hub link, the last health sample. */
   localStatus(): Record<string, unknown> {
     const c = this.d.config;
-    const field = this.field.view;
     return {
       provisioned: true,
       deviceId: c.deviceId,
@@ -327,92 +313,14 @@ export class Agent {
       hub: { url: withoutCredentials(c.mqtt.url), connected: this.mqtt.connected, reachedSinceStart: this.reachedBroker },
       ...this.reporter.snapshot(),
       health: this.reporter.health,
-      field,
-      led: ledFor(field),
-      problems: problemsOf(field),
-      recentErrors: this.recentErrors(),
+      ...this.field.status(),
+      recentErrors: this.logRing.errors(5),
     };
-  }
-
-  /** The button's short press: raise (or lower) the hand, or toggle the microphone, as configured. */
-  async buttonPress(): Promise<void> {
-    const how = this.d.config.field?.button.shortPress ?? 'raise_hand';
-    if (how === 'mute') {
-      const muted = !this.settings.value.micMuted;
-      await this.applySettings({ micMuted: muted });
-      this.log.info({ evt: 'button.mute', muted }, muted ? 'button: microphone muted' : 'button: microphone on');
-      this.field.changed();
-      return void this.event('mic_muted', 'info', { muted, by: 'button' });
-    }
-    const raised = !this.field.handRaised;
-    this.field.setHandRaised(raised);
-    this.log.info({ evt: 'button.hand', raised }, raised ? 'button: hand raised' : 'button: hand lowered');
-    await this.event('hand_raised', 'info', { raised, meetingId: this.meeting.meeting?.id ?? null });
-  }
-
-  /** The button held past the warning (LEDs flicker) or released before the reset. */
-  buttonWarning(on: boolean): void {
-    this.field.setResetWarning(on);
-  }
-
-  /** The button held 10 s: the box forgets who it is (after the agent stops) and comes back unprovisioned. */
-  buttonFactoryReset(): void {
-    this.log.warn({ evt: 'button.factory_reset' }, 'button held 10 s: factory reset');
-    if (!this.d.factoryReset) return void this.log.error({ evt: 'button.factory_reset_unavailable' }, 'a factory reset was asked but this agent cannot restart (no launcher)');
-    this.d.factoryReset('button held 10 s');
-  }
-
-  /** The last few error lines of the log (already redacted by the logger): `ep status`, the status page. */
-  recentErrors(n = 5): string[] {
-    const out: string[] = [];
-    for (const line of this.logRing.tail(LOG_SCAN_LINES).reverse()) {
-      if (out.length >= n) break;
-      if (/"level":(5|6)\d/.test(line)) out.push(line);
-    }
-    return out.reverse();
   }
 
   /** The same report the `selftest` command replies with (`ep selftest` over the local socket). */
   runSelftest(): Promise<SelftestReport> {
     return this.selftestOnce();
-  }
-
-  /** What the field view is built from, fresh on each build (field/field-state.ts). */
-  private fieldBase(): Omit<FieldView, 'identify' | 'handRaised' | 'resetWarning' | 'nextMeeting' | 'now'> {
-    const c = this.d.config;
-    const s = this.reporter.snapshot();
-    const h = this.reporter.health;
-    const connected = this.mqtt.connected;
-    return {
-      name: c.name,
-      deviceId: c.deviceId,
-      groupId: c.groupId,
-      version: this.d.version,
-      state: s.state,
-      unprovisionedReason: null,
-      hub: { connected, url: withoutCredentials(c.mqtt.url), downForMs: connected || this.hubDownSince === null ? 0 : this.clock.now() - this.hubDownSince },
-      // Reaching the broker proves a network; otherwise the last health sample's default route and address.
-      network: connected ? true : h ? h.net.iface !== null && h.net.ip !== null : null,
-      meeting: s.meeting ? { id: s.meeting.id, title: s.meeting.title ?? null, since: s.meeting.since } : null,
-      faults: [...s.faults],
-      ota: s.ota ? { phase: s.ota.phase, ...(s.ota.version ? { version: s.ota.version } : {}), ...(typeof s.ota.progress === 'number' ? { progress: s.ota.progress } : {}) } : null,
-      micMuted: this.settings.value.micMuted,
-    };
-  }
-
-  /** A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change
-   * within a rung is only logged (it happens every few seconds while the link moves). */
-  private onAdapt(c: AdaptChange): void {
-    if (c.fromRung === c.toRung) return;
-    const severity = c.direction === 'up' ? 'info' : c.toRung === AUDIO_ONLY ? 'warn' : 'info';
-    void this.event('media_adapted', severity, {
-      direction: c.direction,
-      from: { rung: c.fromRung, kbps: c.fromKbps },
-      to: { rung: c.toRung, kbps: c.toKbps },
-      reason: c.reason,
-      rttMs: c.rttMs,
-      rttFloorMs: c.rttFloorMs,
-    });
   }
 
   private iso(): string {
@@ -483,26 +391,5 @@ export class Agent {
     return next;
   }
 
-  /** Deferred until no meeting, one per kind: a flood of `reboot {"when":"idle"}` is one reboot, not thousands of closures. */
-  private whenIdle(kind: string, fn: () => Promise<void>): void {
-    if (this.idleWaiters.has(kind)) return;
-    if (this.idleWaiters.size >= LIMITS.idleActions) throw new Error(`idle actions: more than ${LIMITS.idleActions} kinds`); // a programming error: kinds are a closed list
-    this.idleWaiters.set(kind, fn);
-  }
 
-  private async runIdleWaiters(): Promise<void> {
-    const w = [...this.idleWaiters.values()];
-    this.idleWaiters.clear();
-    for (const fn of w) await fn().catch((e: unknown) => this.log.error({ evt: 'system.idle_action_failed', err: (e as Error).message }, 'deferred action failed'));
-  }
-}
-
-/**
- * A group meeting has one spec for every box, but each box must publish its own
- * stream: `{deviceId}` in `send.streamId` (and `send.url`) becomes this box's id, e.g.
- * `publish:camlo/{deviceId}`. An extension of contract v1: a spec without it is unchanged.
- */
-export function withDeviceId(spec: MediaJoinSpec, deviceId: string): MediaJoinSpec {
-  const sub = (s: string): string => s.split('{deviceId}').join(deviceId);
-  return { ...spec, send: { ...spec.send, url: sub(spec.send.url), ...(spec.send.streamId ? { streamId: sub(spec.send.streamId) } : {}) } };
 }

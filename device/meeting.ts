@@ -194,3 +194,13 @@ export class MeetingController extends EventEmitter<MeetingEvents> {
     this.endTimer = null;
   }
 }
+
+/**
+ * A group meeting has one spec for every box, but each box must publish its own
+ * stream: `{deviceId}` in `send.streamId` (and `send.url`) becomes this box's id, e.g.
+ * `publish:camlo/{deviceId}`. An extension of contract v1: a spec without it is unchanged.
+ */
+export function withDeviceId(spec: MediaJoinSpec, deviceId: string): MediaJoinSpec {
+  const sub = (s: string): string => s.split('{deviceId}').join(deviceId);
+  return { ...spec, send: { ...spec.send, url: sub(spec.send.url), ...(spec.send.streamId ? { streamId: sub(spec.send.streamId) } : {}) } };
+}

@@ -1,11 +1,12 @@
 /**
  * Pure builders of what the box reports: the retained state and the fault list.
  */
-import type { Capabilities } from '../gst-pipelines/index.js';
+import { AUDIO_ONLY, type AdaptChange, type Capabilities } from '../gst-pipelines/index.js';
 import type { MediaStatus } from '../gst-pipelines/index.js';
 import type { HealthSample, ReportedState } from './contract/index.js';
 import type { MeetingInfo, Phase } from './meeting.js';
 import type { OtaStatus } from './updates.js';
+import type { FieldBase } from './field/index.js';
 
 export interface StateInputs {
   phase: Phase;
@@ -41,6 +42,39 @@ export function buildReportedState(i: StateInputs): ReportedState {
     version: i.version,
     ts: new Date(i.now).toISOString(),
   };
+}
+
+/**
+ * What the field view (LEDs, TV, status page) is built from (device/field/field-state.ts).
+ * The network: reaching the broker proves one; otherwise the last health sample's default
+ * route and address (null before the first sample).
+ */
+export function fieldBaseOf(i: { name: string; deviceId: string; groupId: string; version: string; url: string; state: ReportedState; health: HealthSample | null; connected: boolean; hubDownSince: number | null; now: number; micMuted: boolean }): FieldBase {
+  const s = i.state;
+  return {
+    name: i.name,
+    deviceId: i.deviceId,
+    groupId: i.groupId,
+    version: i.version,
+    state: s.state,
+    unprovisionedReason: null,
+    hub: { connected: i.connected, url: i.url, downForMs: i.connected || i.hubDownSince === null ? 0 : i.now - i.hubDownSince },
+    network: i.connected ? true : i.health ? i.health.net.iface !== null && i.health.net.ip !== null : null,
+    meeting: s.meeting ? { id: s.meeting.id, title: s.meeting.title ?? null, since: s.meeting.since } : null,
+    faults: [...s.faults],
+    ota: s.ota ? { phase: s.ota.phase, ...(s.ota.version ? { version: s.ota.version } : {}), ...(typeof s.ota.progress === 'number' ? { progress: s.ota.progress } : {}) } : null,
+    micMuted: i.micMuted,
+  };
+}
+
+/**
+ * A step of the ladder (size, frame rate, audio-only) is an event; a bitrate change within
+ * a rung is not (it happens every few seconds while the link moves): null.
+ */
+export function adaptEvent(c: AdaptChange): { severity: 'info' | 'warn'; detail: Record<string, unknown> } | null {
+  if (c.fromRung === c.toRung) return null;
+  const severity = c.direction === 'up' ? 'info' : c.toRung === AUDIO_ONLY ? 'warn' : 'info';
+  return { severity, detail: { direction: c.direction, from: { rung: c.fromRung, kbps: c.fromKbps }, to: { rung: c.toRung, kbps: c.toKbps }, reason: c.reason, rttMs: c.rttMs, rttFloorMs: c.rttFloorMs } };
 }
 
 /** Faults the box can see without a health sample: devices from the probe, media. */

@@ -31,4 +31,11 @@ export class LogRing extends Writable {
   tail(n: number): string[] {
     return this.lines.slice(-Math.max(0, n));
   }
+
+  /** The last `n` lines at level error or fatal (pino's 50, 60), oldest first: `ep status`'s "last errors". */
+  errors(n: number): string[] {
+    const out: string[] = [];
+    for (let i = this.lines.length - 1; i >= 0 && out.length < n; i--) if (/"level":[56]\d\b/.test(this.lines[i]!)) out.push(this.lines[i]!);
+    return out.reverse();
+  }
 }

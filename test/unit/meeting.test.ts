@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { MeetingController, type MeetingSource } from '../../device/meeting.js';
-import { withDeviceId } from '../../device/agent.js';
+import { withDeviceId } from '../../device/meeting.js';
 import type { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
 import type { MediaJoinSpec, SessionPlan, StandbyPlan } from '../../gst-pipelines/types.js';
 import { FakeClock, FakeMedia } from '../fakes/index.js';

@@ -8,7 +8,6 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import puppeteer, { type Browser } from 'puppeteer-core';
@@ -24,23 +23,9 @@ const UNDER_VOLTAGE_VI = 'Nguồn điện yếu: thay bộ nguồn 5V/3A chính 
 const TITLE = 'Hội nghị giao ban trực tuyến đánh giá tình hình phát triển kinh tế – xã hội';
 
 const baseView = (over: Partial<FieldView> = {}): FieldView => ({
-  name: 'UBND xã Cẩm Thanh',
-  deviceId: 'cam-thanh',
-  groupId: 'hoi-an',
-  version: '0.1.0',
-  state: 'idle',
-  unprovisionedReason: null,
-  hub: { connected: true, url: 'mqtts://hub.example:8883', downForMs: 0 },
-  network: true,
-  meeting: null,
-  nextMeeting: null,
-  faults: [],
-  ota: null,
-  identify: false,
-  handRaised: false,
-  micMuted: false,
-  resetWarning: false,
-  now: Date.parse('2026-03-01T08:00:00Z'),
+  name: 'UBND xã Cẩm Thanh', deviceId: 'cam-thanh', groupId: 'hoi-an', version: '0.1.0', state: 'idle', unprovisionedReason: null,
+  hub: { connected: true, url: 'mqtts://hub.example:8883', downForMs: 0 }, network: true, meeting: null, nextMeeting: null, faults: [], ota: null,
+  identify: false, handRaised: false, micMuted: false, resetWarning: false, now: Date.parse('2026-03-01T08:00:00Z'),
   ...over,
 });
 
@@ -92,8 +77,8 @@ class Box {
 }
 
 /** A WebSocket client that keeps every message and tells how it ended. */
-function client(url: string, headers: Record<string, string> = {}) {
-  const ws = new WebSocket(url.replace('http:', 'ws:') + '/ws', { headers });
+function client(url: string, headers: Record<string, string> = {}, autoPong = true) {
+  const ws = new WebSocket(url.replace('http:', 'ws:') + '/ws', { headers, autoPong });
   const got: StatusSnapshot[] = [];
   const waiters: Array<() => void> = [];
   ws.on('message', (d: Buffer) => {
@@ -111,20 +96,20 @@ function client(url: string, headers: Record<string, string> = {}) {
     while (got.length < n) await new Promise<void>((r) => waiters.push(r));
     return got[n - 1]!;
   };
-  return { ws, got, opened, closed, nth };
+  /** The first message that satisfies pred, waiting for it if it has not come yet. */
+  const first = async (pred: (s: StatusSnapshot) => boolean): Promise<StatusSnapshot> => {
+    for (;;) {
+      const hit = got.find(pred);
+      if (hit) return hit;
+      await new Promise<void>((r) => waiters.push(r));
+    }
+  };
+  return { ws, got, opened, closed, nth, first };
 }
 
-function request(url: string, method: string, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+async function request(url: string, method: string, body?: string): Promise<{ status: number; headers: Record<string, string>; text: string }> {
+  const res = await fetch(url, { method, body: body ?? null });
+  return { status: res.status, headers: Object.fromEntries(res.headers), text: await res.text() };
 }
 
 const boxes: Box[] = [];
@@ -211,6 +196,29 @@ describe('status page over HTTP and WebSocket', () => {
     await c.nth(1);
     c.ws.send('x'.repeat(64 * 1024));
     expect((await c.closed).code).toBe(1009);
+  });
+
+  it('closes a client that stops answering pings; one that answers stays', async () => {
+    const clock = new FakeClock();
+    const b = await started({ clock });
+    const asleep = client(b.url, {}, false);
+    const awake = client(b.url);
+    await Promise.all([asleep.nth(1), awake.nth(1)]);
+    const pinged = [asleep, awake].map((c) => new Promise((r) => c.ws.once('ping', r)));
+    await clock.advance(30_000);
+    await Promise.all(pinged);
+    // The awake client's pong went out before its 'ping' event; a round trip of its own
+    // after it proves the server has read that pong (one ordered stream).
+    awake.ws.ping();
+    await new Promise((r) => awake.ws.once('pong', r));
+    await clock.advance(30_000);
+    expect((await asleep.closed).code).toBe(1006);
+    expect(awake.ws.readyState).toBe(WebSocket.OPEN);
+    b.change({ state: 'joining' });
+    await clock.advance(250);
+    // Still served: the change reaches it (joining shows the meeting's steady LED).
+    expect((await awake.first((m) => m.state === 'joining')).led).toBe('in_meeting');
+    awake.ws.terminate();
   });
 
   it('serves nothing secret: credentials in the hub URL, the logs and the reason are redacted; only allow-listed health fields', async () => {

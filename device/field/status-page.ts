@@ -107,7 +107,7 @@ export function statusSnapshot(v: FieldView, health: HealthSample | null, logs: 
     state: v.state,
     stateWords: STATE_WORDS[v.state],
     unprovisionedReason: v.unprovisionedReason === null ? null : redactSecrets(displayString(v.unprovisionedReason, 400)),
-    hub: { connected: v.hub.connected, url: v.hub.url === null ? null : text(withoutCredentials(v.hub.url), 300), downForMs: num(v.hub.downForMs) ?? 0 },
+    hub: { connected: v.hub.connected, url: v.hub.url === null ? null : text(redactSecrets(withoutCredentials(v.hub.url)), 300), downForMs: num(v.hub.downForMs) ?? 0 },
     network: v.network,
     meeting: v.meeting && { id: text(v.meeting.id, 64) ?? '', title: text(v.meeting.title), since: text(v.meeting.since, 40) ?? '' },
     nextMeeting: v.nextMeeting && { title: text(v.nextMeeting.title) ?? '', startsAt: text(v.nextMeeting.startsAt, 40) ?? '' },

@@ -254,11 +254,21 @@ describe('the SRT handshake check against a real listener (srt-live-transmit)', 
   it('accepted with the right passphrase; refused with a wrong one; no listener fails; the passphrase never shows', async () => {
     const [port] = (await freePorts(1)) as [number];
     const pass = 'district-secret-42';
-    const listener = spawn('srt-live-transmit', ['-q', `srt://:${port}?mode=listener&passphrase=${pass}`, 'file://con'], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const listener = spawn('srt-live-transmit', ['-v', `srt://:${port}?mode=listener&passphrase=${pass}`, 'file://con'], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      await new Promise((r) => setTimeout(r, 300)); // listening (a late start is a refused handshake: the check would fail, not pass)
+      // Listening once it says so (" listen..." after "Binding a server"); a check started before would be refused.
+      let said = '';
+      await new Promise<void>((resolve, reject) => {
+        const look = (d: Buffer): void => {
+          said += d.toString('utf8');
+          if (/listen\.\.\./.test(said)) resolve();
+        };
+        listener.stdout.on('data', look);
+        listener.stderr.on('data', look);
+        listener.once('exit', (code) => reject(new Error(`srt-live-transmit exited (${code}): ${said}`)));
+      });
       const good = await runSrtHandshake({ url: `srt://127.0.0.1:${port}`, streamId: 'read:meeting-1', passphrase: pass }, 5000);
-      expect(good).toEqual({ ok: true, detail: `127.0.0.1:${port}: handshake accepted (no refusal in 5 s)` });
+      expect(good, said).toEqual({ ok: true, detail: `127.0.0.1:${port}: handshake accepted (no refusal in 5 s)` });
       const wrong = await runSrtHandshake({ url: `srt://127.0.0.1:${port}`, passphrase: 'not-the-secret-1' }, 5000);
       expect(wrong.ok).toBe(false);
       expect(wrong.detail).toMatch(/passphrase/i);

@@ -49,10 +49,10 @@ export const CLOSE_PIN_LOCKED = 4029;
 export function redactSecrets(line: string): string {
   return (
     line
-      // "password":"x", "srt":{"passphrase":…}, "apiKey": 123 …
-      .replace(/("[\w.-]*?(?:password|passphrase|passwd|token|secret|key)"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)/gi, '$1"[redacted]"')
+      // "password":"x", "srt":{"passphrase":…}, "apiKey": 123, "pin": "1234" (not "buttonPin": 17) …
+      .replace(/("(?:pin|[\w.-]*?(?:password|passphrase|passwd|token|secret|key))"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)/gi, '$1"[redacted]"')
       // password=x, passphrase: x, ?passphrase=x&…
-      .replace(/\b([\w.-]*?(?:password|passphrase|passwd|token|secret|key))(\s*[=:]\s*)(?!"\[redacted\]")([^\s,;&"'}\]]+)/gi, '$1$2[redacted]')
+      .replace(/\b(pin|[\w.-]*?(?:password|passphrase|passwd|token|secret|key))(\s*[=:]\s*)(?!"\[redacted\]")([^\s,;&"'}\]]+)/gi, '$1$2[redacted]')
       // scheme://user:password@host
       .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]*:[^\s/@]*@/gi, '$1[redacted]@')
       .replace(/\b(bearer|basic)\s+[\w.~+/-]+=*/gi, '$1 [redacted]')

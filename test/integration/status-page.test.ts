@@ -231,13 +231,15 @@ describe('status page over HTTP and WebSocket', () => {
       'password=topsecret42 token: tok.en.value9 apiKey=AKIA1234567',
       '{"level":30,"msg":"keyframe requested","privateKey":"-----BEGIN KEY-----abc"}',
       'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.bearerSecret',
+      '{"level":30,"field":{"statusPage":{"pin":"97531"},"buttonPin":17}}',
     ];
     const c = client(b.url);
     const s = await c.nth(1);
     const json = JSON.stringify(s);
-    for (const secret of ['hunter2pass', 'fileSecret9', 'healthSecret7', 's3cr3tPassphrase1', 'pw123xyz', 'topsecret42', 'tok.en.value9', 'AKIA1234567', 'BEGIN KEY', 'bearerSecret']) expect(json).not.toContain(secret);
+    for (const secret of ['hunter2pass', 'fileSecret9', 'healthSecret7', 's3cr3tPassphrase1', 'pw123xyz', 'topsecret42', 'tok.en.value9', 'AKIA1234567', 'BEGIN KEY', 'bearerSecret', '97531']) expect(json).not.toContain(secret);
     expect(s.hub.url).toBe('mqtts://hub.example:8883');
-    expect(s.logs).toHaveLength(5);
+    expect(s.logs).toHaveLength(6);
+    expect(s.logs[5]).toContain('"buttonPin":17'); // a GPIO pin number is no secret
     expect(s.logs[0]).toContain('"passphrase":"[redacted]"');
     expect(s.logs[1]).toContain('mqtt://[redacted]@10.0.0.1:1883');
     expect(s.logs[3]).toContain('keyframe requested'); // words that only contain "key" stay

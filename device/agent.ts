@@ -335,6 +335,9 @@ export class Agent {
       inMeeting: () => this.meeting.meeting !== null,
       mqttConnected: () => this.mqtt.connected,
       dataDir: c.dataDir,
+      health: () => this.reporter.health,
+      micLevelDb: () => this.reporter.health?.media?.audio?.micDb ?? null,
+      srtTarget: () => this.meeting.hubMedia,
     });
   }
 

@@ -53,6 +53,7 @@ export class MeetingController extends EventEmitter<MeetingEvents> {
   private readonly log: Logger;
   private queue: Promise<unknown> = Promise.resolve();
   private current: { spec: MediaJoinSpec; info: MeetingInfo } | null = null;
+  private lastSpec: MediaJoinSpec | null = null;
   private phaseNow: Phase = 'idle';
   private groupSpec: MediaJoinSpec | null = null;
   /** The group meeting this box was told to leave: it stays out until the meeting changes. */
@@ -72,6 +73,13 @@ export class MeetingController extends EventEmitter<MeetingEvents> {
 
   get meeting(): MeetingInfo | null {
     return this.current?.info ?? null;
+  }
+
+  /** The hub's media address of the meeting now, else of the last one (selftest's SRT handshake); null before any. */
+  get hubMedia(): { url: string; streamId?: string; passphrase?: string } | null {
+    const r = this.lastSpec;
+    if (!r) return null;
+    return { url: r.receive.url, ...(r.receive.streamId ? { streamId: r.receive.streamId } : {}), ...(r.srt?.passphrase ? { passphrase: r.srt.passphrase } : {}) };
   }
 
   /** Shows the standby screen, or rejoins a meeting this box was in before a restart. */
@@ -140,6 +148,7 @@ export class MeetingController extends EventEmitter<MeetingEvents> {
     const plan = this.d.planSession(spec); // throws PlanError before anything changes (bad_request: the spec; failed: this box cannot)
     const switching = this.current?.info.id;
     this.clearEndTimer();
+    this.lastSpec = spec;
     this.current = { spec, info: { id: spec.meetingId, ...(spec.title ? { title: spec.title } : {}), since: new Date(this.clock.now()).toISOString(), source } };
     this.setPhase('joining');
     this.emit('event', { type: switching ? 'meeting_switch' : 'meeting_join', severity: 'info', detail: { meetingId: spec.meetingId, ...(switching ? { from: switching } : {}), source } });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { planCodecSelftest } from '../gst-pipelines/index.js';
 import type { Capabilities } from '../gst-pipelines/index.js';
 import type { HealthSample } from './contract/index.js';
-import { adviceFor, type Advice } from './field/model.js';
+import { adviceFor, type Advice } from './field/index.js';
 
 export type SelftestCheckName = 'camera' | 'encoder' | 'decoder' | 'display' | 'mic' | 'speaker' | 'network' | 'hub_media' | 'disk' | 'disk_write' | 'clock' | 'power';
 

@@ -83,8 +83,10 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
-      case 'probe':
-        return await (await import('./probe.js')).probeCommand(rest, out);
+      case 'probe': {
+        const p = await import('./probe.js');
+        return await p.probeCommand(rest, out, {}, p.fieldProbe);
+      }
       case 'run':
         return await (await import('./run.js')).runAgentCommand(rest, out, err);
       case 'demo':

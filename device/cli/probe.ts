@@ -6,6 +6,10 @@
  */
 import { formatCapabilities, probe } from '../../gst-pipelines/index.js';
 import type { ProbeDeps } from '../../gst-pipelines/index.js';
+import { hostPaths, silentLogger, systemClock } from '../../lib/index.js';
+import { loadConfig } from '../config.js';
+import { createContract } from '../contract/index.js';
+import { fieldHardwareConfig, formatFieldHardware, probeFieldHardware, type FieldHardwareDeps, type FieldHardwareReport } from '../field/index.js';
 
 export const PROBE_USAGE = [
   'usage: ep probe [--json] [--config FILE]',
@@ -58,4 +62,14 @@ export async function probeCommand(
   if (json) out(JSON.stringify(section ? { ...caps, field: section.json } : caps, null, 2));
   else out(section ? `${formatCapabilities(caps)}\n${section.text}` : formatCapabilities(caps));
   return 0;
+}
+
+/**
+ * `ep probe`'s LED and button section: the wiring from the agent config FILE when given
+ * (else the board LED only), the report and its text. Throws when the config cannot be read.
+ */
+export async function fieldProbe(configFile: string | null, deps?: FieldHardwareDeps): Promise<{ json: FieldHardwareReport; text: string }> {
+  const cfg = configFile === null ? {} : fieldHardwareConfig(await loadConfig(createContract(), configFile));
+  const report = await probeFieldHardware(cfg, deps ?? { paths: hostPaths(), clock: systemClock, log: silentLogger() });
+  return { json: report, text: formatFieldHardware(report) };
 }

@@ -7,7 +7,7 @@
  * is not running, 4 no permission.
  */
 import { parseArgs } from 'node:util';
-import { displayString } from '../field/model.js';
+import { displayString } from '../field/index.js';
 import { askAgent, paint, socketOf, useColor } from './status.js';
 
 type Out = (s: string) => void;

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { SYSTEM_CONTROL_SOCKET, controlRequest } from '../control-socket.js';
-import { STATE_WORDS, displayString, type Advice } from '../field/model.js';
+import { STATE_WORDS, displayString, type Advice } from '../field/index.js';
 
 type Out = (s: string) => void;
 

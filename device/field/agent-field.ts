@@ -5,18 +5,18 @@
  * knows as functions; nothing here reaches into it.
  */
 import type { Clock, HostPaths, Logger } from '../../lib/index.js';
-import type { AgentConfig } from '../config.js';
 import type { HealthSample } from '../contract/index.js';
 import { Button } from './button.js';
 import { FieldState, type FieldBase } from './field-state.js';
-import { fieldHardwareConfig, openFieldHardware, type FieldHardware, type FieldHardwareDeps, type FieldHardwareReport } from './hardware.js';
+import { fieldHardwareConfig, openFieldHardware, type FieldHardware, type FieldHardwareDeps, type FieldHardwareReport, type FieldWiring } from './hardware.js';
 import { ledFor, problemsOf, type Advice, type FieldView, type LedCode } from './model.js';
 import { standbyTexts } from './standby-texts.js';
 import type { StandbyTexts } from '../../gst-pipelines/index.js';
 import { StatusPageServer } from './status-page.js';
 
 export interface AgentFieldDeps {
-  config: Pick<AgentConfig, 'gpio' | 'field'>;
+  /** The agent config's `gpio` and `field` (config.ts FieldConfig), structurally. */
+  config: FieldWiring & { field?: { statusPage: { enabled: boolean; port: number; host: string; pin?: string }; button: { shortPress: 'raise_hand' | 'mute'; activeLow: boolean } } };
   paths: HostPaths;
   clock: Clock;
   log: Logger;

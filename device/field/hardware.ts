@@ -8,9 +8,6 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock, HostPaths, Logger } from '../../lib/index.js';
-import { loadConfig, type AgentConfig } from '../config.js';
-import { createContract } from '../contract/index.js';
-import { hostPaths, silentLogger, systemClock } from '../../lib/index.js';
 import {
   ChardevInput,
   ChardevOutput,
@@ -45,7 +42,13 @@ export interface FieldHardwareConfig {
 }
 
 /** The agent config's wiring as this module takes it. */
-export function fieldHardwareConfig(c: Pick<AgentConfig, 'gpio' | 'field'>): FieldHardwareConfig {
+/** The part of the agent config (config.ts) the field reads; structural, so this folder needs no import of it. */
+export interface FieldWiring {
+  gpio?: { statusLed?: number; faultLed?: number; button?: number };
+  field?: { leds?: { status?: string; fault?: string }; button?: { activeLow: boolean } };
+}
+
+export function fieldHardwareConfig(c: FieldWiring): FieldHardwareConfig {
   return {
     ...(c.gpio ? { gpio: { ...c.gpio } } : {}),
     ...(c.field?.leds ? { leds: { ...c.field.leds } } : {}),
@@ -249,15 +252,4 @@ export function formatFieldHardware(r: FieldHardwareReport): string {
   if (r.leds.fault) lines.push(`  fault LED: ${r.leds.fault}`);
   lines.push(`Button: ${summary(r.button.driver, r.button.line, r.button.tried)}`);
   return lines.join('\n');
-}
-
-/**
- * `ep probe`'s section (device/cli/probe.ts takes it as a parameter): the wiring from the
- * agent config FILE when given (else the board LED only), the report and its text. Throws
- * when the config cannot be read.
- */
-export async function fieldProbe(configFile: string | null, deps?: FieldHardwareDeps): Promise<{ json: FieldHardwareReport; text: string }> {
-  const cfg = configFile === null ? {} : fieldHardwareConfig(await loadConfig(createContract(), configFile));
-  const report = await probeFieldHardware(cfg, deps ?? { paths: hostPaths(), clock: systemClock, log: silentLogger() });
-  return { json: report, text: formatFieldHardware(report) };
 }

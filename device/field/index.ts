@@ -8,7 +8,7 @@ export * from './model.js';
 export { FieldState, NEXT_GRACE_MS, type FieldBase } from './field-state.js';
 export { Button, type ButtonOptions } from './button.js';
 export { LedController } from './leds.js';
-export { fieldHardwareConfig, fieldProbe, formatFieldHardware, openFieldHardware, probeFieldHardware, type FieldHardware, type FieldHardwareConfig, type FieldHardwareReport } from './hardware.js';
+export { fieldHardwareConfig, formatFieldHardware, openFieldHardware, probeFieldHardware, type FieldHardware, type FieldHardwareConfig, type FieldHardwareDeps, type FieldHardwareReport, type FieldWiring } from './hardware.js';
 export { standbyTexts } from './standby-texts.js';
 export { StatusPageServer, type StatusPageOptions } from './status-page.js';
 export { AgentField, type AgentFieldDeps } from './agent-field.js';

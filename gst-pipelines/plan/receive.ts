@@ -6,6 +6,7 @@
 import { decoderChain } from './codecs.js';
 import { AUDIO_CAPS, clamp, type SessionChoice } from './choose.js';
 import { osdOverlay, type Endpoints } from './endpoints.js';
+import { sessionBadgesOverlay } from './standby.js';
 import { ELEMENT_NAMES } from './names.js';
 import { branches, chain } from './launch.js';
 import type { Capabilities, MediaSettings } from '../types.js';
@@ -44,6 +45,7 @@ export function receiveBranches(
       'queue max-size-time=500000000',
       decoderChain(c.decoder),
       caps.elements.textoverlay ? osdOverlay() : null,
+      caps.elements.textoverlay ? sessionBadgesOverlay() : null,
       c.snap ? 'tee name=displaytee' : null,
       'queue max-size-buffers=3 leaky=downstream',
       ends.display.sink,

@@ -142,6 +142,16 @@ export function standbySets(from: StandbyTexts | null, to: StandbyTexts): Array<
 }
 
 /**
+ * The badges over a meeting's program (receive.ts): the same element name as the standby
+ * screen's, so the supervisor's updateStandby shows a raised hand or a muted mic over
+ * whichever picture the TV has. Silent until a badge is set; sized with the picture.
+ */
+export function sessionBadgesOverlay(): string {
+  const l = STANDBY_LAYOUT.badges;
+  return `textoverlay name=${STANDBY_ELEMENTS.badges} silent=true text=" " font-desc=${q(`${l.font} 16`)} color=${l.color} draw-shadow=false shaded-background=true valignment=top halignment=left`;
+}
+
+/**
  * The standby pipeline: a solid card, one textoverlay per text (auto-resize off: the
  * sizes above are pixels of this frame, scaled from 1280×720), the clock, the osd
  * (identify), then the TV. With `settings.snapshotDir` a tee feeds a 1 fps PNG appsink

@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
-import { ELEMENT_NAMES, overlayText, standbySets } from '../plan/index.js';
+import { ELEMENT_NAMES, overlayText } from '../plan/index.js';
+import { ScreenTexts } from './screen-texts.js';
 import type { FromWorker, WorkerStats } from '../worker/index.js';
 import type { FailureCause, MediaStatus, SupervisorEvents, SupervisorOptions } from './status.js';
 import type { WorkerHandle } from './worker-process.js';
@@ -30,8 +31,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   private sessionStartAt = 0;
   /** Where link adaptation stood in this session: a restarted worker resumes there, not at full rate. */
   private lastAdapt: { rung: string; targetKbps: number } | null = null;
-  /** What the standby screen must show (its plan's texts, then updateStandby's); null when no standby runs. */
-  private standbyWanted: StandbyTexts | null = null;
+  /** What the TV's texts must say (updateStandby), kept across plans: screen-texts.ts. */
+  private readonly screen = new ScreenTexts();
   private st: MediaStatus = {
     running: false,
     plan: null,
@@ -107,7 +108,6 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     await this.stop();
     this.desired = { plan, secrets };
     this.lastAdapt = null;
-    this.standbyWanted = plan.kind === 'standby' ? (plan.texts ?? null) : null;
     this.update({ running: true, plan: plan.kind, attempt: 0, restarts: 0, lastError: null, choices: plan.choices, stats: null, link: null });
     await this.launch();
   }
@@ -118,7 +118,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     // (which may need the same DRM display) starts without waiting.
     const immediate = this.desired?.plan.kind === 'standby';
     this.desired = null;
-    this.standbyWanted = null;
+    this.screen.stopped();
     this.clearTimers();
     const h = this.current;
     this.current = null;
@@ -154,12 +154,9 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.set(ELEMENT_NAMES.osd, 'silent', true);
   }
 
-  /** The standby screen's texts, live: only what changed (a restarted worker gets it in launch()); no-op unless standby runs. */
+  /** The TV's texts, live, only what changed: all of them on the standby screen, the badges over a meeting's program. */
   updateStandby(texts: StandbyTexts): void {
-    if (this.desired?.plan.kind !== 'standby') return;
-    const sets = standbySets(this.standbyWanted, texts);
-    this.standbyWanted = texts;
-    for (const s of sets) this.set(s.element, s.property, s.value);
+    for (const s of this.screen.update(texts)) this.set(s.element, s.property, s.value);
   }
 
   /** Changes an element property in the running session. */
@@ -237,9 +234,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       stallMs: this.o.stallMs,
       ...(this.opts.snapshotDir ? { snapshotDir: this.opts.snapshotDir } : {}),
     });
-    // A standby plan holds the texts it started with; updateStandby's since then follow.
-    if (want.plan.kind === 'standby' && this.standbyWanted)
-      for (const s of standbySets(want.plan.texts ?? null, this.standbyWanted)) handle.send({ type: 'set', element: s.element, property: s.property, value: s.value });
+    // A plan holds the texts it started with; updateStandby's since then follow.
+    for (const s of this.screen.launched(want.plan)) handle.send({ type: 'set', element: s.element, property: s.property, value: s.value });
     this.startWatchdog(handle);
     // The next session (or restart) gets a warm worker too.
     void this.prewarm().catch(() => undefined);

@@ -184,7 +184,7 @@ describe('valid commands: one reply each, and the effect', () => {
     const r = one(await exchange('selftest', {}, { ms: 40_000 }));
     expect(r.ok).toBe(true);
     const checks = (r.result as { checks: Array<{ check: string; ok: boolean; detail: string; skipped?: boolean }> }).checks;
-    expect(checks.map((c) => c.check).sort()).toEqual(['camera', 'decoder', 'disk', 'display', 'encoder', 'mic', 'network', 'speaker']);
+    expect(checks.map((c) => c.check).sort()).toEqual(['camera', 'clock', 'decoder', 'disk', 'disk_write', 'display', 'encoder', 'hub_media', 'mic', 'network', 'power', 'speaker']);
     const by = Object.fromEntries(checks.map((c) => [c.check, c]));
     expect(by.encoder).toMatchObject({ ok: true, detail: expect.stringMatching(/^x264enc: ran in \d+ ms/) });
     expect(by.decoder).toMatchObject({ ok: true, detail: expect.stringMatching(/^avdec_h264: ran in \d+ ms/) });

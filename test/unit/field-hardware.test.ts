@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { probeCommand } from '../../device/cli/probe.js';
 import { pickHeaderChip, parseGpiodetect, sysfsGpioChips } from '../../device/field/gpio.js';
-import { fieldHardwareConfig, fieldProbe, formatFieldHardware, openFieldHardware, probeFieldHardware, type FieldHardwareDeps } from '../../device/field/hardware.js';
+import { fieldHardwareConfig, formatFieldHardware, openFieldHardware, probeFieldHardware, type FieldHardwareDeps } from '../../device/field/hardware.js';
+import { fieldProbe } from '../../device/cli/probe.js';
 import { ledCode } from '../../device/field/model.js';
 import { silentLogger, type HostPaths } from '../../lib/index.js';
 import { FakeClock, FakeGpiod, FakeOnoff, hostTrees, sysfs, type HostFiles } from '../fakes/index.js';
@@ -149,7 +150,9 @@ describe('probeFieldHardware and ep probe', () => {
   });
 
   it('takes the wiring from the agent config', () => {
-    expect(fieldHardwareConfig({ gpio: { statusLed: 17, button: 22 }, field: { statusPage: { enabled: true, port: 8080, host: '0.0.0.0' }, button: { shortPress: 'mute', activeLow: false }, leds: { status: 'ep-status' } } })).toEqual({
+    // the agent config's shape (config.ts FieldConfig): the field reads only its part
+    const config = { gpio: { statusLed: 17, button: 22 }, field: { statusPage: { enabled: true, port: 8080, host: '0.0.0.0' }, button: { shortPress: 'mute' as const, activeLow: false }, leds: { status: 'ep-status' } } };
+    expect(fieldHardwareConfig(config)).toEqual({
       gpio: { statusLed: 17, button: 22 },
       leds: { status: 'ep-status' },
       buttonActiveLow: false,

@@ -26,6 +26,11 @@ export const REDACT_PATHS = [
   '*.*.srt.passphrase',
   'mqtt.password',
   '*.mqtt.password',
+  // the status page's PIN (config field.statusPage.pin)
+  'pin',
+  '*.pin',
+  '*.*.pin',
+  '*.*.*.pin',
 ];
 
 /** Longest string a log line carries in one field; longer ones are cut (a hub can send 64 KiB of text). */

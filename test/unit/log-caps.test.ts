@@ -18,6 +18,18 @@ describe('log lines are capped: remote input cannot make one line large', () => 
     expect(line).not.toContain('hunter2');
   });
 
+  it("redacts the status page's PIN wherever the config lands in a line; errors() finds the error lines", () => {
+    const ring = new LogRing(10);
+    const log = createLogger({ destination: ring });
+    log.info({ evt: 'config.loaded', config: { field: { statusPage: { port: 8080, pin: '482913' } } } }, 'loaded');
+    log.error({ evt: 'x.failed', pin: '482913' }, 'failed');
+    const text = ring.tail(2).join('\n');
+    expect(text).not.toContain('482913');
+    expect(text).toContain('"port":8080');
+    expect(ring.errors(5)).toHaveLength(1);
+    expect(JSON.parse(ring.errors(5)[0]!)).toMatchObject({ evt: 'x.failed', pin: '[redacted]' });
+  });
+
   it('the ring cuts a line over LOG_LINE_CHARS and bounds an unterminated one', () => {
     const ring = new LogRing(5);
     ring.write(`${'a'.repeat(LOG_LINE_CHARS * 3)}\n`);

@@ -8,8 +8,9 @@
  * exits EX_RESTART and the launcher starts the agent proper in a fresh process.
  */
 import { stat } from 'node:fs/promises';
-import type { Logger } from '../lib/index.js';
-import { unprovisionedReason } from '../provisioning/index.js';
+import { hostPaths, systemClock, type HostPaths, type Logger } from '../lib/index.js';
+import { unprovisionedReason, wipeDataDir } from '../provisioning/index.js';
+import { AgentField, type AgentFieldDeps } from './field/index.js';
 import { loadConfig } from './config.js';
 import { createContract, isDecodeError } from './contract/index.js';
 import { ControlServer, controlSocketPath, isContractCommand } from './control-socket.js';
@@ -27,6 +28,22 @@ export interface UnprovisionedOptions {
   env?: NodeJS.ProcessEnv;
   /** Once the reason is logged and the socket is up (READY=1 for systemd). */
   onReady?: (reason: string) => Promise<void>;
+  /** The last log lines (the status page); absent: none shown. */
+  logs?: (n: number) => string[];
+  paths?: HostPaths;
+  /** Tests: the GPIO and libgpiod boundaries of the LEDs and the button. */
+  fieldHardware?: AgentFieldDeps['hardware'];
+}
+
+/**
+ * The status page of a box that has no configuration to say where: port 8080 on every
+ * address; `EP_STATUS_PAGE_PORT` another port (0: any free one), or `off`.
+ */
+export function unprovisionedStatusPage(env: NodeJS.ProcessEnv): { enabled: boolean; port: number; host: string } {
+  const v = env.EP_STATUS_PAGE_PORT;
+  if (v === 'off') return { enabled: false, port: 8080, host: '0.0.0.0' };
+  const port = v !== undefined && /^\d{1,5}$/.test(v) && Number(v) <= 65535 ? Number(v) : 8080;
+  return { enabled: true, port, host: '0.0.0.0' };
 }
 
 /** 'provisioned': a valid configuration is there now; 'stopped': asked to stop first. */
@@ -34,12 +51,29 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
   const since = new Date().toISOString();
   let reason = await unprovisionedReason(o.dataDir);
   o.log.warn({ evt: 'agent.unprovisioned', reason }, `not provisioned: ${reason}`);
+  // What the technician sees without a laptop: the LEDs' one pulse, the status page with the reason.
+  const field = new AgentField({
+    config: { field: { statusPage: unprovisionedStatusPage(o.env ?? process.env), button: { shortPress: 'raise_hand', activeLow: true } } },
+    paths: o.paths ?? hostPaths(),
+    clock: systemClock,
+    log: o.log.child({ module: 'field' }),
+    base: () => ({ name: null, deviceId: null, groupId: null, version: o.version, state: 'unprovisioned', unprovisionedReason: reason, hub: { connected: false, url: null, downForMs: 0 }, network: null, meeting: null, faults: [], ota: null, micMuted: false }),
+    health: () => null,
+    logs: (n) => o.logs?.(n) ?? [],
+    showStandby: () => undefined,
+    toggleMute: async () => false,
+    event: async () => undefined,
+    meetingId: () => null,
+    // Held 10 s here too: a half-written identity (a bad config) goes; the box stays unprovisioned.
+    onFactoryReset: () => void wipeDataDir(o.dataDir).then((gone) => o.log.warn({ evt: 'factory_reset.done', removed: gone }, `factory reset: removed ${gone.length} entries`)),
+    ...(o.fieldHardware ? { hardware: o.fieldHardware } : {}),
+  });
   const control = new ControlServer({
     path: controlSocketPath(o.dataDir, o.env),
     deviceId: null,
     log: o.log,
     handler: async (req) => {
-      if (req.command === 'status') return { ok: true, result: { state: 'unprovisioned', reason, since, version: o.version, provisioned: false } };
+      if (req.command === 'status') return { ok: true, result: { state: 'unprovisioned', reason, since, version: o.version, provisioned: false, ...field.status() } };
       if (isContractCommand(req.command)) return { ok: false, error: { code: 'not_provisioned', message: reason } };
       return { ok: false, error: { code: 'unknown_command', message: `unknown command ${JSON.stringify(req.command)}` } };
     },
@@ -50,6 +84,7 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
     // No socket (a read-only dir, a path too long): the log still says it all.
     o.log.error({ evt: 'control.failed', err: (e as Error).message }, 'cannot open the local control socket');
   }
+  await field.start();
   await o.onReady?.(reason);
   const contract = createContract();
   let stopped = false;
@@ -62,6 +97,7 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
         const now = await unprovisionedReason(o.dataDir);
         if (now !== reason) o.log.warn({ evt: 'agent.unprovisioned', reason: now }, `not provisioned: ${now}`);
         reason = now;
+        field.state.changed();
         continue;
       }
       try {
@@ -72,9 +108,11 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
         const now = isDecodeError(e) ? `the configuration ${o.configFile} is not valid: ${e.problems.join('; ')}` : (e as Error).message;
         if (now !== reason) o.log.error({ evt: 'agent.unprovisioned', reason: now }, `not provisioned: ${now}`);
         reason = now;
+        field.state.changed();
       }
     }
   } finally {
     await control.stop();
+    await field.stop();
   }
 }

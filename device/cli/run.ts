@@ -262,7 +262,8 @@ async function systemdNotifier(logger: Logger): Promise<SdNotifier | null | type
 /** `ep run` without a configuration file: device/unprovisioned.ts until one appears (then EX_RESTART). */
 async function unprovisionedMain(configFile: string): Promise<number> {
   const dataDir = process.env.EP_DATA_DIR ? path.resolve(process.env.EP_DATA_DIR) : path.dirname(path.resolve(configFile));
-  const log = createLogger({ level: 'info', destination: process.stdout });
+  const ring = new LogRing();
+  const log = createLogger({ level: 'info', destination: pino.multistream([{ stream: process.stdout, level: 'trace' }, { stream: ring, level: 'trace' }]) });
   let signaled = false;
   const stop = new Promise<void>((resolve) => {
     const on = (sig: string): void => {
@@ -284,6 +285,7 @@ async function unprovisionedMain(configFile: string): Promise<number> {
     dataDir,
     version: await readVersion(),
     log,
+    logs: (n) => ring.tail(n),
     stop,
     onReady: async (reason) => {
       if (!notifier) return;

@@ -57,9 +57,10 @@ export class AgentField {
   }
 
   /** The field's part of `ep status`: the view, the LED code it means, the problems with advice, the drivers. */
-  status(): { field: FieldView; led: LedCode; problems: Array<{ code: string } & Advice>; hardware?: FieldHardwareReport } {
+  status(): { field: FieldView; led: LedCode; problems: Array<{ code: string } & Advice>; hardware?: FieldHardwareReport; statusPage: { port: number } | null } {
     const v = this.state.view;
-    return { field: v, led: ledFor(v), problems: problemsOf(v), ...(this.hw ? { hardware: this.hw.report } : {}) };
+    const page = this.statusPageAddress;
+    return { field: v, led: ledFor(v), problems: problemsOf(v), ...(this.hw ? { hardware: this.hw.report } : {}), statusPage: page ? { port: page.port } : null };
   }
 
   /** The status page's address once it listens (tests use port 0). */

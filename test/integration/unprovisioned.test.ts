@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { AGENT_NODE_FLAGS } from '../../device/cli/run.js';
 import { controlRequest } from '../../device/control-socket.js';
 import { distPath } from '../../lib/package-root.js';
@@ -76,7 +77,7 @@ const ep = async (...args: string[]): Promise<{ code: number; stdout: string; st
 };
 
 const startAgent = (b: Box): Proc =>
-  (agent = procs.spawn('ep run', process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', '--config', b.config], { env: { EP_CONTROL_SOCKET: '', RUNTIME_DIRECTORY: '', NOTIFY_SOCKET: '', WATCHDOG_USEC: '' } }));
+  (agent = procs.spawn('ep run', process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', '--config', b.config], { env: { EP_CONTROL_SOCKET: '', RUNTIME_DIRECTORY: '', NOTIFY_SOCKET: '', WATCHDOG_USEC: '', EP_STATUS_PAGE_PORT: '0' } }));
 
 const until = async (pred: () => boolean | Promise<boolean>, what: string, ms = GUARD_MS): Promise<void> => {
   const end = Date.now() + ms;
@@ -125,7 +126,22 @@ describe('an unprovisioned box', () => {
     expect(st.stdout).toMatch(/^state\s+unprovisioned\b/m);
     expect(st.stdout).toContain('broker: is required');
     const js = JSON.parse((await ep('status', '--json', '--socket', b.socket)).stdout) as Record<string, unknown>;
-    expect(js).toMatchObject({ state: 'unprovisioned', provisioned: false });
+    expect(js).toMatchObject({ state: 'unprovisioned', provisioned: false, led: { code: 'unprovisioned' }, problems: [{ code: 'unprovisioned' }] });
+    // The status page says it too (a technician's phone on the LAN): the page, then its live data.
+    const port = (js.statusPage as { port: number }).port;
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<html');
+    const snapshot = await new Promise<string>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+      ws.once('message', (d) => {
+        ws.close();
+        resolve(String(d));
+      });
+      ws.once('error', reject);
+    });
+    expect(snapshot).toContain('broker: is required');
+    expect(JSON.parse(snapshot)).toMatchObject({ t: 'snapshot', state: 'unprovisioned', led: 'unprovisioned' });
 
     // Every contract command: not_provisioned, with the reason; anything else its own code.
     for (const command of ['join', 'leave', 'ota', 'selftest', 'reboot', 'identify', 'config', 'logs']) {

@@ -23,6 +23,9 @@ const LIGHT = [
   // wait a hang guard); install.sh into a temp root; units under a real systemd (its
   // watchdogs: 1 s for the stand-in probes, 6 s for the real agent, whose pings come every 3 s).
   'test/integration/{provisioning,unprovisioned,install,systemd-real,systemd-agent}.test.ts',
+  // The field on an agent whose media worker is the fake (LEDs in a temp sysfs, a scripted
+  // button line, real time with hang guards only).
+  'test/integration/field.test.ts',
   // The status page: a real HTTP/ws server and headless chromium, every wait a hang guard.
   'test/integration/status-page.test.ts',
 ];

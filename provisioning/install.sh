@@ -359,6 +359,11 @@ if [ -d "$(r /etc/polkit-1/localauthority)" ]; then
   put "$UNITS_SRC/commune-endpoint.pkla" "$(r /etc/polkit-1/localauthority/50-local.d/commune-endpoint.pkla)" 0644 || true
 fi
 
+# LEDs and GPIO for the service's group (the agent is not root): a udev rule, applied now on a live system.
+if put "$UNITS_SRC/60-commune-endpoint.rules" "$(r /etc/udev/rules.d/60-commune-endpoint.rules)" 0644 && [ -z "$ROOT" ] && [ "$LIVE" -eq 1 ]; then
+  udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=leds --subsystem-match=gpio 2>/dev/null || warn "udev rule installed; it applies at the next boot"
+fi
+
 # Is the root file system on an SD card (or eMMC: /dev/mmcblk* too)?
 ROOT_MOUNT=$(findmnt -n -o SOURCE,OPTIONS -T "${ROOT:-/}" 2>/dev/null || true)
 if [ "$SD" = auto ]; then

@@ -22,7 +22,7 @@ commands:
   provision FILE | --boot             provision this box from an ep-provision.json (by hand, or
                                       the first-boot search of the boot partition and USB sticks)
   factory-reset [--yes]               wipe identity, configuration and secrets (releases stay)
-  status [--json] [--socket PATH]     the running agent's state (over its local control socket)
+  status [--json|--leds] [--socket P] the running agent's state (over its local control socket); --leds: the blink codes
   logs [-f] [--since TIME] [--lines N] [--file PATH] [--json]
                                       the agent's log, readable (journal of commune-endpoint, or a file)
   selftest [--json] [--socket PATH]   the running agent tests camera, codecs, TV, audio, hub, disk,

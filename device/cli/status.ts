@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { SYSTEM_CONTROL_SOCKET, controlRequest } from '../control-socket.js';
-import { STATE_WORDS, displayString, type Advice } from '../field/index.js';
+import { STATE_WORDS, displayString, ledTableText, type Advice } from '../field/index.js';
 
 type Out = (s: string) => void;
 
@@ -163,8 +163,14 @@ export async function askAgent(cmd: string, socket: string, command: string, err
 export const socketOf = (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string => flag ?? env.EP_CONTROL_SOCKET ?? SYSTEM_CONTROL_SOCKET;
 
 export async function statusCommand(argv: string[], out: Out, err: Out, o: { color?: boolean } = {}): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, socket: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, socket: { type: 'string' }, leds: { type: 'boolean', default: false } }, strict: true });
   const socket = socketOf(values.socket);
+  if (values.leds) {
+    // The whole blink-code table, the code lit now marked when the agent answers (the table needs no agent).
+    const now = await controlRequest(socket, 'status', {}, 5000).then((r) => (r.ok ? (obj(obj(r.result)?.led)?.code as string | undefined) ?? null : null), () => null);
+    out(ledTableText(now));
+    return 0;
+  }
   const r = await askAgent('status', socket, 'status', err);
   if (typeof r === 'number') return r;
   if (!r.ok) {

@@ -160,6 +160,12 @@ export class SysfsLed implements LedOutput {
   private shown = '';
   private soft: SoftwareLed | null = null;
   private closed = false;
+  /**
+   * The kernel's `timer`/`pattern` attributes appear only once their trigger is set, owned by
+   * root: a udev rule can open `trigger` and `brightness` to the service's group
+   * (install.sh), not them. Refused once, this LED blinks from the software loop from then on.
+   */
+  private kernelBlinkRefused = false;
 
   private constructor(
     private readonly dir: string,
@@ -197,21 +203,36 @@ export class SysfsLed implements LedOutput {
     if (s.length === 1) {
       await this.write('trigger', 'none');
       await this.write('brightness', s[0]![0] ? max : '0');
-    } else if (s.length === 2) {
-      const on = s.find(([x]) => x)![1];
-      const off = s.find(([x]) => !x)![1];
-      await this.write('trigger', 'timer');
-      await this.write('delay_on', String(on));
-      await this.write('delay_off', String(off));
-    } else if (this.state.triggers.includes('pattern')) {
-      await this.write('trigger', 'pattern');
-      await this.write('pattern', patternText(s, this.state.max));
-      await this.write('repeat', '-1');
+    } else if (!this.kernelBlinkRefused && (await this.kernelBlink(s))) {
+      return;
     } else {
       await this.write('trigger', 'none');
       const line: OutputLine = { describe: this.describe, set: (on) => this.write('brightness', on ? max : '0'), close: async () => undefined };
       this.soft = new SoftwareLed(line, this.clock, this.log, null);
       await this.soft.render(s);
+    }
+  }
+
+  /** The kernel blinks it (timer for two steps, pattern for more); false when it cannot here. */
+  private async kernelBlink(s: LedStep[]): Promise<boolean> {
+    try {
+      if (s.length === 2) {
+        const on = s.find(([x]) => x)![1];
+        const off = s.find(([x]) => !x)![1];
+        await this.write('trigger', 'timer');
+        await this.write('delay_on', String(on));
+        await this.write('delay_off', String(off));
+        return true;
+      }
+      if (!this.state.triggers.includes('pattern')) return false;
+      await this.write('trigger', 'pattern');
+      await this.write('pattern', patternText(s, this.state.max));
+      await this.write('repeat', '-1');
+      return true;
+    } catch (e) {
+      this.kernelBlinkRefused = true;
+      this.log.info({ evt: 'field.led_kernel_blink_refused', led: this.name, err: (e as Error).message }, `${this.name}: the kernel's blink settings are not writable here; blinking from the agent`);
+      return false;
     }
   }
 

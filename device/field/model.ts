@@ -186,3 +186,15 @@ export function displayString(s: string, maxLength = 200): string {
   const clean = s.normalize('NFC').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
   return [...clean].slice(0, maxLength).join('');
 }
+
+/** The blink-code table in Markdown (README, docs/field.md; test/unit/field-docs.test.ts keeps them equal). */
+export function ledTableMarkdown(): string {
+  const rows = LED_CODES.map((c, i) => `| ${i + 1} | ${c.pattern} | \`${c.code}\` | ${c.vi} | ${c.en} |`);
+  return ['| priority | LED | code | Tiếng Việt | English |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** The blink-code table as plain text (`ep status --leds`), the code shown now marked with ▶. */
+export function ledTableText(current: string | null = null): string {
+  const w = Math.max(...LED_CODES.map((c) => c.pattern.length));
+  return LED_CODES.map((c) => `${c.code === current ? '▶' : ' '} ${c.pattern.padEnd(w)}  ${c.vi} / ${c.en}`).join('\n');
+}

@@ -136,6 +136,8 @@ describe('provisioning/install.sh from the checkout, into a temp root', () => {
     expect(await readFile(path.join(box, 'usr/local/lib/sysusers.d/commune-endpoint.conf'))).toEqual(await readFile(path.join(ROOT, 'provisioning/systemd/commune-endpoint.sysusers.conf')));
     expect(await readFile(path.join(box, 'etc/polkit-1/rules.d/50-commune-endpoint.rules'), 'utf8')).toContain('"org.freedesktop.login1.reboot"');
     expect(await exists(path.join(box, 'etc/polkit-1/localauthority'))).toBe(false); // no polkit 0.105 in this root: no .pkla
+    // LEDs and GPIO lines for the service's group (the agent is not root)
+    expect(await readFile(path.join(box, 'etc/udev/rules.d/60-commune-endpoint.rules'), 'utf8')).toMatch(/SUBSYSTEM=="leds".*chgrp gpio/);
     const journald = await readFile(path.join(box, 'etc/systemd/journald.conf.d/commune-endpoint.conf'), 'utf8');
     expect(journald.split('\n')).toEqual(expect.arrayContaining(['Storage=volatile', 'RuntimeMaxUse=48M']));
     expect(first.stderr).toMatch(/WARNING: \/ is on an SD card without noatime: in \/etc\/fstab, add noatime/);

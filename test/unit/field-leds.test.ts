@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChardevOutput, detectGpiod, gpiosetArgs } from '../../device/field/gpio.js';
@@ -101,6 +101,26 @@ describe('SysfsLed (a temp /sys/class/leds)', () => {
     await led.close();
     expect(clock.pending).toBe(0);
     expect(await read(dir, 'trigger')).toBe('mmc0');
+  });
+
+  it("where the kernel's blink settings are not writable (root's, as for a service user), it blinks from the software loop", async () => {
+    const paths = await trees.make(act('none timer pattern [mmc0]\n'));
+    const dir = path.join(paths.ledsClass, 'ACT');
+    // delay_on as a directory: the write fails as EACCES would for a non-root agent (root writes any file)
+    await mkdir(path.join(dir, 'delay_on'));
+    const clock = new FakeClock();
+    const led = await SysfsLed.open(paths, 'ACT', clock, log);
+    await led.render(ledCode('updating').steps); // on 500, off 500
+    expect([await read(dir, 'trigger'), await until(dir, '255')]).toEqual(['none', '255']);
+    await clock.advance(500);
+    expect(await until(dir, '0')).toBe('0');
+    // pulses too, without trying the kernel again
+    await led.render(ledCode('no_camera').steps);
+    expect(await read(dir, 'trigger')).toBe('none');
+    await clock.advance(200);
+    expect(await until(dir, '0')).toBe('0');
+    await led.close();
+    expect(clock.pending).toBe(0);
   });
 
   it('an LED that was off with trigger none gets its brightness back; a missing LED does not open', async () => {

@@ -26,6 +26,12 @@ const LIGHT = [
   // The field on an agent whose media worker is the fake (LEDs in a temp sysfs, a scripted
   // button line, real time with hang guards only).
   'test/integration/field.test.ts',
+  // The CLI against a real control socket, files, a scripted journalctl and srt-live-transmit:
+  // no media pipeline; every wait a hang guard (the SRT check's own window is 5 s of silence).
+  'test/integration/cli-field.test.ts',
+  // ep run under a flood of hostile commands: its checks are memory (RSS flat between two
+  // phases, 40 MB apart) and exactly one reply each, never a time.
+  'test/integration/flood.test.ts',
   // The status page: a real HTTP/ws server and headless chromium, every wait a hang guard.
   'test/integration/status-page.test.ts',
 ];

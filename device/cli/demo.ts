@@ -6,7 +6,7 @@
  * they arrive, end the meeting, save a picture each side received, and exit 0.
  */
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,6 +66,8 @@ export async function runDemo(o: DemoOptions): Promise<{ ok: boolean; problems: 
     media: { source: 'test', volume: 1, micMuted: false, aec: true },
     health: { periodS: 5 },
     log: { level: 'info' },
+    // The local status page on a free port of this machine (a box serves it on the LAN, 8080).
+    field: { statusPage: { enabled: true, port: 0, host: '127.0.0.1' }, button: { shortPress: 'raise_hand', activeLow: true }, leds: {} },
   };
   const logFile = path.join(o.outDir, 'agent.log');
   const agent = new Agent({
@@ -117,7 +119,16 @@ export async function runDemo(o: DemoOptions): Promise<{ ok: boolean; problems: 
   try {
     await agent.start();
     await waitState('idle', 10_000);
+    const page = agent.field.statusPageAddress;
+    if (page) say(`box: status page on http://127.0.0.1:${page.port}/ (open it in a browser while the demo runs)`);
     const spec = hub.joinSpec('camlo-2026-11-22', { title: 'Hội nghị trực tuyến — demo', srt: { latencyMs: 120 } });
+    // The hub announces the meeting first: the TV's standby screen shows it (a picture of it).
+    const startsAt = new Date(Date.now() + 60_000).toISOString();
+    say(`hub: announcing the next meeting on ${topics.next('camlo')}: "${spec.title}" at ${startsAt}`);
+    await ops.publishAsync(topics.next('camlo'), JSON.stringify({ meetingId: spec.meetingId, title: spec.title, startsAt }), { qos: 1, retain: true });
+    const standby = await standbyPicture(agent, boxDir);
+    if (standby) files.push(standby);
+    else problems.push('the standby screen did not show the announced meeting (no picture)');
     say(`hub: announcing group meeting ${spec.meetingId} (retained on ${topics.meeting('camlo')})`);
     await ops.publishAsync(topics.meeting('camlo'), JSON.stringify(spec), { qos: 1, retain: true });
     if (!(await waitState('in_meeting', 15_000))) problems.push('the box did not reach in_meeting within 15 s');
@@ -143,3 +154,16 @@ export async function runDemo(o: DemoOptions): Promise<{ ok: boolean; problems: 
   return { ok: problems.length === 0, problems, files };
 }
 
+/** The TV between meetings, once it shows the announced meeting: `box/standby.png`. */
+async function standbyPicture(agent: Agent, boxDir: string): Promise<string | null> {
+  const end = Date.now() + 10_000;
+  while (agent.field.view.nextMeeting === null && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  // The standby pipeline's PNG branch takes a frame a second: one drawn after the change.
+  await new Promise((r) => setTimeout(r, 2500));
+  const written = await agent.media.snapshot(5000);
+  const png = written.find((f) => f.endsWith('received.png'));
+  if (!png || agent.field.view.nextMeeting === null) return null;
+  const file = path.join(boxDir, 'standby.png');
+  await rename(png, file);
+  return file;
+}

@@ -31,7 +31,7 @@ const PW_BOX = 'box-p';
 const PASSPHRASE = 'correct-horse-battery-staple';
 const MQTT_PASSWORD = 'mqtt-pw-Zebra-7731-quartz';
 /** Collect replies this long after the first one: "exactly one" means none arrives meanwhile. */
-const GRACE_MS = 750;
+const GRACE_MS = 500;
 
 const contract = createContract();
 const validReply = contract.compile(replySchema);

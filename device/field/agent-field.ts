@@ -12,7 +12,7 @@ import { fieldHardwareConfig, openFieldHardware, type FieldHardware, type FieldH
 import { ledFor, problemsOf, type Advice, type FieldView, type LedCode } from './model.js';
 import { standbyTexts } from './standby-texts.js';
 import type { StandbyTexts } from '../../gst-pipelines/index.js';
-import { StatusPageServer } from './status-page.js';
+import type { StatusPageServer } from './status-page.js';
 
 export interface AgentFieldDeps {
   /** The agent config's `gpio` and `field` (config.ts FieldConfig), structurally. */
@@ -129,6 +129,8 @@ export class AgentField {
     }
     const sp = this.d.config.field?.statusPage;
     if (sp?.enabled) {
+      // Loaded only where the page is on (its `ws` and HTML load later still, with the first viewer).
+      const { StatusPageServer } = await import('./status-page.js');
       const page = new StatusPageServer({
         port: sp.port,
         host: sp.host,

@@ -10,5 +10,6 @@ export { Button, type ButtonOptions } from './button.js';
 export { LedController } from './leds.js';
 export { fieldHardwareConfig, formatFieldHardware, openFieldHardware, probeFieldHardware, type FieldHardware, type FieldHardwareConfig, type FieldHardwareDeps, type FieldHardwareReport, type FieldWiring } from './hardware.js';
 export { standbyTexts } from './standby-texts.js';
-export { StatusPageServer, type StatusPageOptions } from './status-page.js';
+// status-page.ts is loaded by agent-field.ts only where the page is on: types only here.
+export type { StatusPageServer, StatusPageOptions } from './status-page.js';
 export { AgentField, type AgentFieldDeps } from './agent-field.js';

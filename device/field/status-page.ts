@@ -14,14 +14,17 @@
  * then a minute's lock, 20 wrong a minute in all) the socket carries no data. Every bound is
  * below: clients, header size, idle times, frame size, a slow client's buffer.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, WebSocket } from 'ws';
+import type * as WsModule from 'ws';
+import type { WebSocketServer, WebSocket } from 'ws';
+import type * as PageModule from './status-html.js';
+import { PinGuard } from './pin-guard.js';
+export { PIN_FAILURES_PER_ADDRESS, PIN_FAILURES_PER_MINUTE, PIN_LOCK_MS, PinGuard } from './pin-guard.js';
 import { systemClock, withoutCredentials, type Clock, type Logger } from '../../lib/index.js';
 import type { HealthSample } from '../contract/index.js';
 import { STATE_WORDS, displayString, ledFor, problemsOf, type FieldView } from './model.js';
-import { renderStatusHtml } from './status-html.js';
 
 export const STATUS_PAGE_PORT = 8080;
 export const STATUS_WS_PATH = '/ws';
@@ -34,12 +37,8 @@ export const REFRESH_MS = 5000;
 /** Nothing a client may say is longer than `{"pin":"…"}`; bigger frames close the socket (1009). */
 export const WS_MAX_PAYLOAD = 1024;
 export const PIN_WAIT_MS = 10_000;
-export const PIN_FAILURES_PER_ADDRESS = 5;
-export const PIN_FAILURES_PER_MINUTE = 20;
-export const PIN_LOCK_MS = 60_000;
 const PING_MS = 30_000;
 const MAX_BUFFERED_BYTES = 1 << 20;
-const PIN_ADDRESSES = 256;
 /** WebSocket close codes the page understands. */
 export const CLOSE_PIN_REQUIRED = 4001;
 export const CLOSE_PIN_WRONG = 4003;
@@ -123,40 +122,6 @@ export function statusSnapshot(v: FieldView, health: HealthSample | null, logs: 
   };
 }
 
-/** Wrong PINs: a few per address, then a lock; and a cap over all addresses. Bounded memory. */
-export class PinGuard {
-  private readonly digest: Buffer;
-  private readonly byAddress = new Map<string, { failures: number; last: number; lockedUntil: number }>();
-  private recent: number[] = [];
-
-  constructor(
-    pin: string,
-    private readonly clock: Pick<Clock, 'now'>,
-  ) {
-    this.digest = createHash('sha256').update(pin).digest();
-  }
-
-  check(address: string, given: string): 'ok' | 'wrong' | 'locked' {
-    const now = this.clock.now();
-    this.recent = this.recent.filter((t) => now - t < 60_000);
-    let e = this.byAddress.get(address);
-    if (e && now - e.last >= PIN_LOCK_MS && now >= e.lockedUntil) e = undefined;
-    if ((e && now < e.lockedUntil) || this.recent.length >= PIN_FAILURES_PER_MINUTE) return 'locked';
-    if (timingSafeEqual(createHash('sha256').update(given).digest(), this.digest)) {
-      this.byAddress.delete(address);
-      return 'ok';
-    }
-    this.recent.push(now);
-    e ??= { failures: 0, last: now, lockedUntil: 0 };
-    e.failures++;
-    e.last = now;
-    if (e.failures >= PIN_FAILURES_PER_ADDRESS) e = { failures: 0, last: now, lockedUntil: now + PIN_LOCK_MS };
-    this.byAddress.delete(address);
-    if (this.byAddress.size >= PIN_ADDRESSES) this.byAddress.delete(this.byAddress.keys().next().value!);
-    this.byAddress.set(address, e);
-    return 'wrong';
-  }
-}
 
 export interface StatusPageOptions {
   /** Default 8080; 0 = any free port (tests). */
@@ -198,6 +163,13 @@ function checkOptions(o: StatusPageOptions): void {
   if (o.pin != null && (typeof o.pin !== 'string' || !/^[\x21-\x7e]{4,64}$/.test(o.pin))) throw new Error('statusPage.pin: must be 4–64 printable ASCII characters (or null for no PIN)');
 }
 
+/** WebSocket.OPEN (a constant of the protocol; `ws` itself loads with the first viewer). */
+const WS_OPEN = 1;
+let wsModule: Promise<typeof WsModule> | null = null;
+const loadWs = (): Promise<typeof WsModule> => (wsModule ??= import('ws'));
+let pageModule: Promise<typeof PageModule> | null = null;
+const loadPage = (): Promise<typeof PageModule> => (pageModule ??= import('./status-html.js'));
+
 export class StatusPageServer {
   private server: http.Server | null = null;
   private wss: WebSocketServer | null = null;
@@ -227,7 +199,6 @@ export class StatusPageServer {
     server.maxHeadersCount = 64;
     server.maxConnections = 4 * (this.o.maxClients ?? MAX_STATUS_CLIENTS);
     server.timeout = 30_000;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, clientTracking: false });
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -278,8 +249,18 @@ export class StatusPageServer {
       res.end('404\n');
       return;
     }
+    void loadPage().then(
+      (page) => this.sendPage(req, res, page.renderStatusHtml),
+      (e: unknown) => {
+        this.o.log.error({ evt: 'status_page.load_failed', err: (e as Error).message }, 'status page: cannot load the page');
+        res.writeHead(500, SECURITY_HEADERS).end();
+      },
+    );
+  }
+
+  private sendPage(req: http.IncomingMessage, res: http.ServerResponse, render: (o: { nonce: string; pinRequired: boolean }) => string): void {
     const nonce = randomBytes(16).toString('base64');
-    const body = renderStatusHtml({ nonce, pinRequired: this.guard !== null });
+    const body = render({ nonce, pinRequired: this.guard !== null });
     res.writeHead(200, {
       ...SECURITY_HEADERS,
       'Content-Type': 'text/html; charset=utf-8',
@@ -299,11 +280,19 @@ export class StatusPageServer {
     // Another site's page in the clerk's browser may not read the box (cross-site WebSocket).
     const origin = req.headers.origin;
     if (origin !== undefined && !sameHost(origin, req.headers.host)) return refuse(403);
-    if (this.clients.size >= (this.o.maxClients ?? MAX_STATUS_CLIENTS) || !this.wss) {
+    if (this.clients.size >= (this.o.maxClients ?? MAX_STATUS_CLIENTS) || !this.server) {
       this.o.log.debug({ evt: 'status_page.refused', clients: this.clients.size }, 'status page: too many clients');
       return refuse(503);
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onClient(ws, req.socket.remoteAddress ?? '?'));
+    // `ws` loads with the first viewer: a box nobody looks at does not carry it (the agent's idle memory).
+    void loadWs().then(
+      ({ WebSocketServer }) => {
+        if (!this.server || socket.destroyed) return socket.destroy();
+        this.wss ??= new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, clientTracking: false });
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.onClient(ws, req.socket.remoteAddress ?? '?'));
+      },
+      () => refuse(500),
+    );
   }
 
   private onClient(ws: WebSocket, address: string): void {
@@ -353,7 +342,7 @@ export class StatusPageServer {
   }
 
   private send(c: Client, json: string | null): void {
-    if (json === null || c.ws.readyState !== WebSocket.OPEN) return;
+    if (json === null || c.ws.readyState !== WS_OPEN) return;
     // A client that does not read (a phone gone to sleep on a slow link) is cut, not buffered.
     if (c.ws.bufferedAmount > MAX_BUFFERED_BYTES) return void c.ws.terminate();
     c.ws.send(json);

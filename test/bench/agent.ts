@@ -98,7 +98,8 @@ function rssMb(pid: number): Promise<number> {
 async function once(brokerUrl: string, dir: string, node: string, log: (l: string) => void): Promise<AgentRun> {
   const dataDir = await mkdtemp(path.join(dir, 'data-'));
   const cfg = path.join(dir, 'config.json');
-  await writeFile(cfg, JSON.stringify({ deviceId: DEVICE, groupId: GROUP, name: 'Bench commune', mqtt: { url: brokerUrl }, dataDir, media: { source: 'test' }, health: { periodS: 30 }, log: { level: 'warn' } }));
+  // The status page is on, as on a box (a free port here: several runs, other agents on 8080).
+  await writeFile(cfg, JSON.stringify({ deviceId: DEVICE, groupId: GROUP, name: 'Bench commune', mqtt: { url: brokerUrl }, dataDir, media: { source: 'test' }, health: { periodS: 30 }, log: { level: 'warn' }, field: { statusPage: { port: 0, host: '127.0.0.1' } } }));
   const hub = mqtt.connect(brokerUrl, { clientId: `bench-hub-${process.pid}`, protocolVersion: 5, clean: true });
   await new Promise<void>((r, j) => (hub.once('connect', () => r()), hub.once('error', j)));
   await hub.publishAsync(`ep/v1/dev/${DEVICE}/status`, '', { qos: 1, retain: true });

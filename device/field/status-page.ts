@@ -15,23 +15,23 @@
  * below: clients, header size, idle times, frame size, a slow client's buffer.
  */
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type * as WsModule from 'ws';
 import type { WebSocketServer, WebSocket } from 'ws';
 import type * as PageModule from './status-html.js';
 import { PinGuard } from './pin-guard.js';
 export { PIN_FAILURES_PER_ADDRESS, PIN_FAILURES_PER_MINUTE, PIN_LOCK_MS, PinGuard } from './pin-guard.js';
-import { systemClock, withoutCredentials, type Clock, type Logger } from '../../lib/index.js';
+import { systemClock, type Clock, type Logger } from '../../lib/index.js';
 import type { HealthSample } from '../contract/index.js';
-import { STATE_WORDS, displayString, ledFor, problemsOf, type FieldView } from './model.js';
+import type { FieldView } from './model.js';
+import { STATUS_LOG_LINES, statusSnapshot } from './status-snapshot.js';
+export { STATUS_LOG_LINES, STATUS_LOG_LINE_CHARS, redactSecrets, statusSnapshot, type StatusHealth, type StatusSnapshot } from './status-snapshot.js';
 
 export const STATUS_PAGE_PORT = 8080;
 export const STATUS_WS_PATH = '/ws';
 export const MAX_STATUS_CLIENTS = 16;
-export const STATUS_LOG_LINES = 200;
-/** A log line on the page is cut here (the ring keeps up to 8 KiB; a phone needs less). */
-export const STATUS_LOG_LINE_CHARS = 1000;
 export const PUSH_EVERY_MS = 250;
 export const REFRESH_MS = 5000;
 /** Nothing a client may say is longer than `{"pin":"…"}`; bigger frames close the socket (1009). */
@@ -43,85 +43,6 @@ const MAX_BUFFERED_BYTES = 1 << 20;
 export const CLOSE_PIN_REQUIRED = 4001;
 export const CLOSE_PIN_WRONG = 4003;
 export const CLOSE_PIN_LOCKED = 4029;
-
-/** Replaces anything that looks like a secret's value in a line of text (defence in depth: the logger redacts first). */
-export function redactSecrets(line: string): string {
-  return (
-    line
-      // "password":"x", "srt":{"passphrase":…}, "apiKey": 123, "pin": "1234" (not "buttonPin": 17) …
-      .replace(/("(?:pin|[\w.-]*?(?:password|passphrase|passwd|token|secret|key))"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)/gi, '$1"[redacted]"')
-      // password=x, passphrase: x, ?passphrase=x&…
-      .replace(/\b(pin|[\w.-]*?(?:password|passphrase|passwd|token|secret|key))(\s*[=:]\s*)(?!"\[redacted\]")([^\s,;&"'}\]]+)/gi, '$1$2[redacted]')
-      // scheme://user:password@host
-      .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]*:[^\s/@]*@/gi, '$1[redacted]@')
-      .replace(/\b(bearer|basic)\s+[\w.~+/-]+=*/gi, '$1 [redacted]')
-  );
-}
-
-type N = number | null;
-
-const num = (x: unknown): N => (typeof x === 'number' && Number.isFinite(x) ? x : null);
-const bool = (x: unknown): boolean | null => (typeof x === 'boolean' ? x : null);
-const text = (x: unknown, max = 200): string | null => (typeof x === 'string' ? displayString(x, max) : null);
-const obj = (x: unknown): Record<string, unknown> => (typeof x === 'object' && x !== null ? (x as Record<string, unknown>) : {});
-
-function pageHealth(h: HealthSample, inMeeting: boolean) {
-  const cpu = obj(h.cpu), power = obj(h.power), mem = obj(h.mem), disk = obj(h.disk), net = obj(h.net), dev = obj(h.devices);
-  const m = obj(h.media), send = obj(m.send), recv = obj(m.receive), audio = obj(m.audio), link = obj(m.link);
-  return {
-    ts: text(h.ts, 40),
-    uptimeS: num(h.uptimeS),
-    cpu: { loadPct: num(cpu.loadPct), tempC: num(cpu.tempC) },
-    power: { underVoltage: bool(power.underVoltage), underVoltageSinceBoot: bool(power.underVoltageSinceBoot), throttled: bool(power.throttled) },
-    mem: { usedPct: num(mem.usedPct) },
-    disk: { usedPct: num(disk.usedPct) },
-    clockSynced: bool(h.clockSynced),
-    net: { iface: text(net.iface, 32), ip: text(net.ip, 64), rxKbps: num(net.rxKbps), txKbps: num(net.txKbps) },
-    devices: { camera: bool(dev.camera), display: bool(dev.display), mic: bool(dev.mic), speaker: bool(dev.speaker) },
-    media: inMeeting
-      ? {
-          send: { fps: num(send.fps), kbps: num(send.kbps), rttMs: num(send.rttMs), lossPct: num(send.lossPct) },
-          receive: { fps: num(recv.fps), kbps: num(recv.kbps), lossPct: num(recv.lossPct) },
-          audio: { micDb: num(audio.micDb), speakerDb: num(audio.speakerDb) },
-          rung: text(link.rung, 32),
-        }
-      : null,
-  };
-}
-
-/** What the page receives (statusSnapshot): every field named, nothing passed through whole. */
-export type StatusSnapshot = ReturnType<typeof statusSnapshot>;
-export type StatusHealth = ReturnType<typeof pageHealth>;
-
-/** The snapshot the page shows. Pure; every string NFC and cut, log lines redacted again. */
-export function statusSnapshot(v: FieldView, health: HealthSample | null, logs: readonly string[]) {
-  const inMeeting = v.state === 'in_meeting' || v.state === 'joining' || v.state === 'leaving';
-  return {
-    t: 'snapshot' as const,
-    now: v.now,
-    name: text(v.name),
-    deviceId: text(v.deviceId, 64),
-    groupId: text(v.groupId, 64),
-    version: text(v.version, 64) ?? '',
-    state: v.state,
-    stateWords: STATE_WORDS[v.state],
-    unprovisionedReason: v.unprovisionedReason === null ? null : redactSecrets(displayString(v.unprovisionedReason, 400)),
-    hub: { connected: v.hub.connected, url: v.hub.url === null ? null : text(redactSecrets(withoutCredentials(v.hub.url)), 300), downForMs: num(v.hub.downForMs) ?? 0 },
-    network: v.network,
-    meeting: v.meeting && { id: text(v.meeting.id, 64) ?? '', title: text(v.meeting.title), since: text(v.meeting.since, 40) ?? '' },
-    nextMeeting: v.nextMeeting && { title: text(v.nextMeeting.title) ?? '', startsAt: text(v.nextMeeting.startsAt, 40) ?? '' },
-    problems: problemsOf(v),
-    led: ledFor(v).code,
-    ota: v.ota && { phase: text(v.ota.phase, 40) ?? '', version: text(v.ota.version, 64), progress: num(v.ota.progress) },
-    identify: v.identify,
-    handRaised: v.handRaised,
-    micMuted: v.micMuted,
-    resetWarning: v.resetWarning,
-    health: health === null ? null : pageHealth(health, inMeeting),
-    logs: logs.slice(-STATUS_LOG_LINES).map((l) => redactSecrets(displayString(l, STATUS_LOG_LINE_CHARS))),
-  };
-}
-
 
 export interface StatusPageOptions {
   /** Default 8080; 0 = any free port (tests). */
@@ -171,7 +92,10 @@ let pageModule: Promise<typeof PageModule> | null = null;
 const loadPage = (): Promise<typeof PageModule> => (pageModule ??= import('./status-html.js'));
 
 export class StatusPageServer {
-  private server: http.Server | null = null;
+  /** The listener from start(); node:http loads with its first connection (httpServer()). */
+  private server: net.Server | null = null;
+  private http: Promise<http.Server> | null = null;
+  private statusCodes: Record<number, string | undefined> = {};
   private wss: WebSocketServer | null = null;
   private readonly clients = new Set<Client>();
   private readonly clock: Clock;
@@ -195,11 +119,9 @@ export class StatusPageServer {
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = http.createServer({ maxHeaderSize: 8192, headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5000 }, (req, res) => this.onRequest(req, res));
-    server.maxHeadersCount = 64;
+    // A plain TCP listener: an idle box (nobody looking) does not carry node:http (the agent's idle memory).
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
     server.maxConnections = 4 * (this.o.maxClients ?? MAX_STATUS_CLIENTS);
-    server.timeout = 30_000;
-    server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.o.port ?? STATUS_PAGE_PORT, this.o.host, () => {
@@ -233,8 +155,42 @@ export class StatusPageServer {
     this.wss?.close();
     this.wss = null;
     const closed = new Promise<void>((r) => server.close(() => r()));
-    server.closeAllConnections();
+    const h = await this.http?.catch(() => null);
+    this.http = null;
+    if (h) {
+      h.close();
+      h.closeAllConnections();
+    }
     await closed;
+  }
+
+  /** A connection to the listener: handed to the HTTP server (made with the first one). */
+  private accept(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
+    void this.httpServer().then(
+      (h) => {
+        if (!this.server || socket.destroyed) return socket.destroy();
+        h.emit('connection', socket);
+        socket.resume();
+      },
+      () => socket.destroy(),
+    );
+  }
+
+  private httpServer(): Promise<http.Server> {
+    this.http ??= import('node:http').then(({ default: http }) => {
+      const h = http.createServer({ maxHeaderSize: 8192, headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5000 }, (req, res) => this.onRequest(req, res));
+      h.maxHeadersCount = 64;
+      h.timeout = 30_000;
+      h.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+      h.on('error', (e) => this.o.log.warn({ evt: 'status_page.error', err: e.message }, 'status page server error'));
+      // Its connections come from our listener, so it never listens itself: 'listening' starts
+      // the checks that enforce headersTimeout/requestTimeout (Node's http server does that on it).
+      h.emit('listening');
+      this.statusCodes = http.STATUS_CODES;
+      return h;
+    });
+    return this.http;
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -273,7 +229,7 @@ export class StatusPageServer {
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const refuse = (code: number): void => {
       socket.once('finish', () => socket.destroy());
-      socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${code} ${this.statusCodes[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     socket.on('error', () => socket.destroy());
     if ((req.url ?? '').split('?')[0] !== STATUS_WS_PATH) return refuse(404);
@@ -317,7 +273,8 @@ export class StatusPageServer {
     let pin = '';
     try {
       const m = JSON.parse(data.toString('utf8')) as unknown;
-      if (typeof obj(m).pin === 'string') pin = obj(m).pin as string;
+      const o = typeof m === 'object' && m !== null ? (m as Record<string, unknown>) : {};
+      if (typeof o.pin === 'string') pin = o.pin;
     } catch {
       // not JSON: a wrong PIN like any other
     }

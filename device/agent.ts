@@ -112,6 +112,7 @@ export class Agent {
       will: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: false, ts: this.iso() }) },
       onlineStatus: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: true, version: d.version, bootId: this.bootId, ts: this.iso() }) },
       subscriptions: topics.subscriptions(c.deviceId, c.groupId),
+      optionalSubscriptions: topics.optionalSubscriptions(c.groupId),
       clock: this.clock,
       logger: this.log,
       ...(d.random ? { random: d.random } : {}),

@@ -120,6 +120,8 @@ export class ControlServer {
       const line = queue.shift();
       if (line === undefined) return;
       busy = true;
+      // Idle means no request: a long one (a selftest: up to a minute) is not cut while it runs.
+      sock.setTimeout(0);
       const req = parseControlLine(line);
       if ('bad' in req) send(req.id, '', { ok: false, error: { code: 'bad_request', message: req.bad } });
       else {
@@ -132,6 +134,7 @@ export class ControlServer {
         send(req.id, req.command, r);
       }
       busy = false;
+      sock.setTimeout(CONTROL_IDLE_MS);
       void next();
     };
     sock.setEncoding('utf8');
@@ -185,6 +188,11 @@ export function controlRequest(socketPath: string, command: string, args: unknow
     sock.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
+    });
+    // Closed by the agent without an answer (it stopped, or cut the connection): say so now, not at the timeout.
+    sock.on('close', () => {
+      clearTimeout(timer);
+      reject(Object.assign(new Error('the agent closed the connection without an answer'), { code: 'ECONNRESET' }));
     });
   });
 }

@@ -65,7 +65,11 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
     event: async () => undefined,
     meetingId: () => null,
     // Held 10 s here too: a half-written identity (a bad config) goes; the box stays unprovisioned.
-    onFactoryReset: () => void wipeDataDir(o.dataDir).then((gone) => o.log.warn({ evt: 'factory_reset.done', removed: gone }, `factory reset: removed ${gone.length} entries`)),
+    onFactoryReset: () =>
+      void wipeDataDir(o.dataDir).then(
+        (gone) => o.log.warn({ evt: 'factory_reset.done', removed: gone }, `factory reset: removed ${gone.length} entries`),
+        (e: unknown) => o.log.error({ evt: 'factory_reset.failed', err: (e as Error).message }, 'factory reset: could not wipe the data directory'),
+      ),
     ...(o.fieldHardware ? { hardware: o.fieldHardware } : {}),
   });
   const control = new ControlServer({

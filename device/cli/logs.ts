@@ -179,9 +179,11 @@ async function fromFile(file: string, r: Run & { since: number | null }): Promis
     let offset = size;
     let partial = '';
     while (!r.stop.aborted) {
+      // One listener per wait, removed with it (adding one each poll grew without bound).
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, FOLLOW_POLL_MS);
-        r.stop.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+        const onAbort = (): void => (clearTimeout(t), resolve());
+        const t = setTimeout(() => (r.stop.removeEventListener('abort', onAbort), resolve()), FOLLOW_POLL_MS);
+        r.stop.addEventListener('abort', onAbort, { once: true });
       });
       const now = (await stat(file).catch(() => null))?.size ?? offset;
       if (now < offset) offset = 0;

@@ -201,7 +201,9 @@ export async function runAgentCommand(argv: string[], _out: Out, err: Out): Prom
   unwatch();
   await control.stop();
   const outcome = await stopWithin(agent, Math.max(1000, STOP_BOUND_MS - (Date.now() - signaledAt)), agent.log);
-  if (wipeAfterStop && outcome !== 'timeout') {
+  // Only after a clean stop: a part still running could write its store back into the wiped directory.
+  if (wipeAfterStop && outcome !== 'stopped') agent.log.error({ evt: 'factory_reset.skipped', outcome }, 'factory reset not done: the agent did not stop cleanly; hold the button again');
+  if (wipeAfterStop && outcome === 'stopped') {
     const gone = await import('../../provisioning/index.js').then((p) => p.wipeDataDir(config.dataDir)).catch((e: unknown) => {
       agent.log.error({ evt: 'factory_reset.failed', err: (e as Error).message }, 'factory reset: could not wipe the data directory');
       return null;

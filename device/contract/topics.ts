@@ -21,8 +21,9 @@ export const topics = {
     `${PREFIX}/dev/${deviceId}/cmd/+`,
     `${PREFIX}/grp/${groupId}/cmd/+`,
     `${PREFIX}/grp/${groupId}/meeting`,
-    `${PREFIX}/grp/${groupId}/next`,
   ],
+  /** The contract extensions a box listens to when the hub's ACL allows (a SUBSCRIBE of their own). */
+  optionalSubscriptions: (groupId: string): string[] => [`${PREFIX}/grp/${groupId}/next`],
 };
 
 export type Incoming =

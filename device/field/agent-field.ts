@@ -153,14 +153,22 @@ export class AgentField {
     this.state.start();
   }
 
+  /** Never throws: the agent's stop goes on to its other parts whatever the LEDs or the page do. */
   async stop(): Promise<void> {
     this.state.stop();
     for (const u of this.undo.splice(0).reverse()) u();
-    await this.page?.stop();
+    const step = async (what: string, fn: () => Promise<void> | undefined): Promise<void> => {
+      try {
+        await fn();
+      } catch (e) {
+        this.d.log.warn({ evt: 'field.stop_failed', what, err: (e as Error).message }, `could not close the ${what}`);
+      }
+    };
+    await step('status page', () => this.page?.stop());
     this.page = null;
-    await this.button?.close();
+    await step('button', () => this.button?.close());
     this.button = null;
-    await this.hw?.close();
+    await step('LEDs and lines', () => this.hw?.close());
     this.hw = null;
   }
 }

@@ -36,6 +36,11 @@ export class Button {
   private warnTimer: unknown = null;
   private resetTimer: unknown = null;
   private closed = false;
+  /**
+   * A hold counts toward the factory reset only once the line was seen released: a line that
+   * rests at the pressed level (wrong `activeLow`, no pull-up, nothing wired) never resets.
+   */
+  private armed = true;
   private readonly o: Required<Omit<ButtonOptions, 'onPress' | 'onWarn' | 'onFactoryReset'>> & Pick<ButtonOptions, 'onPress' | 'onWarn' | 'onFactoryReset'>;
 
   constructor(
@@ -51,8 +56,28 @@ export class Button {
   }
 
   /** Starts watching the line (a button without a line does nothing). */
-  start(): void {
-    this.line?.watch((high) => this.level(high));
+  async start(): Promise<void> {
+    const line = this.line;
+    if (!line) return;
+    const now = await line.read?.().catch(() => null);
+    if (now !== undefined && now !== null && now !== this.o.activeLow) {
+      this.armed = false;
+      this.o.log.warn({ evt: 'field.button_pressed_at_rest', line: line.describe, activeLow: this.o.activeLow }, 'the button line reads "pressed" at rest (wiring? field.button.activeLow?): the factory reset waits until it reads released');
+    }
+    line.watch(
+      (high) => this.level(high),
+      (why) => this.lost(why),
+    );
+  }
+
+  /** The line can no longer be watched: a hold in progress is called off (its release would never be seen). */
+  private lost(why: string): void {
+    if (this.closed || !this.pressed) return;
+    this.o.log.warn({ evt: 'field.button_lost', why }, 'button line lost during a hold: factory reset cancelled');
+    this.pressed = false;
+    this.armed = false;
+    this.clearHold();
+    if (this.warned && !this.resetDone) this.call('onWarn', false);
   }
 
   /** Is it held now (debounced)? */
@@ -79,6 +104,7 @@ export class Button {
       this.pressedAt = clock.now();
       this.warned = false;
       this.resetDone = false;
+      if (!this.armed) return;
       this.warnTimer = clock.setTimeout(() => {
         this.warnTimer = null;
         this.warned = true;
@@ -95,6 +121,10 @@ export class Button {
     }
     const heldMs = clock.now() - this.pressedAt;
     this.clearHold();
+    if (!this.armed) {
+      this.armed = true;
+      return;
+    }
     if (this.resetDone) return;
     if (this.warned) {
       log.info({ evt: 'field.button_reset_cancelled', heldMs }, 'button released: factory reset cancelled');
@@ -121,11 +151,11 @@ export class Button {
     this.warnTimer = this.resetTimer = null;
   }
 
+  /** Stops counting; the line belongs to whoever opened it (hardware.ts closes it, once). */
   async close(): Promise<void> {
     this.closed = true;
     if (this.debounce !== null) this.o.clock.clearTimeout(this.debounce);
     this.debounce = null;
     this.clearHold();
-    await this.line?.close();
   }
 }

@@ -21,7 +21,10 @@ export interface OutputLine {
 /** One input line: reports its raw level (true = high) on every edge. */
 export interface InputLine {
   readonly describe: string;
-  watch(cb: (high: boolean) => void): void;
+  /** Levels as they change; `lost` when the line can no longer be watched (gpiomon ended, a read error). */
+  watch(cb: (high: boolean) => void, lost?: (why: string) => void): void;
+  /** The level now, where the driver can read it (sysfs); absent: edges only. */
+  read?(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -77,6 +80,7 @@ export function parseGpiodetect(text: string): ChipInfo[] {
 
 /** The part of onoff's `Gpio` we use; the factory is onoff's constructor (or a test's fake). */
 export interface OnoffGpio {
+  read(): Promise<0 | 1>;
   write(value: 0 | 1): Promise<void>;
   watch(cb: (err: Error | null | undefined, value: 0 | 1) => void): void;
   unwatchAll(): void;
@@ -106,10 +110,13 @@ export function sysfsGpioRefusal(e: unknown): string {
 
 export function sysfsGpioOutput(factory: OnoffFactory, gpio: number, activeLow: boolean): OutputLine {
   const g = factory(gpio, 'out');
+  let closed = false;
   return {
     describe: `sysfs gpio${gpio}`,
     set: (on) => g.write(on !== activeLow ? 1 : 0),
     async close() {
+      if (closed) return;
+      closed = true;
       await g.write(activeLow ? 1 : 0).catch(() => undefined);
       g.unexport();
     },
@@ -118,15 +125,24 @@ export function sysfsGpioOutput(factory: OnoffFactory, gpio: number, activeLow: 
 
 export function sysfsGpioInput(factory: OnoffFactory, gpio: number, log: Logger): InputLine {
   const g = factory(gpio, 'in', 'both');
+  let closed = false;
   return {
     describe: `sysfs gpio${gpio}`,
-    watch(cb) {
+    watch(cb, lost) {
       g.watch((err, value) => {
-        if (err) log.warn({ evt: 'field.gpio_watch_failed', gpio, err: err.message }, 'button line read failed');
-        else cb(value === 1);
+        if (err) {
+          log.warn({ evt: 'field.gpio_watch_failed', gpio, err: err.message }, 'button line read failed');
+          lost?.(err.message);
+        } else cb(value === 1);
       });
     },
+    async read() {
+      return (await g.read()) === 1;
+    },
+    // Once: onoff's unexport closes its value fd unguarded (a second close hits EBADF, or another descriptor).
     async close() {
+      if (closed) return;
+      closed = true;
       g.unwatchAll();
       g.unexport();
     },
@@ -296,7 +312,7 @@ export class ChardevInput implements InputLine {
     this.describe = `chardev ${chip} line ${offset} (gpiomon ${tools.version})`;
   }
 
-  watch(cb: (high: boolean) => void): void {
+  watch(cb: (high: boolean) => void, lost?: (why: string) => void): void {
     if (this.closed || this.child) return;
     const child = spawn(this.tools.commands.gpiomon, gpiomonArgs(this.tools.major, this.chip, this.offset, this.pullUp), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -304,7 +320,9 @@ export class ChardevInput implements InputLine {
     child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(0, 512)));
     child.on('error', (e) => this.log.warn({ evt: 'field.gpiomon_failed', err: e.message }, 'gpiomon failed'));
     child.on('exit', (code, signal) => {
-      if (!this.closed) this.log.warn({ evt: 'field.gpiomon_exited', code, signal, err: err.trim() }, 'gpiomon exited: the button is not watched');
+      if (this.closed) return;
+      this.log.warn({ evt: 'field.gpiomon_exited', code, signal, err: err.trim() }, 'gpiomon exited: the button is not watched');
+      lost?.(`gpiomon exited (${code ?? signal})`);
     });
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {

@@ -45,6 +45,8 @@ export interface MqttSessionOptions {
   /** Published retained on every connect. */
   onlineStatus: { topic: string; payload: () => string };
   subscriptions: string[];
+  /** Contract extensions (the next meeting): a SUBSCRIBE of their own; one refused is said once and not asked again. */
+  optionalSubscriptions?: string[];
   clock?: Clock;
   logger?: Logger;
   random?: () => number;
@@ -94,6 +96,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private stopped = true;
   /** Subscribed since start(): a new process must subscribe once even to a present session, or it never gets the retained meeting. */
   private subscribedSinceStart = false;
+  private readonly refusedOptional = new Set<string>();
   private tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
   private handler: MessageHandler = async () => undefined;
   private readonly clock: Clock;
@@ -335,6 +338,12 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
         // 0x80 (3.1.1) and every MQTT 5 reason code from 0x80 up mean refused.
         const refused = granted.filter((g) => g.qos >= 128);
         if (refused.length) this.log.error({ evt: 'mqtt.subscribe_refused', topics: refused.map((g) => g.topic) }, 'the broker refused a subscription (ACL?)');
+        const optional = (this.o.optionalSubscriptions ?? []).filter((t) => !this.refusedOptional.has(t));
+        const got = optional.length ? await c.subscribeAsync(Object.fromEntries(optional.map((t) => [t, { qos: 1 as const }]))) : [];
+        for (const g of got.filter((x) => x.qos >= 128 && !this.refusedOptional.has(x.topic))) {
+          this.refusedOptional.add(g.topic);
+          this.log.warn({ evt: 'mqtt.optional_subscribe_refused', topic: g.topic }, `the broker refused ${g.topic} (an ACL older than this extension): not asked again`);
+        }
       }
       await c.publishAsync(this.o.onlineStatus.topic, this.o.onlineStatus.payload(), { qos: 1, retain: true });
       if (this.client === c) this.emit('connected', { sessionPresent, protocolVersion: this.protocolVersion });

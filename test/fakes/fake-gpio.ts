@@ -15,10 +15,19 @@ import type { Clock } from '../../lib/index.js';
 export class FakeInputLine implements InputLine {
   readonly describe = 'fake input';
   private cb: ((high: boolean) => void) | null = null;
+  private lostCb: ((why: string) => void) | null = null;
   closed = false;
 
-  watch(cb: (high: boolean) => void): void {
+  watch(cb: (high: boolean) => void, lost?: (why: string) => void): void {
     this.cb = cb;
+    this.lostCb = lost ?? null;
+  }
+
+  /** The line can no longer be watched (gpiomon ended). */
+  lose(why: string): void {
+    setImmediate(() => {
+      if (!this.closed) this.lostCb?.(why);
+    });
   }
 
   drive(high: boolean): void {
@@ -58,6 +67,8 @@ export class FakeOutputLine implements OutputLine {
 export class FakeOnoffGpio implements OnoffGpio {
   readonly writes: Array<0 | 1> = [];
   unexported = false;
+  /** The level now (what read() gives); an interrupt sets it. Default: high (a pull-up, released). */
+  value: 0 | 1 = 1;
   private watchers: Array<(err: Error | null | undefined, value: 0 | 1) => void> = [];
 
   constructor(
@@ -66,7 +77,13 @@ export class FakeOnoffGpio implements OnoffGpio {
     readonly edge: string | undefined,
   ) {}
 
+  async read(): Promise<0 | 1> {
+    await new Promise((r) => setImmediate(r));
+    return this.value;
+  }
+
   async write(value: 0 | 1): Promise<void> {
+    this.value = value;
     this.writes.push(value);
     await new Promise((r) => setImmediate(r));
   }
@@ -79,13 +96,21 @@ export class FakeOnoffGpio implements OnoffGpio {
     this.watchers = [];
   }
 
+  /** Like onoff's: its value fd closed without a guard, so a second unexport fails (EBADF). */
   unexport(): void {
+    if (this.unexported) throw Object.assign(new Error('EBADF: bad file descriptor, close'), { code: 'EBADF' });
     this.unexported = true;
   }
 
   /** An interrupt: the value after the edge, on a later turn (epoll). */
   interrupt(value: 0 | 1): void {
+    this.value = value;
     setImmediate(() => this.watchers.forEach((w) => w(null, value)));
+  }
+
+  /** The watch fails (epoll error): watchers get the error. */
+  fail(message: string): void {
+    setImmediate(() => this.watchers.forEach((w) => w(new Error(message), this.value)));
   }
 }
 

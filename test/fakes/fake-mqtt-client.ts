@@ -30,9 +30,11 @@ export class FakeMqttClient extends EventEmitter {
     this.ended = true;
     cb?.();
   }
+  /** Topics the broker's ACL refuses (granted 128, as Mosquitto answers a denied SUBSCRIBE). */
+  readonly refuse = new Set<string>();
   async subscribeAsync(map: Record<string, unknown>): Promise<Array<{ topic: string; qos: number }>> {
     this.subscribed.push(Object.keys(map));
-    return Object.keys(map).map((topic) => ({ topic, qos: 1 }));
+    return Object.keys(map).map((topic) => ({ topic, qos: this.refuse.has(topic) ? 128 : 1 }));
   }
   async publishAsync(topic: string, payload: string, o: { retain?: boolean }): Promise<void> {
     this.published.push({ topic, payload: String(payload), retain: o.retain === true });

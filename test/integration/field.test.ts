@@ -107,8 +107,9 @@ beforeAll(async () => {
   await until(() => agent.mqtt.connected, 'the broker');
 });
 
+let stopped = false;
 afterAll(async () => {
-  await agent?.stop();
+  if (!stopped) await agent?.stop();
   await hub?.close();
   await broker?.stop();
   await trees.cleanup();
@@ -168,13 +169,23 @@ describe('the field on a running agent', () => {
     expect(text).not.toContain('BEGIN');
   });
 
-  it('a short press raises the hand: an event to the hub, a badge on the TV; a second lowers it', async () => {
+  it('a short press raises the hand: an event to the hub, a badge on the TV, the status page live; a second lowers it', async () => {
+    // A phone already on the status page sees the change without reloading.
+    const port = (agent.localStatus().statusPage as { port: number }).port;
+    const pushes: Array<Record<string, unknown>> = [];
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    ws.on('open', () => ws.send(JSON.stringify({ pin: '482913' })));
+    ws.on('message', (d) => pushes.push(JSON.parse(String(d)) as Record<string, unknown>));
+    await until(() => pushes.length > 0, 'the first snapshot');
+    expect(pushes[0]).toMatchObject({ handRaised: false });
     const since = hub.mark();
     await press(150);
     const ev = await hub.waitFor((m) => m.n > since && m.kind === 'event' && (m.json as { type?: string }).type === 'hand_raised', GUARD_MS, 'hand_raised');
     expect((ev.json as { detail: unknown }).detail).toEqual({ raised: true, meetingId: null });
     await until(() => badgeTexts().some((t) => /Giơ tay/.test(t)), 'the badge on the TV');
     expect(agent.field.view.handRaised).toBe(true);
+    await until(() => pushes.some((p) => p.handRaised === true), 'the status page to show the raised hand');
+    ws.close();
     const mark2 = hub.mark();
     await press(150);
     const ev2 = await hub.waitFor((m) => m.n > mark2 && m.kind === 'event' && (m.json as { type?: string }).type === 'hand_raised', GUARD_MS, 'hand lowered');
@@ -194,4 +205,13 @@ describe('the field on a running agent', () => {
     expect(resets).toEqual(['button held 10 s']);
     expect(logs.text()).toContain('"evt":"button.factory_reset"');
   }, 60_000);
+
+  it('stops cleanly: the button line released once (onoff cannot unexport twice), the LEDs given back', async () => {
+    stopped = true;
+    await agent.stop();
+    expect(logs.text()).not.toContain('field.stop_failed');
+    expect(button().unexported).toBe(true);
+    expect(await led('ep-status', 'trigger')).toBe('none');
+    expect(logs.text()).toContain('"evt":"agent.stopped"');
+  });
 });

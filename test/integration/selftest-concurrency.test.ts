@@ -17,9 +17,11 @@ import type { Capabilities } from '../../gst-pipelines/types.js';
 import { capabilities } from './helpers/media.js';
 
 /**
- * The gst-launch-1.0 processes whose parent is this process, from /proc. Synchronous on
- * purpose: no event-loop turn while it reads, so no child is reaped meanwhile and one
- * just started is always counted.
+ * The check processes this process started, from /proc: each gst-launch-1.0 runs under
+ * coreutils' `timeout` (device/selftest.ts: it ends even if the agent is gone), so these are
+ * the `timeout … gst-launch-1.0 …` children — exec'd by the time the spawn returns, unlike
+ * the gst-launch-1.0 they fork. Synchronous on purpose: no event-loop turn while it reads,
+ * so no child is reaped meanwhile and one just started is always counted.
  */
 function gstLaunchChildren(): number[] {
   const pids: number[] = [];
@@ -34,7 +36,14 @@ function gstLaunchChildren(): number[] {
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
     const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-    if (comm === 'gst-launch-1.0' && ppid === process.pid) pids.push(Number(name));
+    if (comm !== 'timeout' || ppid !== process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmdline.split('\0').includes('gst-launch-1.0')) pids.push(Number(name));
   }
   return pids;
 }

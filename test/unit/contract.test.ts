@@ -89,7 +89,8 @@ describe('topics', () => {
     expect(parseIncoming('ep/v1/grp/camlo/cmd/dance', 'cam-thanh', 'camlo')).toEqual({ kind: 'command', scope: 'group', command: 'dance', known: false });
     expect(parseIncoming('ep/v1/grp/camlo/meeting', 'cam-thanh', 'camlo')).toEqual({ kind: 'meeting' });
     expect(parseIncoming('ep/v1/dev/other/cmd/join', 'cam-thanh', 'camlo')).toEqual({ kind: 'other' });
-    expect(topics.subscriptions('a-b', 'g-1')).toEqual(['ep/v1/dev/a-b/cmd/+', 'ep/v1/grp/g-1/cmd/+', 'ep/v1/grp/g-1/meeting', 'ep/v1/grp/g-1/next']);
+    expect(topics.subscriptions('a-b', 'g-1')).toEqual(['ep/v1/dev/a-b/cmd/+', 'ep/v1/grp/g-1/cmd/+', 'ep/v1/grp/g-1/meeting']);
+    expect(topics.optionalSubscriptions('g-1')).toEqual(['ep/v1/grp/g-1/next']);
     expect(parseIncoming('ep/v1/grp/g-1/next', 'a-b', 'g-1')).toEqual({ kind: 'next' });
   });
 });

@@ -31,6 +31,42 @@ function rig(o: Partial<ButtonOptions> = {}): { clock: FakeClock; line: FakeInpu
 }
 
 describe('Button', () => {
+  it('the line lost during a hold (gpiomon ended): the warning is withdrawn and no reset comes', async () => {
+    const r = rig();
+    await r.press();
+    await r.clock.advance(3030);
+    expect(r.events).toEqual(['warn true@3030']);
+    r.line.lose('gpiomon exited (1)');
+    await settle();
+    await r.clock.advance(20_000);
+    expect(r.events).toEqual(['warn true@3030', 'warn false@3030']);
+    expect(r.clock.pending).toBe(0);
+  });
+
+  it('a line that reads "pressed" at rest (wrong polarity, nothing wired) never resets until it was seen released', async () => {
+    const clock = new FakeClock(0);
+    // sysfs can read the level: low with active-low wiring is "pressed"
+    const line = Object.assign(new FakeInputLine(), { read: async () => false });
+    const events: string[] = [];
+    const button = new Button(line, { clock, log: silentLogger(), onPress: () => events.push('press'), onWarn: (on) => events.push(`warn ${on}`), onFactoryReset: () => events.push('reset') });
+    await button.start();
+    line.drive(true); // a glitch up …
+    await settle();
+    await clock.advance(10);
+    line.drive(false); // … and back to the resting "pressed" level, for good
+    await settle();
+    await clock.advance(60_000);
+    expect(events).toEqual([]);
+    line.drive(true); // released: from now on the button counts
+    await settle();
+    await clock.advance(100);
+    line.drive(false);
+    await settle();
+    await clock.advance(10_100);
+    expect(events).toEqual(['warn true', 'reset']);
+    await button.close();
+  });
+
   it('a short press (debounced) calls onPress once on release', async () => {
     const r = rig();
     await r.press();
@@ -106,7 +142,7 @@ describe('Button', () => {
     expect(r.events).toEqual(['press@130']);
   });
 
-  it('a throwing handler is logged and the button keeps working; close clears every timer and the line', async () => {
+  it('a throwing handler is logged and the button keeps working; close clears every timer and leaves the line to its owner', async () => {
     let n = 0;
     const r = rig({
       onPress: () => {
@@ -126,7 +162,8 @@ describe('Button', () => {
     expect(r.clock.pending).toBe(2);
     await r.button.close();
     expect(r.clock.pending).toBe(0);
-    expect(r.line.closed).toBe(true);
+    // the line is the hardware's (hardware.ts closes it, once: onoff's unexport cannot run twice)
+    expect(r.line.closed).toBe(false);
   });
 
   it('rejects thresholds out of order', () => {

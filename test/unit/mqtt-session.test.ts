@@ -61,6 +61,44 @@ describe('MqttSession', () => {
     expect(clients[0]!.subscribed).toHaveLength(2); // broker lost it: resubscribe
   });
 
+  it("an extension's topic in a SUBSCRIBE of its own: refused by an older ACL, said once at warn and not asked again", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }) });
+    const made: FakeMqttClient[] = [];
+    const s = new MqttSession({
+      url: 'mqtts://broker:8883',
+      clientId: 'cam-ext',
+      keepaliveS: 30,
+      reconnectBaseMs: 1000,
+      reconnectCapMs: 8000,
+      will: { topic: 'w', payload: () => 'off' },
+      onlineStatus: { topic: 'w', payload: () => 'on' },
+      subscriptions: ['ep/v1/grp/camlo/meeting'],
+      optionalSubscriptions: ['ep/v1/grp/camlo/next'],
+      logger,
+      connect: (_url, opts) => {
+        const c = new FakeMqttClient(opts);
+        c.refuse.add('ep/v1/grp/camlo/next');
+        made.push(c);
+        return c as unknown as MqttClient;
+      },
+    });
+    await s.start();
+    made[0]!.connack(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(made[0]!.subscribed).toEqual([['ep/v1/grp/camlo/meeting'], ['ep/v1/grp/camlo/next']]);
+    made[0]!.drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    made[0]!.connack(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(made[0]!.subscribed.slice(2)).toEqual([['ep/v1/grp/camlo/meeting']]);
+    const refusals = lines.filter((l) => l.includes('mqtt.optional_subscribe_refused'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toContain('"level":40');
+    expect(lines.some((l) => l.includes('mqtt.subscribe_refused'))).toBe(false);
+    await s.stop();
+  });
+
   it('reconnects with capped exponential backoff and jitter', async () => {
     clients[0]!.connack();
     const delays: number[] = [];

@@ -15,13 +15,27 @@ export function redactSecrets(line: string): string {
   return (
     line
       // "password":"x", "srt":{"passphrase":…}, "apiKey": 123, "pin": "1234" (not "buttonPin": 17) …
-      .replace(/("(?:pin|[\w.-]*?(?:password|passphrase|passwd|token|secret|key))"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)/gi, '$1"[redacted]"')
+      // (the name's prefix bounded: an unbounded lazy run made a long dotted line quadratic)
+      .replace(/("(?:pin|[\w.-]{0,40}?(?:password|passphrase|passwd|token|secret|key))"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)/gi, '$1"[redacted]"')
       // password=x, passphrase: x, ?passphrase=x&…
-      .replace(/\b(pin|[\w.-]*?(?:password|passphrase|passwd|token|secret|key))(\s*[=:]\s*)(?!"\[redacted\]")([^\s,;&"'}\]]+)/gi, '$1$2[redacted]')
+      .replace(/\b(pin|[\w.-]{0,40}?(?:password|passphrase|passwd|token|secret|key))(\s*[=:]\s*)(?!"\[redacted\]")([^\s,;&"'}\]]+)/gi, '$1$2[redacted]')
       // scheme://user:password@host
       .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]*:[^\s/@]*@/gi, '$1[redacted]@')
       .replace(/\b(bearer|basic)\s+[\w.~+/-]+=*/gi, '$1 [redacted]')
   );
+}
+
+/** The same log lines go out with every push (up to 4 a second): each is redacted once. Bounded. */
+const redacted = new Map<string, string>();
+const REDACTED_CACHE = 512;
+function redactLine(line: string): string {
+  let r = redacted.get(line);
+  if (r === undefined) {
+    r = redactSecrets(line);
+    if (redacted.size >= REDACTED_CACHE) redacted.delete(redacted.keys().next().value!);
+    redacted.set(line, r);
+  }
+  return r;
 }
 
 type N = number | null;
@@ -84,6 +98,6 @@ export function statusSnapshot(v: FieldView, health: HealthSample | null, logs: 
     micMuted: v.micMuted,
     resetWarning: v.resetWarning,
     health: health === null ? null : pageHealth(health, inMeeting),
-    logs: logs.slice(-STATUS_LOG_LINES).map((l) => redactSecrets(displayString(l, STATUS_LOG_LINE_CHARS))),
+    logs: logs.slice(-STATUS_LOG_LINES).map((l) => redactLine(displayString(l, STATUS_LOG_LINE_CHARS))),
   };
 }

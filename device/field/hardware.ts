@@ -135,8 +135,9 @@ function chardevWhy(d: Discovery): string {
 
 /** One LED on a GPIO offset: sysfs GPIO, else chardev; its software loop on the clock. */
 async function gpioLed(deps: FieldHardwareDeps, d: Discovery, onoff: OnoffFactory | null, offset: number, activeLow: boolean, claim: boolean, tried: string[]): Promise<{ out: LedOutput | null; kind: LedDriverKind; label: string } | null> {
-  const s = await sysfsLine(deps, d, onoff, offset, (n) => sysfsGpioOutput(onoff!, n, activeLow), claim, (l) => l.close());
-  if ('line' in s) return { out: claim ? new SoftwareLed(s.line, deps.clock, deps.log) : null, kind: 'sysfs-gpio', label: s.label };
+  // The probe drives nothing: it exports the line as an input (what onoff's export would refuse, it refuses too) and lets it go.
+  const s = await sysfsLine<OutputLine | InputLine>(deps, d, onoff, offset, (n) => (claim ? sysfsGpioOutput(onoff!, n, activeLow) : sysfsGpioInput(onoff!, n, deps.log)), claim, (l) => l.close());
+  if ('line' in s) return { out: claim ? new SoftwareLed(s.line as OutputLine, deps.clock, deps.log) : null, kind: 'sysfs-gpio', label: s.label };
   tried.push(s.why);
   if (!d.gpiod) {
     tried.push(chardevWhy(d));

@@ -128,6 +128,8 @@ describe('probeFieldHardware and ep probe', () => {
     expect(r.button.driver).toBe('sysfs-gpio');
     // Exported to see whether the kernel allows it, then given back.
     expect(onoff.exported.map((g) => [g.gpio, g.unexported])).toEqual([[529, true], [534, true]]);
+    // … as inputs, and nothing written: the probe drives no line (a wrong offset would drive someone else's)
+    expect(onoff.exported.map((g) => [g.direction, g.writes.length])).toEqual([['in', 0], ['in', 0]]);
     // A line the running agent holds already is reported as such, not exported again.
     await mkdir(path.join(d.paths.gpioClass, 'gpio529'));
     const again = await probeFieldHardware({ gpio: { statusLed: 17 } }, d);

@@ -1,4 +1,4 @@
-export { logOnlyLeds, sysfsLeds } from './leds.js';
+export { logOnlyLeds } from './leds.js';
 export type { Leds } from './leds.js';
 export { logOnlySystemActions, systemctlActions } from './system.js';
 export type { SystemActions } from './system.js';

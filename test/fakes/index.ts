@@ -15,3 +15,4 @@ export { FakeMedia } from './fake-media.js';
 export { FakeMqttClient } from './fake-mqtt-client.js';
 export { FakeGpiod, FakeInputLine, FakeOnoff, FakeOnoffGpio, FakeOutputLine } from './fake-gpio.js';
 export type { FakeGpiodOptions } from './fake-gpio.js';
+export { fieldView, piCaps } from './field-view.js';

@@ -14,9 +14,8 @@ import { WebSocket } from 'ws';
 import { Agent } from '../../device/agent.js';
 import type { AgentConfig } from '../../device/config.js';
 import { ELEMENT_NAMES } from '../../gst-pipelines/plan/index.js';
-import type { Capabilities } from '../../gst-pipelines/index.js';
 import { LogRing, createLogger } from '../../lib/index.js';
-import { FakeOnoff, FakeSpawner, FakeSystemActions, hostTrees, sysfs, type HostFiles } from '../fakes/index.js';
+import { FakeOnoff, FakeSpawner, FakeSystemActions, hostTrees, piCaps, sysfs, type HostFiles } from '../fakes/index.js';
 import { HubClient, LineCapture } from './helpers/hub-client.js';
 import { Mosquitto } from './helpers/mosquitto.js';
 
@@ -35,15 +34,7 @@ const TREE: HostFiles = {
   'sys/class/gpio/gpiochip512/ngpio': '58\n',
 };
 
-const caps: Capabilities = {
-  board: { model: null, kind: 'pi4', arch: 'arm64' },
-  gstreamerVersion: '1.22.0',
-  elements: { textoverlay: true, kmssink: true },
-  cameras: [],
-  displays: [{ connector: 'card1-HDMI-A-1', connected: true, mode: '1920x1080' }],
-  audio: { capture: [], playback: [] },
-  headless: true,
-};
+const caps = piCaps();
 
 const trees = hostTrees();
 const onoff = new FakeOnoff();

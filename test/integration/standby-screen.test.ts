@@ -25,6 +25,7 @@ import type { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.
 import type { Capabilities, StandbyTexts } from '../../gst-pipelines/types.js';
 import { Resources, capabilities, newBox, testSettings } from './helpers/media.js';
 import { pollUntil } from './helpers/processes.js';
+import { fieldView } from '../fakes/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = path.join(ROOT, 'test/fixtures/standby');
@@ -37,26 +38,8 @@ const SEED_TITLE = 'Hội nghị giao ban trực tuyến đánh giá tình hình
 type Band = keyof typeof STANDBY_LAYOUT;
 const BANDS = Object.keys(STANDBY_LAYOUT) as Band[];
 
-const view = (over: Partial<FieldView> = {}): FieldView => ({
-  name: 'Xã Cẩm Thanh',
-  deviceId: 'box-1',
-  groupId: 'grp',
-  version: '1.0.0',
-  state: 'idle',
-  unprovisionedReason: null,
-  hub: { connected: true, url: null, downForMs: 0 },
-  network: true,
-  meeting: null,
-  nextMeeting: null,
-  faults: [],
-  ota: null,
-  identify: false,
-  handRaised: false,
-  micMuted: false,
-  resetWarning: false,
-  now: 0,
-  ...over,
-});
+const view = (over: Partial<FieldView> = {}): FieldView =>
+  fieldView({ deviceId: 'box-1', groupId: 'grp', hub: { connected: true, url: null, downForMs: 0 }, now: 0, ...over });
 const IDLE = standbyTexts(view());
 const UPDATED = standbyTexts(
   view({ state: 'fault', network: false, handRaised: true, micMuted: true, nextMeeting: { title: SEED_TITLE, startsAt: '2026-12-08T01:30:00Z' } }),

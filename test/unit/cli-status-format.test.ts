@@ -6,29 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { formatStatus, logLineText, useColor } from '../../device/cli/status.js';
 import { formatSelftest } from '../../device/cli/selftest.js';
 import { ledFor, problemsOf, type FieldView } from '../../device/field/model.js';
+import { fieldView } from '../fakes/index.js';
 
 const ESC = '\x1b';
 
-const view = (over: Partial<FieldView> = {}): FieldView => ({
-  name: 'Xã Thanh Hà',
-  deviceId: 'cam-thanh',
-  groupId: 'huyen-a',
-  version: '1.4.0',
-  state: 'idle',
-  unprovisionedReason: null,
-  hub: { connected: true, url: 'mqtts://hub.example:8883', downForMs: 0 },
-  network: true,
-  meeting: null,
-  nextMeeting: { title: 'Hội nghị giao ban', startsAt: '2026-12-07T08:00:00.000Z' },
-  faults: [],
-  ota: null,
-  identify: false,
-  handRaised: false,
-  micMuted: false,
-  resetWarning: false,
-  now: 1_780_000_000_000,
-  ...over,
-});
+const view = (over: Partial<FieldView> = {}): FieldView =>
+  fieldView({ name: 'Xã Thanh Hà', groupId: 'huyen-a', version: '1.4.0', nextMeeting: { title: 'Hội nghị giao ban', startsAt: '2026-12-07T08:00:00.000Z' }, now: 1_780_000_000_000, ...over });
 
 const health = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
   ts: '2026-12-06T10:00:00.000Z',

@@ -1,26 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { LED_CODES, NO_HUB_AFTER_MS, adviceFor, displayString, hubLost, ledCode, ledFor, problemsOf, type FieldView } from '../../device/field/model.js';
+import { fieldView } from '../fakes/index.js';
 
-const view = (o: Partial<FieldView> = {}): FieldView => ({
-  name: 'Xã Tân Phú',
-  deviceId: 'ep-0001',
-  groupId: 'huyen-a',
-  version: '1.0.0',
-  state: 'idle',
-  unprovisionedReason: null,
-  hub: { connected: true, url: 'mqtts://hub.example:8883', downForMs: 0 },
-  network: true,
-  meeting: null,
-  nextMeeting: null,
-  faults: [],
-  ota: null,
-  identify: false,
-  handRaised: false,
-  micMuted: false,
-  resetWarning: false,
-  now: Date.parse('2026-03-01T08:00:00Z'),
-  ...o,
-});
+const view = (o: Partial<FieldView> = {}): FieldView =>
+  fieldView({ name: 'Xã Tân Phú', deviceId: 'ep-0001', groupId: 'huyen-a', ...o });
 
 /** Each condition that selects one code, in the table's order. */
 const CONDITIONS: Array<[string, Partial<FieldView>]> = [

@@ -21,43 +21,17 @@ import {
   wrapText,
 } from '../../gst-pipelines/plan/standby.js';
 import { MediaSupervisor } from '../../gst-pipelines/supervisor/supervisor.js';
-import type { Capabilities, MediaSettings, StandbyTexts } from '../../gst-pipelines/types.js';
+import type { MediaSettings, StandbyTexts } from '../../gst-pipelines/types.js';
 import type { ToWorker } from '../../gst-pipelines/worker/protocol.js';
 import { FakeSpawner } from '../fakes/fake-worker.js';
+import { fieldView, piCaps } from '../fakes/index.js';
 
 const SEED_TITLE = 'Hội nghị giao ban trực tuyến đánh giá tình hình phát triển kinh tế – xã hội';
 
-const view = (over: Partial<FieldView> = {}): FieldView => ({
-  name: 'Xã Cẩm Thanh',
-  deviceId: 'box-1',
-  groupId: 'grp',
-  version: '1.0.0',
-  state: 'idle',
-  unprovisionedReason: null,
-  hub: { connected: true, url: 'mqtts://hub:8883', downForMs: 0 },
-  network: true,
-  meeting: null,
-  nextMeeting: null,
-  faults: [],
-  ota: null,
-  identify: false,
-  handRaised: false,
-  micMuted: false,
-  resetWarning: false,
-  now: 0,
-  ...over,
-});
+const view = (over: Partial<FieldView> = {}): FieldView =>
+  fieldView({ deviceId: 'box-1', groupId: 'grp', hub: { connected: true, url: 'mqtts://hub:8883', downForMs: 0 }, now: 0, ...over });
 
-const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
-  board: { model: null, kind: 'pi4', arch: 'arm64' },
-  gstreamerVersion: '1.22.0',
-  elements: { textoverlay: true, kmssink: true },
-  cameras: [],
-  displays: [{ connector: 'card1-HDMI-A-1', connected: true, mode: '1920x1080' }],
-  audio: { capture: [], playback: [] },
-  headless: true,
-  ...over,
-});
+const caps = piCaps;
 const settings: MediaSettings = { source: 'auto', volume: 1, micMuted: false, aec: true, statsPeriodS: 2, standbyTitle: 'Xã Cẩm Thanh' };
 const lines = (s: string): string[] => s.split('\n');
 

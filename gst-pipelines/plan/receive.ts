@@ -7,6 +7,7 @@ import { decoderChain } from './codecs.js';
 import { AUDIO_CAPS, clamp, type SessionChoice } from './choose.js';
 import { osdOverlay, type Endpoints } from './endpoints.js';
 import { sessionBadgesOverlay } from './standby.js';
+import { snapshotBranch } from './snapshot.js';
 import { ELEMENT_NAMES } from './names.js';
 import { branches, chain } from './launch.js';
 import type { Capabilities, MediaSettings } from '../types.js';
@@ -81,14 +82,3 @@ export function snapshotBranches(c: SessionChoice): string {
   return c.snap ? branches(snapshotBranch('sendtee', ELEMENT_NAMES.snapshotSend), snapshotBranch('displaytee', ELEMENT_NAMES.snapshotReceive)) : '';
 }
 
-function snapshotBranch(tee: string, name: string): string {
-  return chain(
-    `${tee}.`,
-    'queue leaky=downstream max-size-buffers=2',
-    'videorate drop-only=true max-rate=1',
-    'videoconvert',
-    'video/x-raw,format=RGB',
-    'pngenc compression-level=1',
-    `appsink name=${name} sync=false async=false max-buffers=1 drop=true`,
-  );
-}

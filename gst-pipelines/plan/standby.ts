@@ -7,6 +7,7 @@
  * changes them live (`standbySets`) without a restart.
  */
 import { osdOverlay, pickEndpoints, rawVideoCaps, sinkEnv } from './endpoints.js';
+import { snapshotBranch } from './snapshot.js';
 import { branches, chain, displayText, q } from './launch.js';
 import { ELEMENT_NAMES } from './names.js';
 import type { Capabilities, MediaSettings, StandbyPlan, StandbyTexts } from '../types.js';
@@ -189,17 +190,7 @@ export function planStandby(caps: Capabilities, settings: MediaSettings, size = 
       'videoconvert',
       ends.display.sink,
     ),
-    snap
-      ? chain(
-          `${tee}.`,
-          'queue leaky=downstream max-size-buffers=2',
-          'videorate drop-only=true max-rate=1',
-          'videoconvert',
-          'video/x-raw,format=RGB',
-          'pngenc compression-level=1',
-          `appsink name=${ELEMENT_NAMES.snapshotReceive} sync=false async=false max-buffers=1 drop=true`,
-        )
-      : null,
+    snap ? snapshotBranch(tee, ELEMENT_NAMES.snapshotReceive) : null,
   );
   return {
     kind: 'standby',

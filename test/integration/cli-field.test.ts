@@ -16,6 +16,7 @@ import { ledFor, problemsOf, type FieldView } from '../../device/field/model.js'
 import { runSrtHandshake } from '../../device/selftest.js';
 import { silentLogger } from '../../lib/index.js';
 import { freePorts } from './helpers/media.js';
+import { fieldView } from '../fakes/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EP = path.join(ROOT, 'device', 'cli', 'ep.ts');
@@ -37,25 +38,7 @@ function ep(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ cod
   });
 }
 
-const view: FieldView = {
-  name: 'Xã Thanh Hà',
-  deviceId: 'cam-thanh',
-  groupId: 'huyen-a',
-  version: '1.4.0',
-  state: 'idle',
-  unprovisionedReason: null,
-  hub: { connected: true, url: 'mqtts://hub.example:8883', downForMs: 0 },
-  network: true,
-  meeting: null,
-  nextMeeting: null,
-  faults: ['under_voltage'],
-  ota: null,
-  identify: false,
-  handRaised: false,
-  micMuted: false,
-  resetWarning: false,
-  now: 1_780_000_000_000,
-};
+const view: FieldView = fieldView({ name: 'Xã Thanh Hà', groupId: 'huyen-a', version: '1.4.0', faults: ['under_voltage'], now: 1_780_000_000_000 });
 
 async function agentSocket(name: string, answer: (command: string) => unknown): Promise<{ socket: string; asked: string[]; stop: () => Promise<void> }> {
   const socket = path.join(dir, `${name}.sock`);

@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import { hostPaths, systemClock, type HostPaths, type Logger } from '../lib/index.js';
 import { unprovisionedReason, wipeDataDir } from '../provisioning/index.js';
 import { AgentField, type AgentFieldDeps } from './field/index.js';
+import { MediaSupervisor, forkSpawner, planStandby, probe, type Capabilities, type StandbyTexts, type WorkerSpawner } from '../gst-pipelines/index.js';
 import { loadConfig } from './config.js';
 import { createContract, isDecodeError } from './contract/index.js';
 import { ControlServer, controlSocketPath, isContractCommand } from './control-socket.js';
@@ -33,6 +34,28 @@ export interface UnprovisionedOptions {
   paths?: HostPaths;
   /** Tests: the GPIO and libgpiod boundaries of the LEDs and the button. */
   fieldHardware?: AgentFieldDeps['hardware'];
+  /** Tests: capabilities instead of probing, and the media worker's spawner (the TV's standby screen). */
+  caps?: Capabilities | null;
+  spawner?: WorkerSpawner;
+}
+
+/**
+ * The TV says it too, where one is connected: the standby screen ("Chưa cài đặt", the reason's
+ * advice) from a media worker, as the provisioned agent shows it between meetings. Null
+ * without a TV (nothing to draw on) or when the worker cannot start (the LEDs and the page still say it).
+ */
+async function standbyTv(o: UnprovisionedOptions, texts: StandbyTexts): Promise<MediaSupervisor | null> {
+  const caps = o.caps !== undefined ? o.caps : await probe().catch(() => null);
+  if (!caps?.displays.some((d) => d.connected)) return null;
+  const media = new MediaSupervisor({ spawner: o.spawner ?? forkSpawner(), clock: systemClock, logger: o.log.child({ module: 'media' }) });
+  try {
+    await media.start(planStandby(caps, { source: 'auto', volume: 1, micMuted: false, aec: false, statsPeriodS: 2 }, undefined, texts));
+    return media;
+  } catch (e) {
+    o.log.error({ evt: 'standby.failed', err: (e as Error).message }, 'cannot show the standby screen');
+    await media.close().catch(() => undefined);
+    return null;
+  }
 }
 
 /**
@@ -51,7 +74,8 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
   const since = new Date().toISOString();
   let reason = await unprovisionedReason(o.dataDir);
   o.log.warn({ evt: 'agent.unprovisioned', reason }, `not provisioned: ${reason}`);
-  // What the technician sees without a laptop: the LEDs' one pulse, the status page with the reason.
+  // What the technician sees without a laptop: the LEDs' one pulse, the status page with the reason, the TV.
+  let tv: MediaSupervisor | null = null;
   const field = new AgentField({
     config: { field: { statusPage: unprovisionedStatusPage(o.env ?? process.env), button: { shortPress: 'raise_hand', activeLow: true } } },
     paths: o.paths ?? hostPaths(),
@@ -60,7 +84,7 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
     base: () => ({ name: null, deviceId: null, groupId: null, version: o.version, state: 'unprovisioned', unprovisionedReason: reason, hub: { connected: false, url: null, downForMs: 0 }, network: null, meeting: null, faults: [], ota: null, micMuted: false }),
     health: () => null,
     logs: (n) => o.logs?.(n) ?? [],
-    showStandby: () => undefined,
+    showStandby: (texts) => tv?.updateStandby(texts),
     toggleMute: async () => false,
     event: async () => undefined,
     meetingId: () => null,
@@ -89,6 +113,7 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
     o.log.error({ evt: 'control.failed', err: (e as Error).message }, 'cannot open the local control socket');
   }
   await field.start();
+  tv = await standbyTv(o, field.standby());
   await o.onReady?.(reason);
   const contract = createContract();
   let stopped = false;
@@ -118,5 +143,6 @@ export async function runUnprovisioned(o: UnprovisionedOptions): Promise<'provis
   } finally {
     await control.stop();
     await field.stop();
+    await tv?.close();
   }
 }

@@ -24,6 +24,12 @@ export interface BenchOptions {
   plotDir: string | null;
   /** Updates with the 50 MB bundle in the ota section. */
   otaRuns: number;
+  /** compare: measured seconds per side and round, settle seconds before each window, rounds. */
+  compareSeconds: number;
+  compareSettleSeconds: number;
+  compareRounds: number;
+  /** soak (only with --only soak): the meeting's length in minutes. */
+  soakMinutes: number;
 }
 
 export class UsageError extends Error {}
@@ -45,6 +51,10 @@ export function parseArgs(argv: string[]): BenchOptions {
     commandBurst: 2000,
     plotDir: null,
     otaRuns: 3,
+    compareSeconds: 20,
+    compareSettleSeconds: 6,
+    compareRounds: 2,
+    soakMinutes: 30,
   };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
@@ -106,13 +116,25 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--ota-runs':
         o.otaRuns = Math.round(num(flag, value(), 1));
         break;
+      case '--compare-seconds':
+        o.compareSeconds = num(flag, value(), 1);
+        break;
+      case '--compare-settle-seconds':
+        o.compareSettleSeconds = num(flag, value(), 0);
+        break;
+      case '--compare-rounds':
+        o.compareRounds = Math.round(num(flag, value(), 1));
+        break;
+      case '--soak-minutes':
+        o.soakMinutes = num(flag, value(), 1);
+        break;
       case '--plot-dir':
         o.plotDir = value() ?? null;
         if (!o.plotDir) throw new UsageError('--plot-dir needs a directory');
         break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands,ota[.bundle|.delta]] [--agent-runs N] [--agent-node PATH] [--command-burst N] [--plot-dir DIR] [--ota-runs N] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands,ota[.bundle|.delta],compare[.ffmpeg|.chromium],soak] [--compare-seconds N] [--compare-settle-seconds N] [--compare-rounds N] [--soak-minutes N] [--agent-runs N] [--agent-node PATH] [--command-burst N] [--plot-dir DIR] [--ota-runs N] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }

@@ -10,7 +10,8 @@
  * write a module exporting a BenchSection and add it to SECTIONS.
  *
  * Sections: media (latency, cpu, startup, loopback, framer), agent, adapt, faults (hub-away,
- * kill, kill-at-hub, stall, orphan, audio-resume, auth), commands (throughput), ota (bundle, delta). The timing goals the integration
+ * kill, kill-at-hub, stall, orphan, audio-resume, auth), commands (throughput), ota (bundle, delta),
+ * compare (ffmpeg, chromium: side by side), soak (only with --only soak: a 30-minute meeting). The timing goals the integration
  * tests leave to the bench are fields of adapt, faults, media.loopback and media.framer.
  *
  * Options (defaults meet the documented minimums; the whole run takes about 11 minutes,
@@ -31,6 +32,10 @@
  *   --command-burst N           commands per kind in the commands section (default 2000)
  *   --ota-runs N                updates with the 50 MB bundle in the ota section (default 3)
  *   --plot-dir DIR              the adapt section writes DATE-adapt.svg there
+ *   --compare-seconds N         compare: measured seconds per side and round (default 20)
+ *   --compare-settle-seconds N  compare: from start to the window (default 6)
+ *   --compare-rounds N          compare: rounds of each comparison (default 2)
+ *   --soak-minutes N            soak: the meeting's length (default 30)
  */
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +47,8 @@ import { parseArgs, UsageError, type BenchOptions } from './options.js';
 import { faultsSection } from './faults.js';
 import { commandsSection } from './commands.js';
 import { otaSection } from './ota.js';
+import { compareSection } from './compare.js';
+import { soakSection } from './soak.js';
 import type { BenchContext, BenchSection, SectionReport } from './report.js';
 import { agentSection, mediaSection } from './sections.js';
 
@@ -49,7 +56,10 @@ export { parseArgs } from './options.js';
 export type { BenchContext, BenchSection, Goal, SectionReport } from './report.js';
 
 /** Every section the bench knows, in run order. */
-export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, adaptSection, faultsSection];
+export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, compareSection, adaptSection, faultsSection, soakSection];
+
+/** Sections that run only when --only names them (the soak takes 30 minutes). */
+const OPT_IN: ReadonlySet<string> = new Set(['soak']);
 
 // ---- main -----------------------------------------------------------------------------------
 
@@ -57,7 +67,7 @@ function selection(only: string[] | null): Map<BenchSection, Set<string>> {
   const chosen = new Map<BenchSection, Set<string>>();
   for (const s of SECTIONS) {
     if (!only) {
-      chosen.set(s, new Set(s.parts));
+      if (!OPT_IN.has(s.name)) chosen.set(s, new Set(s.parts));
       continue;
     }
     const parts = new Set<string>();
@@ -108,6 +118,8 @@ export async function main(argv: string[]): Promise<number> {
   const out: Record<string, unknown> = { date, command: `node dist/test/bench/run.js ${argv.join(' ')}`.trim(), machine, source };
   const problems: string[] = [];
   const tables: string[] = [];
+  // An opt-in section left out says so, as a skipped part does.
+  if (!options.only) for (const s of SECTIONS) if (OPT_IN.has(s.name)) out[s.name] = { skipped: s.parts, notRun: `only with --only ${s.name}` };
   for (const [section, parts] of chosen) {
     let report: SectionReport;
     try {

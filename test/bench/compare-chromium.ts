@@ -66,12 +66,10 @@ window.startLoopback = async () => {
   pc2.onicecandidate = (e) => e.candidate && pc1.addIceCandidate(e.candidate);
   pc2.ontrack = (e) => { document.getElementById('v').srcObject = e.streams[0]; };
   const track = stream.getVideoTracks()[0];
-  // The box sends 720p at 1.5 Mbit/s: ask the same of Chromium (it would otherwise start
-  // small and scale down under CPU load; what it did is in the stats all the same).
-  track.contentHint = 'detail';
+  // The box's bitrate cap (1.5 Mbit/s); Chromium's own degradation preference (balanced,
+  // a camera's default: it scales the size down rather than drop frames), as a kiosk runs.
   const sender = pc1.addTrack(track, stream);
   const p = sender.getParameters();
-  p.degradationPreference = 'maintain-resolution';
   if (p.encodings && p.encodings[0]) p.encodings[0].maxBitrate = 1500000;
   await sender.setParameters(p);
   window.captureSize = track.getSettings().width + 'x' + track.getSettings().height;

@@ -14,8 +14,8 @@
  * compare (ffmpeg, chromium: side by side), soak (only with --only soak: a 30-minute meeting). The timing goals the integration
  * tests leave to the bench are fields of adapt, faults, media.loopback and media.framer.
  *
- * Options (defaults meet the documented minimums; the whole run takes about 11 minutes,
- * a third of it the adapt section's three link scenarios):
+ * Options (defaults meet the documented minimums; the whole run takes about 14 minutes,
+ * a quarter of it the adapt section's three link scenarios, 3 the compare section):
  *   --json                      one JSON object on stdout
  *   --only LIST                 sections or section.part, comma-separated
  *   --latency-seconds N         measured seconds of our path (default 15)

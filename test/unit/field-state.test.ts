@@ -1,25 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { FakeClock } from '../fakes/index.js';
+import { FakeClock, fieldView } from '../fakes/index.js';
 import { FieldState, NEXT_GRACE_MS, type FieldBase } from '../../device/field/field-state.js';
 import { ledFor, NO_HUB_AFTER_MS, type FieldView } from '../../device/field/model.js';
 
 function setup(over: Partial<FieldBase> = {}) {
   const clock = new FakeClock('2026-12-07T08:00:00Z');
-  let base: FieldBase = {
-    name: 'Xã Cam Thanh',
-    deviceId: 'cam-thanh',
-    groupId: 'camlo',
-    version: '1.0.0',
-    state: 'idle',
-    unprovisionedReason: null,
-    hub: { connected: true, url: 'mqtts://hub.example:8883', downForMs: 0 },
-    network: true,
-    meeting: null,
-    faults: [],
-    ota: null,
-    micMuted: false,
-    ...over,
-  };
+  // The shared view's fixture, without what the field adds itself (identify, hand, warning, next meeting, time).
+  const { identify: _i, handRaised: _h, resetWarning: _r, nextMeeting: _n, now: _t, ...shared } = fieldView({ name: 'Xã Cam Thanh' });
+  let base: FieldBase = { ...shared, ...over };
   const field = new FieldState({ clock, base: () => base });
   const seen: FieldView[] = [];
   field.subscribe((v) => seen.push(v));

@@ -13,6 +13,8 @@
  *   lateness delay packets but do not change the rate. Drop-tail: a packet that would take
  *   the queue past `queueBytes` is dropped.
  * - The reverse direction is unlimited, or the same kind of link if `reverseCapacityKbps`.
+ * - Impairments (impair.ts: loss, delay ± jitter, reordering, blackout) act on each
+ *   direction after its capacity, as netem after tbf; none by default.
  *
  * Every byte count and rate here is in link bytes: UDP payload + 28 bytes of IPv4/UDP
  * header, what the capacity is spent on. The queue holds every packet not yet departed,
@@ -20,6 +22,9 @@
  */
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { Impairment, realClock, type ImpairOptions, type ImpairTotals, type LinkClock } from './impair.js';
+
+export type { LinkClock } from './impair.js';
 
 /** IPv4 (20) + UDP (8) header bytes each datagram costs on the link. */
 export const UDP_IP_OVERHEAD_BYTES = 28;
@@ -42,6 +47,8 @@ export interface BottleneckOptions {
   /** null or absent: the reverse direction is unlimited. */
   reverseCapacityKbps?: number | null;
   sampleMs?: number;
+  /** Loss, delay, jitter, reordering of each direction (impair.ts); none by default. */
+  impair?: { forward?: ImpairOptions; reverse?: ImpairOptions };
 }
 
 /** The forward link over one sample period (rates and drops within it, queue at its end). */
@@ -71,19 +78,6 @@ function checkKbps(kbps: number): number {
   if (!(kbps > 0)) throw new RangeError(`capacity must be > 0 kbit/s, got ${kbps}`);
   return kbps;
 }
-
-/** What a Link needs of a clock (lib/clock.ts's Clock has it; the unit test drives a FakeClock). */
-export interface LinkClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realClock: LinkClock = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 interface Queued {
   data: Buffer;
@@ -194,6 +188,7 @@ export class BottleneckRelay {
     private readonly forward: Link,
     private readonly reverse: Link | null,
     sampleMs: number,
+    private readonly impairs: { forward: Impairment; reverse: Impairment },
   ) {
     socket.on('message', (data, from) => this.fromClient(data, from));
     this.every(sampleMs, () => this.sample());
@@ -211,7 +206,23 @@ export class BottleneckRelay {
     });
     const queueBytes = opts.queueBytes ?? DEFAULT_QUEUE_BYTES;
     const reverse = opts.reverseCapacityKbps == null ? null : new Link(opts.reverseCapacityKbps, queueBytes);
-    return new BottleneckRelay(socket, socket.address().port, opts.target, new Link(opts.capacityKbps, queueBytes), reverse, opts.sampleMs ?? DEFAULT_SAMPLE_MS);
+    const impairs = { forward: new Impairment(opts.impair?.forward, realClock), reverse: new Impairment({ seed: 2, ...opts.impair?.reverse }, realClock) };
+    return new BottleneckRelay(socket, socket.address().port, opts.target, new Link(opts.capacityKbps, queueBytes), reverse, opts.sampleMs ?? DEFAULT_SAMPLE_MS, impairs);
+  }
+
+  /** Changes one direction's impairment (the knobs given; see impair.ts). */
+  impair(direction: 'forward' | 'reverse', opts: ImpairOptions): void {
+    this.impairs[direction].set(opts);
+  }
+
+  /** The link down both ways (every packet vanishes, nothing is closed), or up again. */
+  blackout(on: boolean): void {
+    this.impairs.forward.blackout(on);
+    this.impairs.reverse.blackout(on);
+  }
+
+  impairTotals(): { forward: ImpairTotals; reverse: ImpairTotals } {
+    return { forward: { ...this.impairs.forward.totals }, reverse: { ...this.impairs.reverse.totals } };
   }
 
   setCapacity(kbps: number): void {
@@ -243,6 +254,8 @@ export class BottleneckRelay {
     this.timers.clear();
     this.forward.close();
     this.reverse?.close();
+    this.impairs.forward.close();
+    this.impairs.reverse.close();
     const sockets = [this.socket, ...[...this.mappings.values()].map((m) => m.upstream)];
     this.mappings.clear();
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -251,7 +264,7 @@ export class BottleneckRelay {
   private fromClient(data: Buffer, from: dgram.RemoteInfo): void {
     const mapping = this.mappingFor(from);
     mapping.lastSeenAt = performance.now();
-    this.forward.enqueue(data, (d) => mapping.upstream.send(d));
+    this.forward.enqueue(data, (d) => this.impairs.forward.pass(d, (x) => mapping.upstream.send(x)));
   }
 
   private mappingFor(client: dgram.RemoteInfo): Mapping {
@@ -260,7 +273,7 @@ export class BottleneckRelay {
     if (existing) return existing;
     const upstream = dgram.createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
     const mapping: Mapping = { upstream, lastSeenAt: performance.now() };
-    const toClient = (d: Buffer): void => this.socket.send(d, client.port, client.address);
+    const toClient = (d: Buffer): void => this.impairs.reverse.pass(d, (x) => this.socket.send(x, client.port, client.address));
     upstream.on('message', (data) => {
       mapping.lastSeenAt = performance.now();
       if (this.reverse) this.reverse.enqueue(data, toClient);

@@ -51,3 +51,15 @@ export async function endClient(c: MqttClient, graceMs: number, clock: Clock, lo
   c.removeAllListeners();
   c.on('error', () => undefined);
 }
+
+/**
+ * Drops a client for good (a rebuild): none of our listeners left, its socket closed at
+ * once. `end(true)` alone returns without touching the socket when an `end()` is already
+ * pending (a client ended on a dead link), so the socket is destroyed too.
+ */
+export function discardClient(c: MqttClient): void {
+  c.removeAllListeners();
+  c.on('error', () => undefined);
+  c.end(true);
+  (c as Partial<MqttClient>).stream?.destroy();
+}

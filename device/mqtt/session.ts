@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
-import { dropInflight, endClient } from './client-end.js';
+import { discardClient, dropInflight, endClient } from './client-end.js';
 import { classifyError, disconnectMeaning, type Failure, type FailureReason } from './failure.js';
 
 export interface MqttSessionOptions {
@@ -370,11 +370,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private rebuild(reason: string, delayMs: number): void {
     const old = this.client;
     this.client = null;
-    if (old) {
-      old.removeAllListeners();
-      old.on('error', () => undefined);
-      old.end(true);
-    }
+    if (old) discardClient(old);
     this.emit('rebuilt');
     this.log.warn({ evt: 'mqtt.rebuild', reason }, 'rebuilding the MQTT client');
     const go = (): void => {
@@ -386,15 +382,17 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   private checkWatchdog(bound: number): void {
     this.wd.lastTickAt = this.clock.now();
-    if (this.stopped || this.connected) {
+    // A client ended under the session waits, on a dead link, for a close or a PUBACK that never comes, and MQTT.js defers every reconnect() until then (still `connected` if it sent its DISCONNECT): replaced at once.
+    const ended = !this.stopped && this.client?.disconnecting === true;
+    if (!ended && (this.stopped || this.connected)) {
       this.lastProgress = this.clock.now();
       return;
     }
-    if (this.clock.now() - this.lastProgress > bound) {
+    if (ended || this.clock.now() - this.lastProgress > bound) {
       this.lastProgress = this.clock.now();
       if (this.reconnectTimer) this.clock.clearTimeout(this.reconnectTimer);
       this.reconnectTimer = null;
-      this.rebuild(`disconnected for more than ${bound} ms`, 0);
+      this.rebuild(ended ? 'the client was ended under the session (its end() waits on a dead link)' : `disconnected for more than ${bound} ms`, 0);
     }
   }
 }

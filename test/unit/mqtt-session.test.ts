@@ -138,6 +138,18 @@ describe('MqttSession', () => {
     expect(clients).toHaveLength(2);
     expect(clients[0]!.ended).toBe(true);
   });
+
+  it('rebuilds at its next tick a client ended under it on a dead link (MQTT.js defers every reconnect until that end() finishes), its socket destroyed', async () => {
+    clients[0]!.connack();
+    let destroyed = false;
+    // end() sent DISCONNECT and a FIN into a dead link: still `connected`, no close will come.
+    Object.assign(clients[0]!, { disconnecting: true, stream: { destroy: () => (destroyed = true) } });
+    await vi.advanceTimersByTimeAsync(5000); // one watchdog tick, far inside the 60 s bound
+    expect(clients).toHaveLength(2);
+    expect(destroyed).toBe(true);
+    clients[1]!.connack();
+    expect(session.connected).toBe(true);
+  });
 });
 
 /** A client whose end() never calls back (MQTT.js waiting for a PUBACK that never comes) and whose socket can be destroyed. */

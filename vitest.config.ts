@@ -34,6 +34,10 @@ const LIGHT = [
   'test/integration/flood.test.ts',
   // The status page: a real HTTP/ws server and headless chromium, every wait a hang guard.
   'test/integration/status-page.test.ts',
+  // MQTT link faults through a TCP relay (half-open, reset) on an agent whose media worker is
+  // the fake, and the relay itself: every wait a hang guard; the one bound (a half-open link
+  // noticed within 2 × keepalive) is a protocol timer with 2.5 s of slack, not CPU work.
+  'test/integration/{net-mqtt,tcp-relay}.test.ts',
 ];
 
 export default defineConfig({

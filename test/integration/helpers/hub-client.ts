@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import mqtt, { type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { Agent } from '../../../device/agent.js';
+import { Agent, type AgentDeps } from '../../../device/agent.js';
 import { FakeLeds, FakeSystemActions } from '../../fakes/index.js';
 import { LogRing } from '../../../lib/log-ring.js';
 import { createLogger } from '../../../lib/log.js';
@@ -313,6 +313,8 @@ export interface BoxOptions {
   password?: string;
   mqtt?: Partial<Pick<AgentConfig['mqtt'], 'keepaliveS' | 'reconnectBaseMs' | 'reconnectCapMs'>>;
   healthPeriodS?: number;
+  /** Dial this instead of the broker (a relay in front of it; `mqtts://127.0.0.1:…` verifies: the certificate names IP 127.0.0.1), and these boundaries instead of the real worker / mqtt.connect. */
+  via?: { mqttUrl?: string; deps?: Pick<AgentDeps, 'spawner' | 'mqttConnect'> };
 }
 
 /** A real agent on the test broker: test media sources, the kit's fakes for LEDs and systemctl, everything it logs captured. */
@@ -328,6 +330,7 @@ export class TestBox {
     readonly config: AgentConfig,
     caps: Capabilities,
     private ownsDataDir: boolean,
+    private readonly via: BoxOptions['via'] = {},
   ) {
     const ring = new LogRing();
     const logger = createLogger({
@@ -337,7 +340,7 @@ export class TestBox {
         { stream: ring, level: 'trace' },
       ]),
     });
-    this.agent = new Agent({ config, version: '0.1.0-test', logger, logRing: ring, caps, system: this.system, leds: this.leds, spawner: capturingSpawner(this.workerStderr) });
+    this.agent = new Agent({ config, version: '0.1.0-test', logger, logRing: ring, caps, system: this.system, leds: this.leds, spawner: capturingSpawner(this.workerStderr), ...via?.deps });
   }
 
   get deviceId(): string {
@@ -353,7 +356,7 @@ export class TestBox {
       groupId: o.groupId,
       name: `Xã ${o.deviceId}`,
       mqtt: {
-        url: o.password ? o.broker.passwordUrl : o.broker.url,
+        url: o.via?.mqttUrl ?? (o.password ? o.broker.passwordUrl : o.broker.url),
         ...(o.password ? { username: o.deviceId, password: o.password, caFile: tls.caFile } : tls),
         keepaliveS: o.mqtt?.keepaliveS ?? 10,
         reconnectBaseMs: o.mqtt?.reconnectBaseMs ?? 500,
@@ -364,7 +367,7 @@ export class TestBox {
       health: { periodS: o.healthPeriodS ?? 30 },
       log: { level: 'info' },
     };
-    const box = new TestBox(config, o.caps, o.dataDir === undefined);
+    const box = new TestBox(config, o.caps, o.dataDir === undefined, o.via);
     await box.agent.start();
     return box;
   }
@@ -372,7 +375,7 @@ export class TestBox {
   /** The same box started again: a new Agent on the same config and dataDir (a reboot). */
   async restart(caps: Capabilities): Promise<TestBox> {
     await this.stop();
-    const next = new TestBox(this.config, caps, this.ownsDataDir);
+    const next = new TestBox(this.config, caps, this.ownsDataDir, this.via);
     this.ownsDataDir = false;
     await next.agent.start();
     return next;

@@ -44,9 +44,10 @@ const current = (): MqttClient => clients.at(-1)!;
 
 /** Kills the meeting's (fake) worker and waits for the supervisor to have restarted it: one media_restart event. */
 async function killWorker(): Promise<void> {
-  const w = spawner.running.at(-1)!;
+  const w = spawner.running.filter((x) => !x.exited).at(-1);
+  expect(w, 'a running (fake) media worker').toBeDefined();
   const restarted = nextEvent(box.agent.media, 'restart', () => true, GUARD_MS, 'a media restart');
-  w.die(1, null);
+  w!.die(1, null);
   await restarted;
 }
 
@@ -101,6 +102,7 @@ afterAll(() => res.release(), 60_000);
 describe('a half-open MQTT link (the relay swallows everything, closes nothing)', () => {
   it('is noticed within 2 × keepalive, three times in a row, and each time the box reconnects; events raised meanwhile arrive once, in order', async () => {
     const eventsBefore = hub.events(BOX).length;
+    const noticed: number[] = [];
     for (let cycle = 1; cycle <= 3; cycle++) {
       const accepted = relay.stats().accepted;
       const lostBefore = lostRecords().length;
@@ -111,13 +113,16 @@ describe('a half-open MQTT link (the relay swallows everything, closes nothing)'
       await killWorker();
       await lost;
       const rec = lostRecords()[lostBefore]!;
-      // The bound: MQTT.js 5 times the keepalive from the last packet it received (which was
-      // before the blackhole): a PINGREQ at 1 × keepalive, the connection given up at 1.5 ×.
-      // That is a protocol timer, not CPU work; the other 0.5 × keepalive (2.5 s) is slack
-      // for this shared machine's event loop, 50 times what a timer is late here under the
-      // suite's load. A box that relied on TCP alone would never notice (the relay's kernel
-      // acknowledges everything), so a miss here is a bug, not a slow machine.
+      // The bound, measured with the box's own timestamp (its connection_lost line; the box
+      // runs in this process, one clock): MQTT.js 5's keepalive timer counts from the last
+      // packet the box received, which was before the blackhole; it sends PINGREQ at
+      // 1 × keepalive and gives the connection up at 1.5 ×. That is a protocol timer, not CPU
+      // work: the other 0.5 × keepalive (2.5 s) is slack for a late event loop on this shared
+      // machine, where the agent's own watchdog already calls a loop late by 10 s a fault.
+      // TCP alone would never notice (the relay's kernel acknowledges everything), so a miss
+      // is a box that does not keep its keepalive, not a slow machine. Typical: ~7.5 s.
       const noticedMs = Date.parse(rec.time as string) - tBlack;
+      noticed.push(noticedMs);
       expect(noticedMs, `cycle ${cycle}: noticed after ${noticedMs} ms`).toBeLessThanOrEqual(2 * KEEPALIVE_S * 1000);
       expect(rec).toMatchObject({ reason: 'connection_lost' });
       const since = hub.mark();
@@ -133,9 +138,11 @@ describe('a half-open MQTT link (the relay swallows everything, closes nothing)'
     seqs.forEach((s, i) => i > 0 && expect(s, `seqs ${seqs.join(',')}`).toBe(seqs[i - 1]! + 1));
     expect(events.slice(eventsBefore).filter((e) => e.type === 'media_restart')).toHaveLength(3);
     expect(box.agent.meeting.meeting?.id).toBe(MEETING.meetingId);
+    console.info('half-open noticed after (ms)', noticed);
   }, 120_000);
 
   it("the box's client ended while its socket is dead (MQTT.js waits for a close or PUBACK that never comes) does not strand it, with or without messages in flight", async () => {
+    const restartsBefore = hub.events(BOX).filter((e) => e.type === 'media_restart').length;
     for (const inflight of [false, true]) {
       const what = inflight ? 'with an event in flight' : 'with nothing in flight';
       const accepted = relay.stats().accepted;
@@ -146,7 +153,10 @@ describe('a half-open MQTT link (the relay swallows everything, closes nothing)'
       const since = hub.mark();
       relay.setMode('blackhole');
       // In flight: end() waits for its PUBACK; MQTT.js then defers every reconnect() until that wait is over.
-      if (inflight) await killWorker();
+      if (inflight) {
+        await killWorker();
+        await pollUntil(() => Object.keys(c.outgoing).length > 0, GUARD_MS, 'the media_restart event in flight');
+      }
       c.end();
       relay.setMode('pass'); // the ended connection stays dead; a new one would pass
       await backOnline(since, `the box back online after its client was ended on a dead link ${what}`);
@@ -156,8 +166,12 @@ describe('a half-open MQTT link (the relay swallows everything, closes nothing)'
       const id = await hub.send({ device: BOX }, 'identify', { seconds: 1 });
       expect(await hub.repliesAfterGrace(id, { ms: GUARD_MS, graceMs: GRACE_MS }), what).toHaveLength(1);
     }
-    const restarts = hub.events(BOX).filter((e) => e.type === 'media_restart');
-    expect(restarts, 'the event raised with the link dead, delivered once').toHaveLength(4);
+    const restarts = (): number => hub.events(BOX).filter((e) => e.type === 'media_restart').length;
+    await hub.waitFor(() => restarts() > restartsBefore, GUARD_MS, 'the media_restart event raised with the link dead');
+    await new Promise((r) => setTimeout(r, GRACE_MS));
+    expect(restarts(), 'the event raised with the link dead, delivered once').toBe(restartsBefore + 1);
+    const seqs = hub.events(BOX).map((e) => e.seq);
+    seqs.forEach((q, i) => i > 0 && expect(q, `seqs ${seqs.join(',')}`).toBe(seqs[i - 1]! + 1));
   }, 120_000);
 });
 
@@ -180,7 +194,8 @@ describe('the MQTT connection reset (RST both ways)', () => {
       // Sent while the box is away: the broker keeps it for the box's session.
       ids.push(await hub.send({ device: BOX }, 'identify', { seconds: 1 }));
       await lost;
-      expect(lostRecords()[lostBefore], `reset ${i}`).toMatchObject({ reason: 'connection_lost', code: 'ECONNRESET' });
+      // The RST, read (ECONNRESET) or met by a write of the box's (EPIPE).
+      expect(lostRecords()[lostBefore], `reset ${i}`).toMatchObject({ reason: 'connection_lost', code: expect.stringMatching(/^(ECONNRESET|EPIPE)$/) });
       await backOnline(since, `reset ${i}: the box back online`);
       expect(relay.stats().accepted, `reset ${i}: a new connection`).toBeGreaterThan(accepted);
     }

@@ -17,8 +17,9 @@
  * nobody reads yet; the rename of config.json is the one commit point that switches to
  * them; older generations are removed after it. A power cut before that point leaves the
  * old config and old secrets in force (and the same file provisions again at next boot);
- * after it, the new ones. Timezone and Wi-Fi are written before the commit point and are
- * idempotent, so a repeat run converges.
+ * after it, the new ones. Timezone and Wi-Fi are written after the agent's check of the new
+ * config and before the commit point, and are idempotent, so a repeat run converges. A config
+ * the check refuses leaves nothing behind: its generation directory is removed.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
@@ -162,11 +163,16 @@ export async function applyProvision(plan: ProvisionPlan, t: ProvisionTarget, so
   for (const [i, k] of plan.otaPublicKeys.entries()) await put(`ota-${i}.pub.pem`, k);
   await fsyncDir(secretsRoot);
 
+  const config = agentConfigOf(plan, t, gen);
+  try {
+    await check(config, t.dataDir);
+  } catch (e) {
+    // Refused: nothing of it stays (the secrets were written only for the check to read).
+    await rm(gen, { recursive: true, force: true });
+    throw e;
+  }
   if (plan.timezone !== null) await applyTimezone(plan.timezone, t.systemRoot);
   if (plan.wifi !== null) await applyWifi(plan.wifi, t.systemRoot);
-
-  const config = agentConfigOf(plan, t, gen);
-  await check(config, t.dataDir);
   // The commit point.
   await writeFileAtomic(path.join(t.dataDir, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, owner: t.owner });
 

@@ -9,7 +9,7 @@
  * a private key, and the problems go to the log and to `provision-status.json`.
  */
 import { X509Certificate, createHash, createPrivateKey, createPublicKey } from 'node:crypto';
-import { access } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FromSchema } from 'json-schema-to-ts';
 import type { ValidateFunction } from 'ajv';
@@ -21,6 +21,8 @@ export const RECEIPT_FILE_NAME = 'ep-provision.done.json';
 export const PROVISION_FILE_MAX_BYTES = 256 * 1024;
 
 const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
+/** The name's limit, the agent config's too (device/config.ts). */
+const NAME_MAX_CHARS = 128;
 const PEM = { type: 'string', minLength: 1, maxLength: 65536, pattern: '-----BEGIN ' } as const;
 
 /** Where the LEDs and the button are wired: the provisioning file's `gpio`, copied into the agent config's. */
@@ -45,7 +47,7 @@ export const provisionFileSchema = {
     v: { const: 1, description: 'the format version' },
     deviceId: { ...ID, description: "absent: the broker certificate's CN, else derived from the board serial (or /etc/machine-id)" },
     groupId: { ...ID, description: 'the district the box belongs to' },
-    name: { type: 'string', minLength: 1, maxLength: 128, description: "the commune's display name (Unicode)" },
+    name: { type: 'string', minLength: 1, maxLength: NAME_MAX_CHARS, description: "the commune's display name (Unicode)" },
     broker: {
       type: 'object',
       additionalProperties: false,
@@ -201,6 +203,8 @@ export async function decodeProvisionFile(bytes: Buffer, what: string, o: Decode
   }
   if (url && (url.username || url.password)) problems.push('broker.url: no credentials in the URL (they would be shown); use broker.username and broker.password');
   if (url && !url.hostname) problems.push('broker.url: has no host');
+  // The box keeps the name in NFC, which makes some characters two (U+0958 → U+0915 U+093C).
+  if ([...f.name.normalize('NFC')].length > NAME_MAX_CHARS) problems.push(`name: over ${NAME_MAX_CHARS} characters once in Unicode NFC`);
 
   let cert: X509Certificate | null = null;
   if (b.certificate !== undefined) {
@@ -244,11 +248,9 @@ export async function decodeProvisionFile(bytes: Buffer, what: string, o: Decode
     }
   });
   if (f.timezone !== undefined) {
-    try {
-      await access(path.join(o.zoneinfoDir ?? '/usr/share/zoneinfo', f.timezone));
-    } catch {
-      problems.push(`timezone: unknown zone ${JSON.stringify(f.timezone)}`);
-    }
+    // A zone is a file: `Asia` (a directory of zones) would make /etc/localtime a link to a directory.
+    const zone = await stat(path.join(o.zoneinfoDir ?? '/usr/share/zoneinfo', f.timezone)).catch(() => null);
+    if (!zone?.isFile()) problems.push(`timezone: unknown zone ${JSON.stringify(f.timezone)}`);
   }
 
   // The identity: the file's, else the certificate's CN, else the board's.

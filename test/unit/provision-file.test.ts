@@ -102,6 +102,16 @@ describe('decodeProvisionFile', () => {
     ]);
   });
 
+  it('a directory of zones (Asia) is not a timezone', async () => {
+    expect(await problems({ ...base(), timezone: 'Asia' })).toEqual(['timezone: unknown zone "Asia"']);
+  });
+
+  it('a name NFC makes longer than 128 characters is refused by the file check, not by the agent config after it', async () => {
+    // U+0958 is one character in the file and two in NFC (a composition exclusion): 100 of them are 200.
+    expect(await problems({ ...base(), name: '\u0958'.repeat(100) })).toEqual(['name: over 128 characters once in Unicode NFC']);
+    expect((await decode({ ...base(), name: '\u0958'.repeat(64) })).name).toHaveLength(128);
+  });
+
   it('not JSON (never echoed), not UTF-8, too large, a BOM is fine', async () => {
     expect(await problems(`{"password": "${PASSWORD}" oops}`)).toEqual([expect.stringMatching(/^ep-provision\.json: not JSON/)]);
     expect((await problems(`{"password": "${PASSWORD}" oops}`)).join()).not.toContain(PASSWORD);

@@ -34,6 +34,9 @@ const LIGHT = [
   'test/integration/flood.test.ts',
   // The status page: a real HTTP/ws server and headless chromium, every wait a hang guard.
   'test/integration/status-page.test.ts',
+  // The status page's server in-process on an ephemeral port: fuzzed HTTP/ws input (one hang
+  // guard per input) and the methods it refuses; docs/fuzzing.md.
+  'test/integration/{fuzz-status-page,status-page-methods}.test.ts',
   // MQTT link faults through a TCP relay (half-open, reset) on an agent whose media worker is
   // the fake, and the relay itself: every wait a hang guard; the one bound (a half-open link
   // noticed within 2 × keepalive) is a protocol timer with 2.5 s of slack, not CPU work.

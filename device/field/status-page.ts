@@ -183,6 +183,12 @@ export class StatusPageServer {
       h.maxHeadersCount = 64;
       h.timeout = 30_000;
       h.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+      // CONNECT is a method like the others the page refuses: without a listener Node drops the connection unanswered.
+      h.on('connect', (_req, socket: Duplex) => {
+        socket.on('error', () => socket.destroy());
+        socket.once('finish', () => socket.destroy());
+        socket.end('HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      });
       h.on('error', (e) => this.o.log.warn({ evt: 'status_page.error', err: e.message }, 'status page server error'));
       // Its connections come from our listener, so it never listens itself: 'listening' starts
       // the checks that enforce headersTimeout/requestTimeout (Node's http server does that on it).

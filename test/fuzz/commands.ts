@@ -146,8 +146,8 @@ function boundedFlood(counter: InputCounter, batches: number): fc.IAsyncProperty
 export const commandsTarget: FuzzTarget = {
   name: 'commands',
   input: 'an MQTT message to the command path (a command on any topic, the retained meeting, other topics)',
-  testRuns: 500,
-  benchRuns: 1500,
+  testRuns: 250,
+  benchRuns: 1_000,
   run: async (runs, seed) => {
     const counter = new InputCounter();
     return runProperty('commands', oneReplyEach(counter), runs, seed, counter);
@@ -160,7 +160,7 @@ const FLOOD_BATCHES = 30;
 export const floodTarget: FuzzTarget = {
   name: 'commands-flood',
   input: 'a command in a concurrent batch to one long-lived box',
-  testRuns: 3,
+  testRuns: 2,
   benchRuns: 12,
   run: async (runs, seed) => {
     const counter = new InputCounter();

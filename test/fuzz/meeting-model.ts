@@ -245,8 +245,8 @@ function meetingModel(counter: InputCounter): fc.IAsyncProperty<[Iterable<Step>]
 export const meetingTarget: FuzzTarget = {
   name: 'meeting-model',
   input: 'a step of a model-based sequence (join, leave, retained meeting set/cleared/bad, media flows, time passes, other commands, redelivery)',
-  testRuns: 300,
-  benchRuns: 1000,
+  testRuns: 150,
+  benchRuns: 500,
   run: async (runs, seed) => {
     const counter = new InputCounter();
     return runProperty('meeting-model', meetingModel(counter), runs, seed, counter);

@@ -170,7 +170,7 @@ function websocket(counter: InputCounter, port: number, clock: FakeClock, server
 export const statusHttpTarget: FuzzTarget = {
   name: 'status-http',
   input: 'an HTTP request (or bytes) on its own connection to the status page',
-  testRuns: 300,
+  testRuns: 1_000,
   benchRuns: 2_000,
   run: async (runs, seed) => {
     const clock = new FakeClock();
@@ -192,7 +192,7 @@ export const statusWsTarget: FuzzTarget = {
   name: 'status-ws',
   input: 'a WebSocket session (0–4 messages: PIN guesses, the PIN, JSON, binary, over 1 KiB)',
   testRuns: 150,
-  benchRuns: 1_000,
+  benchRuns: 3_500,
   run: async (runs, seed) => {
     const clock = new FakeClock();
     const { server, port } = await startPage(clock);
@@ -228,8 +228,8 @@ function pinGuard(counter: InputCounter): fc.IProperty<[Array<{ address: number;
 export const pinGuardTarget: FuzzTarget = {
   name: 'pin-guard',
   input: 'a PIN check (address, right or wrong, time passing)',
-  testRuns: 400,
-  benchRuns: 4_000,
+  testRuns: 2_000,
+  benchRuns: 20_000,
   run: async (runs, seed) => {
     const counter = new InputCounter();
     return runProperty('pin-guard', pinGuard(counter), runs, seed, counter);

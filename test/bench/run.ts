@@ -11,7 +11,8 @@
  *
  * Sections: media (latency, cpu, startup, loopback, framer), agent, adapt, faults (hub-away,
  * kill, kill-at-hub, stall, orphan, audio-resume, auth), commands (throughput), ota (bundle, delta),
- * compare (ffmpeg, chromium: side by side), soak (only with --only soak: a 30-minute meeting). The timing goals the integration
+ * compare (ffmpeg, chromium: side by side), soak (only with --only soak: a 30-minute meeting), fuzz (only with
+ * --only fuzz: every test/fuzz target at its full size, ~4 minutes). The timing goals the integration
  * tests leave to the bench are fields of adapt, faults, media.loopback and media.framer.
  *
  * Options (defaults meet the documented minimums; the whole run takes about 14 minutes,
@@ -49,6 +50,7 @@ import { commandsSection } from './commands.js';
 import { otaSection } from './ota.js';
 import { compareSection } from './compare.js';
 import { soakSection } from './soak.js';
+import { fuzzSection } from './fuzz.js';
 import type { BenchContext, BenchSection, SectionReport } from './report.js';
 import { agentSection, mediaSection } from './sections.js';
 
@@ -56,10 +58,10 @@ export { parseArgs } from './options.js';
 export type { BenchContext, BenchSection, Goal, SectionReport } from './report.js';
 
 /** Every section the bench knows, in run order. */
-export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, compareSection, adaptSection, faultsSection, soakSection];
+export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, compareSection, adaptSection, faultsSection, soakSection, fuzzSection];
 
-/** Sections that run only when --only names them (the soak takes 30 minutes). */
-const OPT_IN: ReadonlySet<string> = new Set(['soak']);
+/** Sections that run only when --only names them (the soak takes 30 minutes, the fuzz about 4). */
+const OPT_IN: ReadonlySet<string> = new Set(['soak', 'fuzz']);
 
 // ---- main -----------------------------------------------------------------------------------
 

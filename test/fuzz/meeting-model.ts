@@ -246,7 +246,7 @@ export const meetingTarget: FuzzTarget = {
   name: 'meeting-model',
   input: 'a step of a model-based sequence (join, leave, retained meeting set/cleared/bad, media flows, time passes, other commands, redelivery)',
   testRuns: 150,
-  benchRuns: 500,
+  benchRuns: 600,
   run: async (runs, seed) => {
     const counter = new InputCounter();
     return runProperty('meeting-model', meetingModel(counter), runs, seed, counter);

@@ -245,7 +245,7 @@ function meetingModel(counter: InputCounter): fc.IAsyncProperty<[Iterable<Step>]
 export const meetingTarget: FuzzTarget = {
   name: 'meeting-model',
   input: 'a step of a model-based sequence (join, leave, retained meeting set/cleared/bad, media flows, time passes, other commands, redelivery)',
-  testRuns: 150,
+  testRuns: 250,
   benchRuns: 600,
   run: async (runs, seed) => {
     const counter = new InputCounter();

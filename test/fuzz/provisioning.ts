@@ -157,7 +157,7 @@ function provisioning(counter: InputCounter, root: string, p: Pems): fc.IAsyncPr
 export const provisioningTarget: FuzzTarget = {
   name: 'provisioning',
   input: 'a provisioning file (the contract shape with odd values and Unicode names, any JSON, any bytes) through provisionFromFile',
-  testRuns: 500,
+  testRuns: 800,
   benchRuns: 10_000,
   run: async (runs, seed) => {
     const root = await mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'ep-fuzz-prov-'));

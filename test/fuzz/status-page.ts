@@ -191,7 +191,7 @@ export const statusHttpTarget: FuzzTarget = {
 export const statusWsTarget: FuzzTarget = {
   name: 'status-ws',
   input: 'a WebSocket session (0–4 messages: PIN guesses, the PIN, JSON, binary, over 1 KiB)',
-  testRuns: 150,
+  testRuns: 500,
   benchRuns: 3_500,
   run: async (runs, seed) => {
     const clock = new FakeClock();

@@ -230,7 +230,9 @@ const steps = [
 ];
 
 function meetingModel(counter: InputCounter): fc.IAsyncProperty<[Iterable<Step>]> {
-  return fc.asyncProperty(fc.commands(steps, { maxCommands: 40, size: 'max' }), async (cmds) => {
+  // FUZZ_REPLAY_PATH: the `replayPath` of a failure's report, so a replay shrinks the steps as the failure did.
+  const replayPath = process.env.FUZZ_REPLAY_PATH;
+  return fc.asyncProperty(fc.commands(steps, { maxCommands: 40, size: 'max', ...(replayPath ? { replayPath } : {}) }), async (cmds) => {
     const box = await fuzzBox();
     try {
       const model: Model = { now: NOW, group: null, left: null, current: null, flowing: false, sessionStarts: 0, lastCommand: null };

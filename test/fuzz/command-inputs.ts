@@ -16,9 +16,10 @@ export const SECRET_MARK = 'S3cr3t-';
 const iso = (ms: number): string => new Date(ms).toISOString();
 const HOUR = 3_600_000;
 
-/** A date-time the contract takes, one it refuses (a leap second, no zone), or not a string. */
+/** A date-time the contract takes (2 days either side of the box's clock), one it refuses (a leap second, no zone), or not a string. */
+const goodDate = fc.integer({ min: -48, max: 48 }).map((h) => iso(NOW + h * HOUR));
 const dateLike = fc.oneof(
-  fc.integer({ min: -48, max: 48 }).map((h) => iso(NOW + h * HOUR)),
+  goodDate,
   fc.constantFrom('2016-12-31T23:59:60Z', '2026-11-22T08:00:00', '2026-13-01T00:00:00Z', '', 'now'),
   fc.integer(),
 );
@@ -33,8 +34,8 @@ const srtUrl = fc.oneof(fc.constantFrom('srt://hub.example:8890', 'srt://10.0.0.
 
 export const secretArb = fc.string({ minLength: 3, maxLength: 60, unit: 'grapheme-ascii' }).map((s) => `${SECRET_MARK}${s.replace(/[^\x21-\x7e]/g, 'x')}`);
 
-/** A join spec: mostly the contract's shape with odd values, fields missing, extras. */
-export const joinSpecArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
+/** A join spec with odd values in any field, fields missing, extras. */
+const oddJoinSpec: fc.Arbitrary<Record<string, unknown>> = fc.record(
   {
     meetingId: mostly(fc.constantFrom('m1', 'm2', 'camlo-2019-01-28', '', 'M 1')),
     title: mostly(oddString),
@@ -56,6 +57,26 @@ export const joinSpecArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
     extra: anyJson,
   },
   { requiredKeys: ['meetingId', 'send', 'receive'] },
+);
+
+/** A join spec this box can join (the schema's fields, good values), sometimes with a passphrase and an end. */
+const goodJoinSpec: fc.Arbitrary<Record<string, unknown>> = fc.record(
+  {
+    meetingId: fc.constantFrom('m1', 'm2', 'camlo-2019-01-28'),
+    title: fc.string({ maxLength: 40 }),
+    send: fc.record({ url: fc.constantFrom('srt://hub.example:8890', 'srt://10.0.0.1:9000'), streamId: fc.constantFrom('publish:camlo/{deviceId}', 'publish:x') }, { requiredKeys: ['url'] }),
+    receive: fc.record({ url: fc.constant('srt://hub.example:8890'), streamId: fc.constant('read:camlo/program') }, { requiredKeys: ['url'] }),
+    srt: fc.record({ latencyMs: fc.integer({ min: 20, max: 2000 }), passphrase: secretArb }, { requiredKeys: [] }),
+    endsAt: fc.integer({ min: -48, max: 48 }).map((h) => iso(NOW + h * HOUR)),
+  },
+  { requiredKeys: ['meetingId', 'send', 'receive'] },
+);
+
+/** A join spec: a good one, a good one with one field replaced by anything, or odd throughout. */
+export const joinSpecArb: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
+  goodJoinSpec,
+  fc.tuple(goodJoinSpec, fc.constantFrom('meetingId', 'title', 'send', 'receive', 'srt', 'endsAt', 'extra'), anyJson).map(([j, k, v]) => ({ ...j, [k]: v })),
+  oddJoinSpec,
 );
 
 /** Args for each command of the contract, mostly its shape. */
@@ -83,8 +104,12 @@ export const idArb: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: anyJson },
 );
 
+/** An envelope: mostly the contract's (times it reads, past or future), else with odd times and an unknown field. */
 const envelope = (name: string): fc.Arbitrary<unknown> =>
-  fc.record({ id: idArb, ts: dateLike, expiresAt: dateLike, args: argsFor[name] ?? anyJson, junk: anyJson }, { requiredKeys: ['id'] });
+  fc.oneof(
+    { weight: 4, arbitrary: fc.record({ id: idArb, ts: goodDate, expiresAt: goodDate, args: argsFor[name] ?? anyJson }, { requiredKeys: ['id'] }) },
+    { weight: 1, arbitrary: fc.record({ id: idArb, ts: dateLike, expiresAt: dateLike, args: argsFor[name] ?? anyJson, junk: anyJson }, { requiredKeys: ['id'] }) },
+  );
 
 const name = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...COMMAND_NAMES) }, { weight: 1, arbitrary: fc.oneof(fc.constantFrom('', 'dance', 'JOIN', 'join ', 'x'.repeat(10_000)), fc.string({ maxLength: 30 })) });
 
@@ -93,7 +118,7 @@ const bytesOf = (v: unknown): Buffer => Buffer.from(JSON.stringify(v) ?? 'null')
 /** The payload: an envelope as JSON, or not quite JSON, or not JSON at all. */
 const payloadFor = (cmdName: string): fc.Arbitrary<Buffer> =>
   fc.oneof(
-    { weight: 8, arbitrary: envelope(cmdName).map(bytesOf) },
+    { weight: 16, arbitrary: envelope(cmdName).map(bytesOf) },
     { weight: 1, arbitrary: anyJson.map(bytesOf) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) },
     // Around the 64 KiB cap, the id first so it can still be read.
@@ -103,8 +128,10 @@ const payloadFor = (cmdName: string): fc.Arbitrary<Buffer> =>
     { weight: 1, arbitrary: fc.tuple(envelope(cmdName).map(bytesOf), fc.nat()).map(([b, cut]) => b.subarray(0, cut % (b.length + 1))) },
   );
 
-const responseTopic = fc.option(fc.oneof(fc.constantFrom('hub/replies/7', `ep/v1/dev/${DEVICE}/reply/k`, 'x/+/y', 'hub/#', '$SYS/x', `ep/v1/dev/${DEVICE}/cmd/leave`, 'a//b', 'r'.repeat(300)), fc.string({ maxLength: 40 })), { nil: undefined });
-const correlation = fc.option(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), { nil: undefined });
+/** MQTT 5 properties on one command in six: response topics good and bad, correlation data up to past its 256 bytes. */
+const sometimes = <T>(v: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: v });
+const responseTopic = sometimes(fc.oneof(fc.constantFrom('hub/replies/7', `ep/v1/dev/${DEVICE}/reply/k`, 'x/+/y', 'hub/#', '$SYS/x', `ep/v1/dev/${DEVICE}/cmd/leave`, 'a//b', 'r'.repeat(300)), fc.string({ maxLength: 40 })));
+const correlation = sometimes(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)));
 
 const props = (m: IncomingMessage, rt: string | undefined, cd: Buffer | undefined): IncomingMessage => ({ ...m, ...(rt !== undefined ? { responseTopic: rt } : {}), ...(cd ? { correlationData: cd } : {}) });
 

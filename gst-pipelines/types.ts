@@ -221,6 +221,13 @@ export interface AdaptReport {
   rttFloorMs: number | null;
   congested: boolean;
   steps: { down: number; up: number };
+  /**
+   * Where a restarted worker of this session starts: the rung and rate before a cut that
+   * still awaits confirmation (made on the ACKs alone: a link that went down, or a hub that
+   * stalled, looks the same for a moment), else the current ones. A worker restarted
+   * because the link went down then comes back at the rate the link had, not audio-only.
+   */
+  resume?: { rung: string; targetKbps: number };
 }
 
 export interface SrtLinkStats {

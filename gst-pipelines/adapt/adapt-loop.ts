@@ -27,7 +27,7 @@ export interface Actuator {
 const CONNECT_SETTLE_MS = 2000;
 
 /** The srtsink counters the collapse check reads (srt-stats.ts fastReadingOf). */
-export type FastReading = Pick<SrtStats, 'rttMs' | 'packetsSent' | 'bytesSent' | 'acksReceived'>;
+export type FastReading = Pick<SrtStats, 'rttMs' | 'packetsSent' | 'bytesSent' | 'acksReceived'> & Partial<Pick<SrtStats, 'packetsLost'>>;
 
 const delta = (prev: number | null, cur: number | null): number | null => (prev === null || cur === null || cur < prev ? null : cur - prev);
 
@@ -151,7 +151,7 @@ export class AdaptLoop {
 
   private fastSample(st: FastReading | null, now: number): void {
     if (!st || st.packetsSent === null || st.bytesSent === null || st.acksReceived === null) return;
-    const f: FastSample = { atMs: now, rttMs: st.rttMs, packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived };
+    const f: FastSample = { atMs: now, rttMs: st.rttMs, packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived, ...(st.packetsLost != null ? { lostPackets: st.packetsLost } : {}) };
     const last = this.fast[this.fast.length - 1];
     if (last && (f.packetsSent < last.packetsSent || f.acksReceived < last.acksReceived)) {
       this.fast = [];
@@ -198,6 +198,13 @@ export class AdaptLoop {
       rttFloorMs: r1(floor),
       congested: this.last?.congested ?? false,
       steps: { ...this.state.steps },
+      resume: resumeFrom(this.state),
     };
   }
+}
+
+/** AdaptReport.resume: before an outage, or before a cut still unconfirmed, else where the state stands. */
+function resumeFrom(s: AdaptState): { rung: string; targetKbps: number } {
+  const from = s.outageFrom ?? s.unconfirmed ?? s;
+  return { rung: from.rung, targetKbps: from.targetKbps };
 }

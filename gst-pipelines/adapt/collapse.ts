@@ -112,15 +112,32 @@ export interface FastSample {
   packetsSent: number;
   bytesSent: number;
   acksReceived: number;
+  /** packets-sent-lost: packets the hub reported lost (NAKs); absent where not read. */
+  lostPackets?: number;
+}
+
+/**
+ * Whether the hub reported a loss within `window` (the last second of readings). A hole
+ * holds the hub's ACKs back until its retransmission fills it — a round trip or more — so
+ * on a lossy but wide link (rural 4G: random loss, 100 ms RTT) ACKs starve for a moment
+ * after every loss although nothing queues: at 5 % loss the box went audio-only on a
+ * link with room to spare (net-media.test.ts). A link that collapses delays packets
+ * before it drops any: its ACKs starve with no loss reported.
+ */
+export function lossReported(window: FastSample[]): boolean {
+  const first = window.find((w) => w.lostPackets !== undefined);
+  const last = window.findLast((w) => w.lostPackets !== undefined);
+  return first !== undefined && last !== undefined && last.lostPackets! > first.lostPackets!;
 }
 
 /**
  * The collapse check, between two adaptSteps, over the last FAST_WINDOW_MS of fast
  * samples (oldest first). It acts only on a collapse, when waiting for the next
  * SAMPLE_MS would let the bottleneck's queue fill and drop audio:
- * - delivery collapse: ACKs fell far below the packets sent. They then count the packets
- *   the link delivers, so its capacity is known: straight to what fits in DRAIN_SHARE of
- *   it — audio-only at once if no video rung does (no trial at the lowest rung).
+ * - delivery collapse: ACKs fell far below the packets sent, with no loss reported in the
+ *   window (lossReported: then a hole holds the ACKs back, not the link). They then count
+ *   the packets the link delivers, so its capacity is known: straight to what fits in
+ *   DRAIN_SHARE of it — audio-only at once if no video rung does (no trial at the lowest rung).
  * - queue collapse: the queueing delay went from clean past 60 % of the budget while
  *   growing at COLLAPSE_SLOPE of real time or faster — the deep cut adaptStep makes for a sudden
  *   jump, a few hundred ms earlier. A slow drift is left to adaptStep's mild cuts.
@@ -153,7 +170,7 @@ export function fastCheck(prev: AdaptState, window: FastSample[], config: AdaptC
     return { state, decision: decide(state, c, true) };
   };
 
-  if (sentRate >= ACK_MIN_SEND_RATE && ackRate < ACK_PER_PACKET_RATE && ackRate < sentRate * ACK_STARVED_SHARE && since >= FAST_WINDOW_MS * 2) {
+  if (sentRate >= ACK_MIN_SEND_RATE && ackRate < ACK_PER_PACKET_RATE && ackRate < sentRate * ACK_STARVED_SHARE && since >= FAST_WINDOW_MS * 2 && !lossReported(window)) {
     const capacity = (ackRate * bytesPerPacket * 8) / 1000;
     const fitted = fitWire(capacity * DRAIN_SHARE, config, state.frameKbit);
     const lower = fitted.rung !== state.rung ? config.ladder.findIndex((r) => r.id === fitted.rung) > config.ladder.findIndex((r) => r.id === state.rung) || fitted.rung === AUDIO_ONLY : fitted.kbps < state.targetKbps * 0.85;

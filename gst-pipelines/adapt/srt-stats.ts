@@ -340,19 +340,19 @@ export function srtLinkStats(prev: SrtStats | null, cur: SrtStats | null, dtMs: 
   };
 }
 
-const FAST_KEYS = { packetsSent: 'packets-sent', bytesSent: 'bytes-sent', acksReceived: 'packet-ack-received', rttMs: 'rtt-ms' } as const;
+const FAST_KEYS = { packetsSent: 'packets-sent', bytesSent: 'bytes-sent', acksReceived: 'packet-ack-received', rttMs: 'rtt-ms', packetsLost: 'packets-sent-lost' } as const;
 const FAST_PATTERNS = Object.fromEntries(
   Object.entries(FAST_KEYS).map(([k, key]) => [k, new RegExp(`(?:^|,)\\s*${key.replace(/-/g, '\\-')}=\\((?:g?u?int(?:64)?|double|float)\\)([^,;]*)`)]),
 ) as Record<keyof typeof FAST_KEYS, RegExp>;
 
 /**
- * The four send counters link adaptation's collapse check reads 10 times a second, from
+ * The five send counters link adaptation's collapse check reads 10 times a second, from
  * a caller-mode srtsink `stats` string without parsing the other 18 fields: the same
  * values srtStatsFromStructure gives (checked on the recorded strings). Null for a
  * string that is not one flat structure (listener mode, nested callers): use
  * srtStatsFromStructure then.
  */
-export function fastReadingOf(s: string): Pick<SrtStats, 'rttMs' | 'packetsSent' | 'bytesSent' | 'acksReceived'> | null {
+export function fastReadingOf(s: string): Pick<SrtStats, 'rttMs' | 'packetsSent' | 'bytesSent' | 'acksReceived' | 'packetsLost'> | null {
   if (/["\\<>{}]/.test(s) || !s.includes('packets-sent=')) return null;
   const n = (k: keyof typeof FAST_KEYS): number | null => {
     const m = FAST_PATTERNS[k].exec(s);
@@ -360,5 +360,5 @@ export function fastReadingOf(s: string): Pick<SrtStats, 'rttMs' | 'packetsSent'
     const v = Number(m[1]!.trim());
     return Number.isFinite(v) ? v : null;
   };
-  return { packetsSent: n('packetsSent'), bytesSent: n('bytesSent'), acksReceived: n('acksReceived'), rttMs: n('rttMs') };
+  return { packetsSent: n('packetsSent'), bytesSent: n('bytesSent'), acksReceived: n('acksReceived'), rttMs: n('rttMs'), packetsLost: n('packetsLost') };
 }

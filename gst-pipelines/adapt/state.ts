@@ -50,6 +50,12 @@ export interface AdaptState {
    * VERIFY_MS (a real collapse shows as a queue within ~1 s).
    */
   unconfirmed: { atMs: number; rung: string; targetKbps: number } | null;
+  /**
+   * The link delivered nothing at all (no ACK): an outage, not a narrow link. Where the
+   * box stood before it, until an ACK comes again: a worker restarted meanwhile (the
+   * session stalls in an outage) resumes there, not at the outage's audio-only.
+   */
+  outageFrom: { rung: string; targetKbps: number } | null;
   /** Counters for reports. */
   steps: { down: number; up: number };
 }
@@ -93,6 +99,7 @@ export function initialAdapt(config: AdaptConfig, from?: { rung: string; targetK
     frameKbit: FRAME_KBIT,
     upStreak: 0,
     unconfirmed: null,
+    outageFrom: null,
     steps: { down: 0, up: 0 },
   };
 }

@@ -18,11 +18,23 @@ import type { AdaptConfig } from '../types.js';
 /** One step: the new state and what to do. Pure. */
 export function adaptStep(prev: AdaptState, s: LinkSample, config: AdaptConfig): StepResult {
   const { state, reading: r } = readLink(prev, s, config);
+  noteOutage(state, s);
   if (state.ceiling && s.atMs - state.ceiling.atMs > CEILING_MEMORY_MS) state.ceiling = null;
   if (!config.enabled) return { state, decision: decide(state, null, r.reason !== null) };
   const undone = verifyUnconfirmed(state, s, config, r);
   if (undone) return undone;
   return r.reason !== null ? cutStep(state, s, config, r) : cleanStep(state, s, config, r);
+}
+
+/**
+ * An outage: a whole sample without one ACK while sending, right after a cut made on the
+ * ACKs (still unconfirmed — the drops a dead link causes confirm it next). Where the box
+ * stood before that cut is kept until an ACK comes again (AdaptState.outageFrom).
+ */
+function noteOutage(state: AdaptState, s: LinkSample): void {
+  if (s.acks === undefined) return;
+  if (s.acks > 0) state.outageFrom = null;
+  else if (s.sentPackets > 0 && state.unconfirmed) state.outageFrom ??= { rung: state.unconfirmed.rung, targetKbps: state.unconfirmed.targetKbps };
 }
 
 /**

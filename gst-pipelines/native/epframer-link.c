@@ -10,7 +10,7 @@
 GST_DEBUG_CATEGORY_EXTERN (ep_framer_debug);
 #define GST_CAT_DEFAULT ep_framer_debug
 
-static GQuark q_packets_sent, q_bytes_sent, q_ack_received, q_rtt_ms;
+static GQuark q_packets_sent, q_bytes_sent, q_ack_received, q_rtt_ms, q_sent_lost;
 
 void
 ep_link_class_init (void)
@@ -19,6 +19,7 @@ ep_link_class_init (void)
   q_bytes_sent = g_quark_from_static_string ("bytes-sent");
   q_ack_received = g_quark_from_static_string ("packet-ack-received");
   q_rtt_ms = g_quark_from_static_string ("rtt-ms");
+  q_sent_lost = g_quark_from_static_string ("packets-sent-lost");
 }
 
 void
@@ -165,11 +166,11 @@ link_trigger (EpLinkWatch * w)
   return NULL;
 }
 
-/* `T RTT PKTS BYTES ACKS;…`, oldest first. */
+/* `T RTT PKTS BYTES ACKS LOST;…`, oldest first. */
 static gchar *
 link_window_string (const EpReading * r, guint n)
 {
-  GString *w = g_string_sized_new (n * 56);
+  GString *w = g_string_sized_new (n * 64);
   for (guint i = 0; i < n; i++) {
     gchar rtt[G_ASCII_DTOSTR_BUF_SIZE];
     if (r[i].rtt_ms >= 0)
@@ -177,8 +178,8 @@ link_window_string (const EpReading * r, guint n)
     else
       strcpy (rtt, "-1");
     g_string_append_printf (w, "%s%" G_GINT64_FORMAT " %s %" G_GUINT64_FORMAT " %"
-        G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, i ? ";" : "", r[i].wall_ms, rtt,
-        r[i].packets, r[i].bytes, r[i].acks);
+        G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, i ? ";" : "",
+        r[i].wall_ms, rtt, r[i].packets, r[i].bytes, r[i].acks, r[i].lost);
   }
   return g_string_free (w, FALSE);
 }
@@ -200,6 +201,9 @@ ep_link_read (GstElement * downstream, EpReading * r)
           && value_u64 (gst_structure_id_get_value (st, q_bytes_sent), &r->bytes)
           && value_u64 (gst_structure_id_get_value (st, q_ack_received), &r->acks);
       r->rtt_ms = value_rtt (gst_structure_id_get_value (st, q_rtt_ms));
+      /* Optional: without it, no loss is ever seen and fastCheck judges as before. */
+      if (!value_u64 (gst_structure_id_get_value (st, q_sent_lost), &r->lost))
+        r->lost = 0;
     }
     g_value_unset (&v);
   }

@@ -29,9 +29,10 @@
  *   level its queue tests need): JS only wakes when it might act.
  * - On a trigger, an element message `epframer-link` is posted (after our locks are
  *   released): `reason` ("ack", or "queue"; "ack" when both) and `window`, every reading
- *   of the ring oldest first, `;`-separated, each `T RTT PKTS BYTES ACKS`: wall-clock ms
- *   (g_get_real_time, as Date.now()), rtt-ms ("%.3f", -1 unknown), cumulative packets
- *   sent, bytes sent, ACKs received. fastCheck runs on that window.
+ *   of the ring oldest first, `;`-separated, each `T RTT PKTS BYTES ACKS LOST`: wall-clock
+ *   ms (g_get_real_time, as Date.now()), rtt-ms ("%.3f", -1 unknown), cumulative packets
+ *   sent, bytes sent, ACKs received, packets the hub reported lost (NAKs). fastCheck runs
+ *   on that window.
  * Counters `link-readings` and `link-triggers` (also in `epframer-stats`).
  *
  * Locking: the element keeps an EpLinkWatch under its object lock. ep_link_watch_due
@@ -67,6 +68,7 @@ typedef struct
   guint64 packets;
   guint64 bytes;
   guint64 acks;
+  guint64 lost;                 /* packets-sent-lost: packets the hub reported lost (0 when absent) */
 } EpReading;
 
 /* The watch's settings (element properties) and state. */

@@ -1,4 +1,4 @@
-/** What the media supervisor reports (status, events) and what it is configured with. */
+/** What the media supervisor reports (status, events), what it is configured with, and two rules it keeps. */
 import type { Clock, Logger } from '../../lib/index.js';
 import type { WorkerErrorCause, WorkerStats } from '../worker/index.js';
 import type { WorkerSpawner } from './worker-process.js';
@@ -6,6 +6,13 @@ import type { AdaptChange, AdaptReport, MediaPlan, PlanChoices } from '../types.
 
 export type DirectionState = 'off' | 'starting' | 'ok' | 'retrying' | 'failed';
 export type FailureCause = WorkerErrorCause | 'crash' | 'stall' | 'hung';
+
+/** Failures of the link, not of the box: retried at most every linkBackoffCapMs. */
+export const LINK_CAUSES: ReadonlySet<FailureCause> = new Set(['stall', 'srt_connect', 'srt_lost']);
+
+/** Where the next worker of the session starts its link adaptation (AdaptReport.resume). */
+export const resumeOf = (r: AdaptReport): { rung: string; targetKbps: number } => r.resume ?? { rung: r.rung, targetKbps: r.targetKbps };
+
 
 export interface MediaStatus {
   running: boolean;
@@ -29,6 +36,8 @@ export interface SupervisorOptions {
   random?: () => number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** The cap for failures of the link (stall, srt_connect, srt_lost): see supervisor.ts fail(). */
+  linkBackoffCapMs?: number;
   statsPeriodMs?: number;
   /** No buffer for this long in a direction = stall (a camera unplug may post no error). */
   stallMs?: number;

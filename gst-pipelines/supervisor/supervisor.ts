@@ -10,7 +10,7 @@ import { silentLogger, type Logger } from '../../lib/index.js';
 import { ELEMENT_NAMES, overlayText } from '../plan/index.js';
 import { ScreenTexts } from './screen-texts.js';
 import type { FromWorker, WorkerStats } from '../worker/index.js';
-import type { FailureCause, MediaStatus, SupervisorEvents, SupervisorOptions } from './status.js';
+import { LINK_CAUSES, resumeOf, type FailureCause, type MediaStatus, type SupervisorEvents, type SupervisorOptions } from './status.js';
 import type { WorkerHandle } from './worker-process.js';
 import type { MediaPlan, StandbyTexts } from '../types.js';
 
@@ -54,6 +54,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.o = {
       backoffBaseMs: opts.backoffBaseMs ?? 250,
       backoffCapMs: opts.backoffCapMs ?? 30_000,
+      linkBackoffCapMs: opts.linkBackoffCapMs ?? 2000,
       statsPeriodMs: opts.statsPeriodMs ?? 2000,
       stallMs: opts.stallMs ?? 2500,
       stableMs: opts.stableMs ?? 20_000,
@@ -300,7 +301,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
         break;
       case 'adapt': {
         const c = m.change;
-        if (m.report.enabled) this.lastAdapt = { rung: m.report.rung, targetKbps: m.report.targetKbps };
+        if (m.report.enabled) this.lastAdapt = resumeOf(m.report);
         this.update({ link: { rung: m.report.rung, targetKbps: m.report.targetKbps, adaptive: m.report.enabled } });
         this.log.info({ evt: 'media.adapt', ...c }, `link ${c.direction === 'down' ? 'congested' : 'clear'}: video ${c.fromRung} ${c.fromKbps} → ${c.toRung} ${c.toKbps} kbit/s (${c.reason})`);
         this.emit('adapt', { change: c, report: m.report });
@@ -313,7 +314,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
 
   private onStats(stats: WorkerStats): void {
     const patch: Partial<MediaStatus> = { stats };
-    if (stats.adapt?.enabled) this.lastAdapt = { rung: stats.adapt.rung, targetKbps: stats.adapt.targetKbps };
+    if (stats.adapt?.enabled) this.lastAdapt = resumeOf(stats.adapt);
     if (stats.adapt && (this.st.link?.rung !== stats.adapt.rung || this.st.link.adaptive !== stats.adapt.enabled))
       this.update({ link: { rung: stats.adapt.rung, targetKbps: stats.adapt.targetKbps, adaptive: stats.adapt.enabled } });
     if (this.st.attempt > 0 && this.clock.now() - this.sessionStartAt > this.o.stableMs && stats.send.idleMs !== null && stats.receive.idleMs !== null) {
@@ -349,7 +350,10 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       this.scheduleRelaunch(this.o.backoffCapMs);
       return;
     }
-    const delayMs = backoffDelay(attempt, this.o.backoffBaseMs, this.o.backoffCapMs, this.opts.random);
+    // The link (no frames, no or a lost connection) is retried at most every linkBackoffCapMs: media
+    // back within seconds of the link, a worker start is cheap next to that. A crash loop backs off.
+    const cap = LINK_CAUSES.has(cause) ? Math.min(this.o.linkBackoffCapMs, this.o.backoffCapMs) : this.o.backoffCapMs;
+    const delayMs = backoffDelay(attempt, this.o.backoffBaseMs, cap, this.opts.random);
     // One pipeline carries both directions (AEC needs it), so both restart together.
     this.update({ attempt, restarts: this.st.restarts + 1, lastError, send: 'retrying', receive: 'retrying', workerPid: null });
     this.log.warn({ evt: 'media.restart', cause, attempt, delayMs }, `restarting media in ${delayMs} ms`);

@@ -149,15 +149,15 @@ export class PipelineAdaptation {
     return framer;
   }
 
-  /** An `epframer-link` message's window (`T RTT PKTS BYTES ACKS;…`, oldest first). */
+  /** An `epframer-link` message's window (`T RTT PKTS BYTES ACKS LOST;…`, oldest first; LOST absent from an older plugin). */
   linkWindow(text: string): void {
     if (this.stopped || !this.watch) return;
     const window: FastSample[] = [];
     for (const part of text.split(';')) {
-      const [t, rtt, pkts, bytes, acks] = part.trim().split(' ').map(Number);
+      const [t, rtt, pkts, bytes, acks, lost] = part.trim().split(' ').map(Number);
       if (t === undefined || rtt === undefined || pkts === undefined || bytes === undefined || acks === undefined) continue;
       if (![t, rtt, pkts, bytes, acks].every(Number.isFinite)) continue;
-      window.push({ atMs: t, rttMs: rtt < 0 ? null : rtt, packetsSent: pkts, bytesSent: bytes, acksReceived: acks });
+      window.push({ atMs: t, rttMs: rtt < 0 ? null : rtt, packetsSent: pkts, bytesSent: bytes, acksReceived: acks, ...(lost !== undefined && Number.isFinite(lost) ? { lostPackets: lost } : {}) });
     }
     this.loop.collapseCheck(window);
   }

@@ -48,6 +48,8 @@ interface LinkReading {
   packets: number;
   bytes: number;
   acks: number;
+  /** packets-sent-lost: packets the peer reported lost. */
+  lost: number;
 }
 interface LinkMessage {
   reason: string;
@@ -125,10 +127,10 @@ function parseLinks(stdout: string): LinkMessage[] {
   for (const m of stdout.matchAll(/epframer-link, reason=\(string\)(\w+), window=\(string\)"((?:[^"\\]|\\.)*)"/g)) {
     const window = m[2]!.replace(/\\(.)/g, '$1').split(';').map((r): LinkReading => {
       const f = r.split(' ');
-      expect(f).toHaveLength(5);
+      expect(f).toHaveLength(6);
       const n = f.map(Number);
       expect(n.every(Number.isFinite)).toBe(true);
-      return { atMs: n[0]!, rttMs: f[1] === '-1' ? null : n[1]!, packets: n[2]!, bytes: n[3]!, acks: n[4]! };
+      return { atMs: n[0]!, rttMs: f[1] === '-1' ? null : n[1]!, packets: n[2]!, bytes: n[3]!, acks: n[4]!, lost: n[5]! };
     });
     out.push({ reason: m[1]!, window });
   }
@@ -195,8 +197,8 @@ async function srtRun(port: number, props: string, opts: RunOptions): Promise<Sr
   }
 }
 
-const fast = (w: LinkReading[]): FastSample[] => w.map((r) => ({ atMs: r.atMs, rttMs: r.rttMs, packetsSent: r.packets, bytesSent: r.bytes, acksReceived: r.acks }));
-const keyOf = (r: LinkReading): string => `${r.atMs} ${r.rttMs} ${r.packets} ${r.bytes} ${r.acks}`;
+const fast = (w: LinkReading[]): FastSample[] => w.map((r) => ({ atMs: r.atMs, rttMs: r.rttMs, packetsSent: r.packets, bytesSent: r.bytes, acksReceived: r.acks, lostPackets: r.lost }));
+const keyOf = (r: LinkReading): string => `${r.atMs} ${r.rttMs} ${r.packets} ${r.bytes} ${r.acks} ${r.lost}`;
 /** Reading order: time, then the counters (two readings can share a millisecond). */
 const order = (x: LinkReading, y: LinkReading): number => x.atMs - y.atMs || x.packets - y.packets || x.acks - y.acks || x.bytes - y.bytes;
 /** From the oldest reading posted to the newest. */
@@ -235,6 +237,7 @@ function expectLinkWatch(r: SrtRun, o: { watchMs: number; trigger: CollapseTrigg
       expect(x.packets).toBeGreaterThanOrEqual(p.packets);
       expect(x.bytes).toBeGreaterThanOrEqual(p.bytes);
       expect(x.acks).toBeGreaterThanOrEqual(p.acks);
+      expect(x.lost).toBeGreaterThanOrEqual(p.lost);
     }
     const from = at.get(keyOf(first))!;
     expect(all.slice(from, at.get(keyOf(b))! + 1).map(keyOf), 'a window is every reading between its ends').toEqual(w.map(keyOf));

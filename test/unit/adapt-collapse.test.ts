@@ -51,6 +51,30 @@ describe('fastCheck', () => {
     expect(hit!.state.unconfirmed).toMatchObject({ rung: '720p30', targetKbps: 1500 });
   });
 
+  it('ACKs held back by holes on a lossy but wide link (5 % lost, reported by NAKs, RTT flat): no delivery collapse', () => {
+    // Measured (net-media.test.ts, before this rule): at 5 % loss and 100 ms RTT the ACKs fell
+    // under half the packets for a moment after each loss, and the box went audio-only.
+    const wide = { ...clean, lostPerS: 0, rttMs: flat(100) };
+    expect(firstFastChange(readings([wide, { untilMs: 8000, sentPerS: 150, acksPerS: 10, lostPerS: 7, rttMs: flat(100) }]))).toBeNull();
+    // The same starved ACKs with no loss reported: a collapse.
+    expect(firstFastChange(readings([wide, { untilMs: 8000, sentPerS: 150, acksPerS: 10, lostPerS: 0, rttMs: flat(100) }]))?.change.reason).toBe('delivery-collapse');
+  });
+
+  it('no ACK at all (the link went down): audio-only, and where it stood kept as outageFrom until an ACK comes back', () => {
+    const hit = firstFastChange(readings([clean, { untilMs: 6000, sentPerS: 150, acksPerS: 0, rttMs: flat(2) }]));
+    expect(hit!.change).toMatchObject({ toRung: AUDIO_ONLY, reason: 'delivery-collapse' });
+    // The next sample: not one ACK while sending (and the dead link's sender drops, which confirm the cut).
+    const dead: LinkSample = { atMs: hit!.atMs + SAMPLE_MS, rttMs: 2, sendKbps: 80, sentPackets: 10, lostPackets: 0, retransPackets: 0, droppedPackets: 3, acks: 0 };
+    const down = adaptStep(hit!.state, dead, CONFIG).state;
+    expect(down.rung).toBe(AUDIO_ONLY);
+    expect(down.outageFrom).toEqual({ rung: '720p30', targetKbps: 1500 });
+    expect(adaptStep(down, { ...dead, atMs: dead.atMs + SAMPLE_MS }, CONFIG).state.outageFrom).toEqual({ rung: '720p30', targetKbps: 1500 });
+    expect(adaptStep(down, { ...dead, atMs: dead.atMs + SAMPLE_MS, acks: 5, droppedPackets: 0 }, CONFIG).state.outageFrom).toBeNull();
+    // A narrow link still delivers: its cut is no outage.
+    const narrow = firstFastChange(readings([clean, { untilMs: 6000, sentPerS: 150, acksPerS: 10, rttMs: flat(2) }]));
+    expect(adaptStep(narrow!.state, { ...dead, acks: 2 }, CONFIG).state.outageFrom).toBeNull();
+  });
+
   it('ACKs at ~50/s (600 kbit/s): no capacity can be read from them, nothing happens on a flat RTT', () => {
     expect(firstFastChange(readings([clean, { untilMs: 8000, sentPerS: 150, acksPerS: 50, rttMs: flat(2) }]))).toBeNull();
   });

@@ -58,11 +58,11 @@ describe('parseGstStructure', () => {
     expect(parseGstStructureWithName('x/y, a=(int)1; b=(int)2')).toEqual({ name: 'x/y', fields: { a: 1 } });
   });
 
-  it('fastReadingOf: the four counters of a caller-mode srtsink string, as the whole parse gives them; null otherwise', () => {
+  it('fastReadingOf: the five counters of a caller-mode srtsink string, as the whole parse gives them; null otherwise', () => {
     let n = 0;
     for (const line of [...fixture('send-caller'), ...fixture('receive-caller')]) {
       const st = srtStatsFromStructure(line, 'send');
-      expect(fastReadingOf(line), line.slice(0, 80)).toEqual({ packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived, rttMs: st.rttMs });
+      expect(fastReadingOf(line), line.slice(0, 80)).toEqual({ packetsSent: st.packetsSent, bytesSent: st.bytesSent, acksReceived: st.acksReceived, rttMs: st.rttMs, packetsLost: st.packetsLost });
       n++;
     }
     expect(n).toBeGreaterThan(5);

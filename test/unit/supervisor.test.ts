@@ -100,12 +100,45 @@ describe('MediaSupervisor', () => {
     sup.on('restart', (r) => delays.push(r.delayMs));
     for (let i = 0; i < 6; i++) {
       const w = spawner.running.at(-1)!;
-      w.emit({ type: 'error', cause: 'srt_connect', source: 'srtout', message: 'SRT send: cannot reach the hub', retryable: true });
+      w.emit({ type: 'error', cause: 'encoder', source: 'venc', message: 'encoder failed', retryable: true });
       await vi.advanceTimersByTimeAsync(5000);
     }
     expect(delays).toEqual([250, 500, 1000, 2000, 4000, 4000]);
     expect(backoffDelay(3, 250, 4000, () => 0)).toBe(500);
     expect(backoffDelay(30, 250, 4000, () => 0.5)).toBe(3000);
+  });
+
+  it('retries the link (stall, no connection, connection lost) at most every linkBackoffCapMs (2 s): media back within seconds of the link', async () => {
+    await startSession();
+    const delays: Array<[string, number]> = [];
+    sup.on('restart', (r) => delays.push([r.reason, r.delayMs]));
+    const failures = [
+      { type: 'stall', direction: 'receive', idleMs: 5000 },
+      { type: 'error', cause: 'srt_connect', source: 'srtout', message: 'SRT send: cannot reach the hub', retryable: true },
+      { type: 'error', cause: 'srt_lost', source: 'srtin', message: 'SRT receive: connection lost', retryable: true },
+      { type: 'stall', direction: 'send', idleMs: 10_000 },
+      { type: 'stall', direction: 'receive', idleMs: 5000 },
+      { type: 'stall', direction: 'receive', idleMs: 5000 },
+    ] as const;
+    for (const f of failures) {
+      spawner.running.at(-1)!.emit(f);
+      await vi.advanceTimersByTimeAsync(5000);
+    }
+    expect(delays).toEqual([['stall', 250], ['srt_connect', 500], ['srt_lost', 1000], ['stall', 2000], ['stall', 2000], ['stall', 2000]]);
+  });
+
+  it('starts a restarted worker where the adaptation says to resume (before an outage), not where it stood', async () => {
+    await startSession();
+    const report = { enabled: true, rung: 'audio-only', targetKbps: 0, probeKbps: 0, sendKbps: 80, rttMs: 2, rttFloorMs: 2, congested: true, steps: { down: 1, up: 0 } };
+    spawner.running.at(-1)!.emit({ type: 'stats', stats: stats({ adapt: { ...report, resume: { rung: '720p30', targetKbps: 1500 } } }) });
+    spawner.running.at(-1)!.emit({ type: 'stall', direction: 'receive', idleMs: 5000 });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(spawner.running.at(-1)!.received.find((m) => m.type === 'start')).toMatchObject({ adaptFrom: { rung: '720p30', targetKbps: 1500 } });
+    // A report without `resume` (an older worker): where it stood.
+    spawner.running.at(-1)!.emit({ type: 'stats', stats: stats({ adapt: report }) });
+    spawner.running.at(-1)!.emit({ type: 'stall', direction: 'receive', idleMs: 5000 });
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(spawner.running.at(-1)!.received.find((m) => m.type === 'start')).toMatchObject({ adaptFrom: { rung: 'audio-only', targetKbps: 0 } });
   });
 
   it('rebuilds the session on a stall reported by the worker', async () => {

@@ -16,18 +16,23 @@ export interface Phase {
   sentPerS: number;
   acksPerS: number;
   rttMs: (tMs: number) => number;
+  /** Packets the hub reports lost (NAKs) per second; absent in every phase: readings without the counter. */
+  lostPerS?: number;
 }
 
 export function readings(phases: Phase[], stepMs = FAST_SAMPLE_MS): FastSample[] {
   const out: FastSample[] = [];
   let sent = 0;
   let acks = 0;
+  let lost = 0;
   let t = 0;
+  const withLoss = phases.some((p) => p.lostPerS !== undefined);
   for (const p of phases) {
     for (; t < p.untilMs; t += stepMs) {
       sent += (p.sentPerS * stepMs) / 1000;
       acks += (p.acksPerS * stepMs) / 1000;
-      out.push({ atMs: t, rttMs: p.rttMs(t), packetsSent: Math.floor(sent), bytesSent: Math.floor(sent) * BYTES_PER_PACKET, acksReceived: Math.floor(acks) });
+      lost += ((p.lostPerS ?? 0) * stepMs) / 1000;
+      out.push({ atMs: t, rttMs: p.rttMs(t), packetsSent: Math.floor(sent), bytesSent: Math.floor(sent) * BYTES_PER_PACKET, acksReceived: Math.floor(acks), ...(withLoss ? { lostPackets: Math.floor(lost) } : {}) });
     }
   }
   return out;

@@ -50,6 +50,21 @@ describe('link impairment', () => {
     expect(overtaken).toBeGreaterThan(100);
   });
 
+  it('inOrder: the same jitter, but no packet overtakes another (its wait is stretched instead)', async () => {
+    const { clock, out, send } = impairment({ delayMs: 50, jitterMs: 20, inOrder: true });
+    for (let n = 0; n < 1000; n++) {
+      send(n);
+      await clock.advance(2);
+    }
+    await clock.advance(200);
+    expect(out.map((o) => o.n)).toEqual(Array.from({ length: 1000 }, (_, n) => n));
+    const delays = out.map((o) => o.at - o.n * 2);
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(30);
+    // Stretched waits stay near the top of the jitter: the one ahead left at most 70 ms after it came.
+    expect(Math.max(...delays)).toBeLessThanOrEqual(72);
+    expect(new Set(delays).size).toBeGreaterThan(10);
+  });
+
   it('sends the reorder share at once, ahead of the delayed ones', async () => {
     const { imp, clock, out, send } = impairment({ delayMs: 40, reorderPct: 25 });
     for (let n = 0; n < 400; n++) send(n);

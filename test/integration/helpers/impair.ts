@@ -8,6 +8,8 @@
  * - `delayMs` ± `jitterMs`: each packet waits delay + uniform(−jitter, +jitter) ms (never
  *   below 0), independently of its neighbours, so packets closer together than the jitter
  *   can overtake each other.
+ * - `inOrder`: jitter without reordering, as netem with a pfifo child or a mobile link's
+ *   scheduler: a packet never leaves before the one ahead of it (its wait is stretched).
  * - `reorderPct`: this share of the packets skips the delay and goes at once.
  * - `blackout`: while on, every packet vanishes (the link is down; nothing is closed).
  *
@@ -33,6 +35,7 @@ export interface ImpairOptions {
   delayMs?: number;
   jitterMs?: number;
   reorderPct?: number;
+  inOrder?: boolean;
   /** Seed of the random draws (default 1). */
   seed?: number;
 }
@@ -70,7 +73,11 @@ function checkMs(name: string, v: number): number {
 /** One direction's impairment. Packets go through `pass(data, deliver)`. */
 export class Impairment {
   readonly totals: ImpairTotals = { inPackets: 0, outPackets: 0, lostPackets: 0, blackoutPackets: 0, reorderedPackets: 0 };
-  private opts: Required<Omit<ImpairOptions, 'seed'>> = { lossPct: 0, delayMs: 0, jitterMs: 0, reorderPct: 0 };
+  private opts: Required<Omit<ImpairOptions, 'seed'>> = { lossPct: 0, delayMs: 0, jitterMs: 0, reorderPct: 0, inOrder: false };
+  /** When the last delayed packet leaves (inOrder). */
+  private lastOutAt = -Infinity;
+  /** inOrder: packets on the link, first out first; any timer that fires sends every one due. */
+  private readonly fifo: Array<{ at: number; data: Buffer; deliver: (data: Buffer) => void }> = [];
   private random: () => number;
   private down = false;
   private readonly timers = new Set<unknown>();
@@ -90,6 +97,7 @@ export class Impairment {
     if (opts.reorderPct !== undefined) next.reorderPct = checkPct('reorderPct', opts.reorderPct);
     if (opts.delayMs !== undefined) next.delayMs = checkMs('delayMs', opts.delayMs);
     if (opts.jitterMs !== undefined) next.jitterMs = checkMs('jitterMs', opts.jitterMs);
+    if (opts.inOrder !== undefined) next.inOrder = opts.inOrder;
     this.opts = next;
     if (opts.seed !== undefined) this.random = seededRandom(opts.seed);
   }
@@ -113,7 +121,7 @@ export class Impairment {
       this.totals.blackoutPackets++;
       return;
     }
-    const { lossPct, delayMs, jitterMs, reorderPct } = this.opts;
+    const { lossPct, delayMs, jitterMs, reorderPct, inOrder } = this.opts;
     if (lossPct > 0 && this.random() * 100 < lossPct) {
       this.totals.lostPackets++;
       return;
@@ -124,8 +132,15 @@ export class Impairment {
       waitMs = 0;
     }
     if (waitMs <= 0) return this.out(data, deliver);
+    if (inOrder) {
+      const now = this.clock.now();
+      waitMs = Math.max(waitMs, this.lastOutAt - now);
+      this.lastOutAt = now + waitMs;
+      this.fifo.push({ at: this.lastOutAt, data, deliver });
+    }
     const t = this.clock.setTimeout(() => {
       this.timers.delete(t);
+      if (inOrder) return this.flush();
       // The link went down while the packet was on it.
       if (this.down) this.totals.blackoutPackets++;
       else this.out(data, deliver);
@@ -133,10 +148,21 @@ export class Impairment {
     this.timers.add(t);
   }
 
+  /** inOrder: sends, in order, every packet whose time has come (timers of 1 ms grain may fire out of order). */
+  private flush(): void {
+    const now = this.clock.now();
+    while (this.fifo.length > 0 && this.fifo[0]!.at <= now + 1) {
+      const p = this.fifo.shift()!;
+      if (this.down) this.totals.blackoutPackets++;
+      else this.out(p.data, p.deliver);
+    }
+  }
+
   /** Drops what is still on the link. */
   close(): void {
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
+    this.fifo.length = 0;
   }
 
   private out(data: Buffer, deliver: (data: Buffer) => void): void {

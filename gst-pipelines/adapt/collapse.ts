@@ -32,6 +32,8 @@ const FAST_WINDOW_MS = 200;
 const COLLAPSE_SLOPE = 0.15;
 /** ACKs under this share of the packets sent (and under ACK_PER_PACKET_RATE): the link delivers only what they count. */
 const ACK_STARVED_SHARE = 0.5;
+/** ACKs under this share of the packets: nearly none, a collapse whatever came before (ackedLessThanBefore). */
+const ACK_NEARLY_NONE_SHARE = 0.15;
 /** ACK starvation is only judged while sending at least this many packets a second. */
 const ACK_MIN_SEND_RATE = 20;
 /** A queue growing at this share of real time or faster: the link carries < 20 % of what is sent. */
@@ -131,11 +133,31 @@ export function lossReported(window: FastSample[]): boolean {
 }
 
 /**
+ * Whether ACKs per packet sent fell, in the newest FAST_WINDOW_MS, under ACK_STARVED_SHARE
+ * of what they were in the rest of the window (from its first reading to `a`). libsrt
+ * ACKs at most once per 10 ms, so on a link that delivers in clumps — jitter kept in
+ * order, a mobile link's scheduler — one ACK covers several packets and ACKs run at a
+ * third of the packets with nothing wrong (net-media.test: the box went audio-only on
+ * such a link). A collapse is a fall from there — or ACKs nearly gone (under
+ * ACK_NEARLY_NONE_SHARE: a link down, a 100 kbit/s one under 1.5 Mbit/s), which no clumping
+ * makes. Without a baseline (a window shorter than FAST_WINDOW_MS more), the absolute test
+ * above decides alone.
+ */
+function ackedLessThanBefore(window: FastSample[], a: FastSample, recentRatio: number): boolean {
+  if (recentRatio < ACK_NEARLY_NONE_SHARE) return true;
+  const first = window[0]!;
+  const packets = a.packetsSent - first.packetsSent;
+  if (a.atMs - first.atMs < FAST_WINDOW_MS || packets < ACK_MIN_SEND_RATE * (FAST_WINDOW_MS / 1000)) return true;
+  return recentRatio < ((a.acksReceived - first.acksReceived) / packets) * ACK_STARVED_SHARE;
+}
+
+/**
  * The collapse check, between two adaptSteps, over the last FAST_WINDOW_MS of fast
  * samples (oldest first). It acts only on a collapse, when waiting for the next
  * SAMPLE_MS would let the bottleneck's queue fill and drop audio:
- * - delivery collapse: ACKs fell far below the packets sent, with no loss reported in the
- *   window (lossReported: then a hole holds the ACKs back, not the link). They then count
+ * - delivery collapse: ACKs fell far below the packets sent, and below what they were
+ *   earlier in the window (ackedLessThanBefore), with no loss reported in the window
+ *   (lossReported: then a hole holds the ACKs back, not the link). They then count
  *   the packets the link delivers, so its capacity is known: straight to what fits in
  *   DRAIN_SHARE of it — audio-only at once if no video rung does (no trial at the lowest rung).
  * - queue collapse: the queueing delay went from clean past 60 % of the budget while
@@ -170,7 +192,7 @@ export function fastCheck(prev: AdaptState, window: FastSample[], config: AdaptC
     return { state, decision: decide(state, c, true) };
   };
 
-  if (sentRate >= ACK_MIN_SEND_RATE && ackRate < ACK_PER_PACKET_RATE && ackRate < sentRate * ACK_STARVED_SHARE && since >= FAST_WINDOW_MS * 2 && !lossReported(window)) {
+  if (sentRate >= ACK_MIN_SEND_RATE && ackRate < ACK_PER_PACKET_RATE && ackRate < sentRate * ACK_STARVED_SHARE && since >= FAST_WINDOW_MS * 2 && !lossReported(window) && ackedLessThanBefore(window, a, ackRate / sentRate)) {
     const capacity = (ackRate * bytesPerPacket * 8) / 1000;
     const fitted = fitWire(capacity * DRAIN_SHARE, config, state.frameKbit);
     const lower = fitted.rung !== state.rung ? config.ladder.findIndex((r) => r.id === fitted.rung) > config.ladder.findIndex((r) => r.id === state.rung) || fitted.rung === AUDIO_ONLY : fitted.kbps < state.targetKbps * 0.85;

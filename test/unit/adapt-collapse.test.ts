@@ -60,6 +60,16 @@ describe('fastCheck', () => {
     expect(firstFastChange(readings([wide, { untilMs: 8000, sentPerS: 150, acksPerS: 10, lostPerS: 0, rttMs: flat(100) }]))?.change.reason).toBe('delivery-collapse');
   });
 
+  it('ACKs in clumps on a wide link (jitter kept in order: one ACK per 10 ms covers several packets): a dip is no collapse', () => {
+    // 80 packets/s with ACKs at half of them, then 300 ms at a quarter of them: the old test
+    // (ACKs < 40/s and < half the packets) fired here and the box went audio-only (net-media.test).
+    const jittery = { untilMs: 5000, sentPerS: 80, acksPerS: 40, rttMs: flat(55) };
+    const dip = { untilMs: 5300, sentPerS: 80, acksPerS: 21, rttMs: flat(55) };
+    expect(firstFastChange(readings([jittery, dip, { ...jittery, untilMs: 8000 }]))).toBeNull();
+    // From the same link, ACKs that fall to nearly none: a collapse.
+    expect(firstFastChange(readings([jittery, { ...dip, untilMs: 6000, acksPerS: 8 }]))?.change.reason).toBe('delivery-collapse');
+  });
+
   it('no ACK at all (the link went down): audio-only, and where it stood kept as outageFrom until an ACK comes back', () => {
     const hit = firstFastChange(readings([clean, { untilMs: 6000, sentPerS: 150, acksPerS: 0, rttMs: flat(2) }]));
     expect(hit!.change).toMatchObject({ toRung: AUDIO_ONLY, reason: 'delivery-collapse' });

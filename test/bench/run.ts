@@ -12,7 +12,7 @@
  * Sections: media (latency, cpu, startup, loopback, framer), agent, adapt, faults (hub-away,
  * kill, kill-at-hub, stall, orphan, audio-resume, auth), commands (throughput), ota (bundle, delta),
  * compare (ffmpeg, chromium: side by side), soak (only with --only soak: a 30-minute meeting), fuzz (only with
- * --only fuzz: every test/fuzz target at its full size, ~4 minutes). The timing goals the integration
+ * --only fuzz: every test/fuzz target at its full size, ~2.5 minutes). The timing goals the integration
  * tests leave to the bench are fields of adapt, faults, media.loopback and media.framer.
  *
  * Options (defaults meet the documented minimums; the whole run takes about 14 minutes,
@@ -60,7 +60,7 @@ export type { BenchContext, BenchSection, Goal, SectionReport } from './report.j
 /** Every section the bench knows, in run order. */
 export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, compareSection, adaptSection, faultsSection, soakSection, fuzzSection];
 
-/** Sections that run only when --only names them (the soak takes 30 minutes, the fuzz about 4). */
+/** Sections that run only when --only names them (the soak takes 30 minutes, the fuzz about 2.5). */
 const OPT_IN: ReadonlySet<string> = new Set(['soak', 'fuzz']);
 
 // ---- main -----------------------------------------------------------------------------------

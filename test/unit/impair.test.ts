@@ -5,7 +5,7 @@
  * takes everything, including what was already on the link.
  */
 import { describe, expect, it } from 'vitest';
-import { Impairment, seededRandom, type ImpairOptions } from '../integration/helpers/impair.js';
+import { Impairment, type ImpairOptions } from '../integration/helpers/impair.js';
 import { FakeClock } from '../fakes/index.js';
 
 function impairment(opts: ImpairOptions): { imp: Impairment; clock: FakeClock; out: Array<{ n: number; at: number }>; send: (n: number) => void } {
@@ -95,14 +95,5 @@ describe('link impairment', () => {
     const clock = new FakeClock(0);
     expect(() => new Impairment({ lossPct: 101 }, clock)).toThrow(/lossPct/);
     expect(() => new Impairment({ jitterMs: -1 }, clock)).toThrow(/jitterMs/);
-  });
-
-  it('seededRandom draws uniformly in [0, 1)', () => {
-    const r = seededRandom(42);
-    const xs = Array.from({ length: 10_000 }, r);
-    expect(Math.min(...xs)).toBeGreaterThanOrEqual(0);
-    expect(Math.max(...xs)).toBeLessThan(1);
-    const mean = xs.reduce((a, x) => a + x, 0) / xs.length;
-    expect(Math.abs(mean - 0.5)).toBeLessThan(0.02);
   });
 });

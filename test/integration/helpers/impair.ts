@@ -16,6 +16,7 @@
  * Random draws come from a seeded generator: the same seed gives the same drops.
  */
 import { performance } from 'node:perf_hooks';
+import { mulberry32 } from './fuzz-strings.js';
 
 /** What a Link (bottleneck.ts) or an Impairment needs of a clock (lib/clock.ts's Clock has it; the unit test drives a FakeClock). */
 export interface LinkClock {
@@ -48,18 +49,6 @@ export interface ImpairTotals {
   reorderedPackets: number;
 }
 
-/** mulberry32: a small, fast, seedable generator (uniform in [0, 1)). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function checkPct(name: string, v: number): number {
   if (!(v >= 0 && v <= 100)) throw new RangeError(`${name} must be within 0–100 %, got ${v}`);
   return v;
@@ -86,7 +75,7 @@ export class Impairment {
     opts: ImpairOptions = {},
     private readonly clock: LinkClock,
   ) {
-    this.random = seededRandom(opts.seed ?? 1);
+    this.random = mulberry32(opts.seed ?? 1);
     this.set(opts);
   }
 
@@ -99,7 +88,7 @@ export class Impairment {
     if (opts.jitterMs !== undefined) next.jitterMs = checkMs('jitterMs', opts.jitterMs);
     if (opts.inOrder !== undefined) next.inOrder = opts.inOrder;
     this.opts = next;
-    if (opts.seed !== undefined) this.random = seededRandom(opts.seed);
+    if (opts.seed !== undefined) this.random = mulberry32(opts.seed);
   }
 
   get options(): Readonly<Required<Omit<ImpairOptions, 'seed'>>> {

@@ -5,15 +5,15 @@
  * each SRT connection, helpers/tcp-relay.ts in front of the broker.
  *
  * - 5 % random loss with 50 ± 20 ms delay on the box's uplink for 60 s at SRT latency
- *   200 ms: ≥ 99 % of the video frames reach the hub, no hole in the picture over 300 ms,
- *   the audio unbroken — no break: at most 1 % of its 20 ms frames lost (each alone,
- *   concealed by the decoder), no hole longer than SRT's latency — and MQTT stays up.
- *   Not asserted, printed and in docs/testing.md: how many frames came whole (~98 %) and
- *   how much audio was lost (~0.4 %): SRT's ARQ cannot retransmit a packet twice within
- *   200 ms at this RTT, so a packet lost twice (0.25 % at 5 %) stays lost.
+ *   200 ms: ≥ 99 % of the video frames reach the hub whole, no hole in the picture over
+ *   300 ms, the audio unbroken — no hole a listener hears as a break (over 100 ms: Opus
+ *   conceals a shorter one) and at most 0.5 % of it lost (none in 3 runs of 4 here) — and
+ *   MQTT stays up.
  * - The link down for 30 s (every packet of both SRT connections and of MQTT vanishes,
- *   nothing is closed), then up: media both ways back ≤ 5 s after, with no hub command;
- *   MQTT back; the events the box raised meanwhile delivered once each, in order.
+ *   nothing is closed), then up: media both ways back ≤ 5 s after, with no hub command —
+ *   the box's video at the hub, the program's audio at the box (its video there waits for
+ *   the hub's next keyframe: printed, not bounded); MQTT back; the events the box raised
+ *   meanwhile delivered once each, in order.
  *
  * The hub counts frames by PTS in the TS it receives (gst-pipelines/mpegts/audit.ts):
  * whole, broken, or missing as a hole — exact, whatever the machine's load. The 5 s is a
@@ -22,7 +22,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BoxEvent } from './helpers/hub-client.js';
-import { Resources } from './helpers/media.js';
+import { Resources, type MediaLog, type Sample } from './helpers/media.js';
 import { hubAudit, startNetBox, type NetBox } from './helpers/net-box.js';
 import { withTimeout } from './helpers/processes.js';
 import { TcpRelay } from './helpers/tcp-relay.js';
@@ -36,6 +36,8 @@ const SRT_LATENCY_MS = 200;
 const LOSSY = { lossPct: 5, delayMs: 50, jitterMs: 20, inOrder: true };
 const LOSSY_S = 60;
 const DOWN_S = 30;
+/** An audio hole longer than this is a break a listener hears; Opus's loss concealment covers a shorter one. */
+const AUDIO_BREAK_MS = 100;
 
 const res = new Resources();
 let net: NetBox | null = null;
@@ -51,8 +53,14 @@ afterEach(async (ctx) => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The first sample, already logged or still to come (30 s hang guard), that satisfies `pred`. */
+function firstSample(log: MediaLog, pred: (s: Sample) => boolean, what: string): Promise<Sample> {
+  const seen = log.samples.find(pred);
+  return seen ? Promise.resolve(seen) : log.nextSample(pred, 30_000, what);
+}
+
 describe('a box in a meeting over a bad link', () => {
-  it(`5 % loss, 50 ± 20 ms on the uplink for ${LOSSY_S} s at SRT latency ${SRT_LATENCY_MS} ms: ≥ 99 % of the frames reach the hub, no hole over 300 ms, no audio break, MQTT up`, async () => {
+  it(`5 % loss, 50 ± 20 ms on the uplink for ${LOSSY_S} s at SRT latency ${SRT_LATENCY_MS} ms: ≥ 99 % of the frames whole at the hub, no hole over 300 ms, no audio break, MQTT up`, async () => {
     // The link is bad from the start, as a box on rural 4G joins over it (SRT measures its RTT at the handshake).
     net = await startNetBox(res, { deviceId: 'box-lossy', groupId: GROUP, srtLatencyMs: SRT_LATENCY_MS, impair: LOSSY });
     const { box, hub, sendLink, receiveLink, hubLog } = net;
@@ -71,11 +79,11 @@ describe('a box in a meeting over a bad link', () => {
     // The relay did lose ~5 % (SRT's own recovery is what is on trial).
     expect(lost.forward.lostPackets / lost.forward.inPackets, table).toBeGreaterThan(0.035);
     expect(a.reports, table).toBeGreaterThanOrEqual(LOSSY_S - 5);
-    expect(a.videoArrivedPct, table).toBeGreaterThanOrEqual(99);
+    expect(a.videoPct, table).toBeGreaterThanOrEqual(99);
     expect(a.videoLongestHoleMs, table).toBeLessThanOrEqual(300);
     expect(a.audioFrames, table).toBeGreaterThan(0.9 * 50 * (LOSSY_S - 1));
-    expect(a.audioMissingMs + 20 * a.audioBroken, table).toBeLessThanOrEqual(0.01 * LOSSY_S * 1000);
-    expect(a.audioLongestHoleMs, table).toBeLessThanOrEqual(SRT_LATENCY_MS);
+    expect(a.audioMissingMs + 20 * a.audioBroken, table).toBeLessThanOrEqual(0.005 * LOSSY_S * 1000);
+    expect(a.audioLongestHoleMs, table).toBeLessThanOrEqual(AUDIO_BREAK_MS);
     expect(a.audioPtsBackwards, table).toBe(0);
     // One session the whole time: no worker restart, MQTT never dropped, and still answering.
     expect(box.agent.media.status().workerPid, table).toBe(workerPid);
@@ -103,6 +111,7 @@ describe('a box in a meeting over a bad link', () => {
     if (!tcp) throw new Error('the MQTT relay did not start');
     const { box, hub, sendLink, receiveLink, hubLog, boxLog } = net;
     const eventsBefore = hub.events(box.deviceId).length;
+    const pidBefore = box.agent.media.status().workerPid;
 
     const offline = withTimeout(new Promise<void>((r) => box.agent.mqtt.once('offline', () => r())), 30_000, 'the box to notice MQTT is gone');
     const tDown = Date.now();
@@ -117,17 +126,20 @@ describe('a box in a meeting over a bad link', () => {
     receiveLink.blackout(false);
     tcp.setMode('pass');
 
-    // Media back: the hub receives the box's video again, the box decodes the program again.
-    const hubBack = await hubLog.nextSample((s) => s.at > tUp && (s.stats.receive.audit?.videoFrames ?? 0) > 0, 30_000, "the hub to receive the box's video again");
-    const boxBack = await boxLog.nextSample((s) => s.at > tUp && s.stats.receive.fps !== null && s.stats.receive.fps > 0, 30_000, "the box to decode the hub's program again");
+    // Media back: the hub receives the box's video again; the box plays the program's audio
+    // again (in a worker started during the outage: its level is null until audio comes) and
+    // decodes its video, which waits for the hub's next keyframe (every 2 s: the hub's GOP).
+    const hubBack = await firstSample(hubLog, (s) => s.at > tUp && (s.stats.receive.audit?.videoFrames ?? 0) > 0, "the hub to receive the box's video again");
+    const boxHears = await firstSample(boxLog, (s) => s.at > tUp && s.pid !== pidBefore && s.stats.audio.speakerDb !== null, "the box to play the hub's program audio again");
+    const boxSees = await firstSample(boxLog, (s) => s.at > tUp && s.stats.receive.fps !== null && s.stats.receive.fps > 0, "the box to decode the hub's program video again");
     const online = await hub.waitFor((m) => m.n > mark && m.kind === 'status' && m.deviceId === box.deviceId && (m.json as { online?: boolean }).online === true, 30_000, 'the box back online');
-    const took = { hubReceivingMs: hubBack.at - tUp, boxReceivingMs: boxBack.at - tUp, mqttOnlineMs: online.at - tUp };
+    const took = { hubReceivingMs: hubBack.at - tUp, boxHearsMs: boxHears.at - tUp, boxSeesMs: boxSees.at - tUp, mqttOnlineMs: online.at - tUp };
     console.info('link down and up', took, boxLog.describe());
     // ≤ 5 s: with the link back, the worker whose SRT callers are mid-connect (libsrt retries
-    // a connect every ~1 s within its 3 s timeout; a new worker starts within its backoff cap)
-    // gets through at the next try; the stats report that shows it comes ≤ 1 s later.
+    // a connect every ~1 s within its 3 s timeout; a new worker starts within the link's 2 s
+    // backoff cap) gets through at the next try; the stats report that shows it comes ≤ 1 s later.
     expect(took.hubReceivingMs, boxLog.describe()).toBeLessThanOrEqual(5000);
-    expect(took.boxReceivingMs, boxLog.describe()).toBeLessThanOrEqual(5000);
+    expect(took.boxHearsMs, boxLog.describe()).toBeLessThanOrEqual(5000);
     expect(hub.states(box.deviceId).at(-1)?.state).toBe('in_meeting');
 
     // The events raised while the link was down: delivered after it came back, once, in order.

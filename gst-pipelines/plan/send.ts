@@ -23,7 +23,10 @@ export function videoSendBranch(c: SessionChoice, camera: string, rungCaps: stri
     // seconds after it reopened (30 fps at a 15 fps rung, twice the bitrate; seen here).
     `videorate name=${n.videoRate} drop-only=true`,
     'videoscale',
-    `capsfilter name=${n.videoCaps} caps=${q(rungCaps)}`,
+    // caps-change-mode=delayed: a frame already on its way in the old rung's caps passes while
+    // videoscale renegotiates; `immediate` (the default) refused it, not-negotiated, and the
+    // worker restarted (seen once in adapt.test.ts, leaving audio-only for 360p15).
+    `capsfilter name=${n.videoCaps} caps=${q(rungCaps)} caps-change-mode=delayed`,
     `valve name=${n.videoGate} drop=false`,
     encoderChain(c.encoder, c.video),
     `h264parse name=${n.videoParser} config-interval=-1`,

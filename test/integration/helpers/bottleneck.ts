@@ -210,11 +210,6 @@ export class BottleneckRelay {
     return new BottleneckRelay(socket, socket.address().port, opts.target, new Link(opts.capacityKbps, queueBytes), reverse, opts.sampleMs ?? DEFAULT_SAMPLE_MS, impairs);
   }
 
-  /** Changes one direction's impairment (the knobs given; see impair.ts). */
-  impair(direction: 'forward' | 'reverse', opts: ImpairOptions): void {
-    this.impairs[direction].set(opts);
-  }
-
   /** The link down both ways (every packet vanishes, nothing is closed), or up again. */
   blackout(on: boolean): void {
     this.impairs.forward.blackout(on);

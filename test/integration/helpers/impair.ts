@@ -91,17 +91,9 @@ export class Impairment {
     if (opts.seed !== undefined) this.random = mulberry32(opts.seed);
   }
 
-  get options(): Readonly<Required<Omit<ImpairOptions, 'seed'>>> {
-    return this.opts;
-  }
-
   /** Link down (every packet vanishes, including those already delayed) or up again. */
   blackout(on: boolean): void {
     this.down = on;
-  }
-
-  get isDown(): boolean {
-    return this.down;
   }
 
   pass(data: Buffer, deliver: (data: Buffer) => void): void {

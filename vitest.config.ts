@@ -43,6 +43,16 @@ const LIGHT = [
   'test/integration/{net-mqtt,tcp-relay}.test.ts',
 ];
 
+/**
+ * Media files whose every check is a count, a state or bytes (a reply, a retained state,
+ * a PNG written, frames that arrived at all) with generous hang guards, never a rate, a
+ * freeze or a loss: two at a time, after the light group and before the one-at-a-time
+ * media files (their real pipelines at test sizes fit two on 2 cores).
+ */
+const PAIRED = [
+  'test/integration/{agent-commands,agent-brokers,cli,media-peers,plans-run}.test.ts',
+];
+
 export default defineConfig({
   test: {
     testTimeout: 60_000,
@@ -55,7 +65,8 @@ export default defineConfig({
     env: pluginPath === undefined ? {} : { GST_PLUGIN_PATH: pluginPath },
     projects: [
       { extends: true, test: { name: 'light', include: LIGHT, maxWorkers: 3, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'media', include: ['test/**/*.test.ts'], exclude: LIGHT, fileParallelism: false, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'paired', include: PAIRED, maxWorkers: 2, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'media', include: ['test/**/*.test.ts'], exclude: [...LIGHT, ...PAIRED], fileParallelism: false, sequence: { groupOrder: 2 } } },
     ],
   },
 });

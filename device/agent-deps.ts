@@ -7,7 +7,10 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Clock, HostPaths, LogRing, Logger } from '../lib/index.js';
 import type { Capabilities, WorkerSpawner } from '../gst-pipelines/index.js';
 import type { AgentConfig } from './config.js';
+import type { Contract } from './contract/index.js';
 import type { AgentFieldDeps } from './field/index.js';
+import type { GstLauncher } from './selftest.js';
+import type { HealthSamplerDeps } from './health/index.js';
 import type { Leds, SystemActions } from './host/index.js';
 
 export interface AgentDeps {
@@ -32,4 +35,10 @@ export interface AgentDeps {
   /** Stop and exit 75 so the launcher starts what `current` points at (after an update's switch, or to roll one back). */
   restart?: (why: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** The self-test's short GStreamer runs (selftest.ts; default: gst-launch-1.0 in a child process). The fleet simulator answers them itself: its boxes have no media. */
+  gstLaunch?: GstLauncher;
+  /** The compiled contract (schemas): one per process is enough, its validators keep no state between calls. The fleet simulator shares one among its thousands of agents (compiling it per agent was most of their CPU). */
+  contract?: Contract;
+  /** The health sampler's processes and systeminformation fallbacks (default: the host's). The fleet simulator has no host to read. */
+  hostReads?: Pick<HealthSamplerDeps, 'runCommand' | 'si'>;
 }

@@ -65,7 +65,7 @@ export class Agent {
     this.paths = d.paths ?? hostPaths();
     this.logRing = d.logRing ?? new LogRing();
     this.log = (d.logger ?? createLogger({ level: c.log.level })).child({ deviceId: c.deviceId });
-    this.contract = createContract();
+    this.contract = d.contract ?? createContract();
     this.startedAt = this.clock.now();
     this.hubDownSince = this.startedAt;
     this.idle = new IdleActions(this.log);
@@ -104,13 +104,14 @@ export class Agent {
       dataDir: c.dataDir,
       devices: () => deviceHealth(this.caps, c.media.source === 'test'),
       media: () => this.reporter.mediaHealth(),
+      ...d.hostReads,
     });
     this.mqtt = new MqttSession({
       // url, credentials, TLS files, keepalive, backoff, protocol: the config's `mqtt` as decoded (config.ts).
       ...c.mqtt,
       clientId: c.deviceId,
       will: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: false, ts: this.iso() }) },
-      onlineStatus: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: true, version: d.version, bootId: this.bootId, ts: this.iso() }) },
+      onlineStatus: { topic: topics.status(c.deviceId), payload: () => JSON.stringify({ online: true, version: d.version, bootId: this.bootId, groupId: c.groupId, name: c.name, ts: this.iso() }) },
       subscriptions: topics.subscriptions(c.deviceId, c.groupId),
       optionalSubscriptions: topics.optionalSubscriptions(c.groupId),
       clock: this.clock,
@@ -339,6 +340,7 @@ export class Agent {
       health: () => this.reporter.health,
       micLevelDb: () => this.reporter.health?.media?.audio?.micDb ?? null,
       srtTarget: () => this.meeting.hubMedia,
+      ...(this.d.gstLaunch ? { gstLaunch: this.d.gstLaunch } : {}),
     });
   }
 
@@ -394,6 +396,4 @@ export class Agent {
     if (p.healthPeriodS !== undefined) this.reporter.reschedule();
     return next;
   }
-
-
 }

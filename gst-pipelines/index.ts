@@ -5,6 +5,7 @@ export { STANDBY_LAYOUT, screenLine, standbyTitle, wrapText } from './plan/index
 export { execRunCommand, formatCapabilities, probe } from './probe/index.js';
 export type { ProbeDeps } from './probe/index.js';
 export { MediaSupervisor, forkSpawner } from './supervisor/index.js';
-export type { MediaStatus, WorkerSpawner } from './supervisor/index.js';
+export type { MediaStatus, WorkerHandle, WorkerSpawner } from './supervisor/index.js';
+export type { FromWorker, ToWorker, WorkerStats } from './worker/index.js';
 export type { AdaptChange, Capabilities, MediaJoinSpec, MediaSettings, SessionPlan, StandbyPlan, StandbyTexts } from './types.js';
 export { joinSpecSchema } from './join-spec.js';

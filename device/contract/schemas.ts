@@ -97,7 +97,14 @@ export const statusSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['online', 'ts'],
-  properties: { online: { type: 'boolean' }, version: { type: 'string' }, bootId: { type: 'string' }, ts: dateTime },
+  properties: {
+    online: { type: 'boolean' },
+    version: { type: 'string' },
+    bootId: { type: 'string' },
+    groupId: { type: 'string', description: 'v1 extension: the group (district) the box belongs to, for the hub\'s fleet list (ep fleet)' },
+    name: { type: 'string', description: 'v1 extension: the box\'s human name (the commune office)' },
+    ts: dateTime,
+  },
 } as const;
 
 export const STATES = ['idle', 'joining', 'in_meeting', 'leaving', 'updating', 'fault', 'unprovisioned'] as const;

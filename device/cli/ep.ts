@@ -27,6 +27,9 @@ commands:
                                       the agent's log, readable (journal of commune-endpoint, or a file)
   selftest [--json] [--socket PATH]   the running agent tests camera, codecs, TV, audio, hub, disk,
                                       clock, power: a pass/fail table with advice (exit 1: a failure)
+  fleet list|join|leave|ota --broker URL …
+                                      the hub side's operator tool: the fleet's boxes, the group
+                                      meeting, staged OTA rollouts (ep fleet help)
   help                                this text
 `;
 
@@ -105,6 +108,8 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
         return await (await import('./logs.js')).logsCommand(rest, out, err);
       case 'selftest':
         return await (await import('./selftest.js')).selftestCommand(rest, out, err);
+      case 'fleet':
+        return await (await import('./fleet.js')).fleetCommand(rest, out, err);
       case 'factory-reset':
         return await (await import('./provision.js')).factoryResetCommand(rest, out, err);
       case undefined:

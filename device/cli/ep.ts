@@ -27,6 +27,10 @@ commands:
                                       the agent's log, readable (journal of commune-endpoint, or a file)
   selftest [--json] [--socket PATH]   the running agent tests camera, codecs, TV, audio, hub, disk,
                                       clock, power: a pass/fail table with advice (exit 1: a failure)
+  fleet-sim --count N [--broker URL] [--json] [--serve]
+                                      N simulated boxes (the agent's control plane, media off) on
+                                      one broker: connect time, group-join reply p50/p99, the
+                                      reconnect storm after a broker restart
   fleet list|join|leave|ota --broker URL …
                                       the hub side's operator tool: the fleet's boxes, the group
                                       meeting, staged OTA rollouts (ep fleet help)
@@ -112,6 +116,8 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
         return await (await import('./fleet.js')).fleetCommand(rest, out, err);
       case 'factory-reset':
         return await (await import('./provision.js')).factoryResetCommand(rest, out, err);
+      case 'fleet-sim':
+        return await (await import('./fleet-sim.js')).fleetSimCommand(rest, out, err);
       case undefined:
       case 'help':
       case '--help':

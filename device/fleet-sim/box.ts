@@ -9,6 +9,7 @@
  * own decision (ota/launch-decision.ts) names, from the same release-state.json.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import mqtt from 'mqtt';
 import path from 'node:path';
 import { hostPaths, type Logger } from '../../lib/index.js';
 import type { Capabilities } from '../../gst-pipelines/index.js';
@@ -51,6 +52,8 @@ export interface SimBoxOptions {
   trialS?: number;
   /** The launcher's pause between a stop and the next start (its EP_LAUNCH_RESTART_MS; default 2000). */
   restartMs?: number;
+  /** Each command (a message on a …/cmd/… topic) as this box's MQTT client receives it, before the agent sees it. */
+  onCommand?: (deviceId: string, topic: string, at: number) => void;
   /** Each time this box's MQTT session (re)connects. */
   onConnected?: (deviceId: string, at: number) => void;
 }
@@ -152,6 +155,12 @@ export class SimBox {
       system: { reboot: async () => this.restart('reboot'), restartService: async () => this.restart('restart of the service') },
       leds: { blink: async () => ({ leds: [] }) },
       restart: (why) => this.restart(why),
+      mqttConnect: (url, opts) => {
+        const c = mqtt.connect(url, opts);
+        const onCommand = o.onCommand;
+        if (onCommand) c.on('message', (topic) => topic.includes('/cmd/') && onCommand(o.deviceId, topic, Date.now()));
+        return c;
+      },
       env: { EP_APP_ROOT: this.appRoot },
     });
   }

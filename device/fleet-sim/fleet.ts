@@ -61,6 +61,8 @@ export class SimFleet {
   /** Per box, the times its MQTT session connected (bounded: the last 16). */
   private readonly connects = new Map<string, number[]>();
   private readonly listeners = new Set<(id: string, at: number) => void>();
+  /** When each box's client last received a command on each topic ("<id> <topic>"; bounded by boxes × the topics a hub uses). */
+  private readonly commandAt = new Map<string, number>();
 
   constructor(private readonly o: SimFleetOptions) {
     if (!Number.isInteger(o.count) || o.count < 1 || o.count > MAX_SIM_BOXES) throw new RangeError(`count: must be an integer from 1 to ${MAX_SIM_BOXES}, got ${o.count}`);
@@ -80,6 +82,7 @@ export class SimFleet {
         ...(o.otaKeyFiles ? { otaKeyFiles: o.otaKeyFiles } : {}),
         ...o.box,
         onConnected: (id, at) => this.connected(id, at),
+        onCommand: (id, topic, at) => this.commandAt.set(`${id} ${topic}`, at),
       });
     });
   }
@@ -112,6 +115,11 @@ export class SimFleet {
   async dispose(): Promise<void> {
     await this.stop();
     await rm(this.o.dir, { recursive: true, force: true });
+  }
+
+  /** When this box's client last received a command on this topic (null: never). */
+  commandReceivedAt(deviceId: string, topic: string): number | null {
+    return this.commandAt.get(`${deviceId} ${topic}`) ?? null;
   }
 
   /** Boxes whose session is connected now. */

@@ -42,6 +42,11 @@ export interface FleetSimResult {
   replies: number;
   repliesOk: number;
   maxReplyMs: number | null;
+  /** Command published by the hub → received by the box's MQTT client (the broker's fan-out, and this process reading N sockets). */
+  p50DeliverMs: number | null;
+  p99DeliverMs: number | null;
+  /** This process's CPU (user + system) from the group join's publish to its last reply, per box: the boxes' own work, done here one at a time on this machine's cores and on each its own CPU in the field. */
+  cpuMsPerJoin: number | null;
   reconnectFirstS: number | null;
   reconnectPeakPerS: number | null;
   rssMb: number;
@@ -67,11 +72,13 @@ export function peakPerSecond(times: readonly number[]): number | null {
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Sends one `join` per group and collects every box's reply at the hub's own client. */
-async function groupJoin(url: string, groups: Map<string, string[]>, timeoutMs: number): Promise<{ latencies: number[]; ok: number }> {
+async function groupJoin(url: string, groups: Map<string, string[]>, timeoutMs: number): Promise<{ latencies: number[]; ok: number; sentAt: Map<string, number> }> {
   const hub = await mqtt.connectAsync(url, { clientId: `fleet-sim-hub-${process.pid}`, protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: 30_000 });
   try {
     const expected = [...groups.values()].reduce((a, ids) => a + ids.length, 0);
+    /** Group → when its join was published. */
     const sentAt = new Map<string, number>();
+    const idSentAt = new Map<string, number>();
     const seen = new Set<string>();
     const latencies: number[] = [];
     let ok = 0;
@@ -84,7 +91,7 @@ async function groupJoin(url: string, groups: Map<string, string[]>, timeoutMs: 
         } catch {
           return;
         }
-        const at = sentAt.get(String(r.id));
+        const at = idSentAt.get(String(r.id));
         const key = `${String(r.id)}/${String(r.deviceId)}`;
         if (at === undefined || seen.has(key)) return;
         seen.add(key);
@@ -102,12 +109,13 @@ async function groupJoin(url: string, groups: Map<string, string[]>, timeoutMs: 
       [...groups.keys()].map((g) => {
         const id = `sim-join-${g}-${now}`;
         const spec = { meetingId: `sim-${now}`, title: 'fleet-sim', send: { url: 'srt://127.0.0.1:9', streamId: `publish:${g}` }, receive: { url: 'srt://127.0.0.1:9', streamId: `read:${g}/program` } };
-        sentAt.set(id, Date.now());
+        idSentAt.set(id, Date.now());
+        sentAt.set(g, Date.now());
         return hub.publishAsync(topics.groupCommand(g, 'join'), JSON.stringify({ id, ts: new Date().toISOString(), args: spec }), { qos: 1 });
       }),
     );
     await all;
-    return { latencies: latencies.sort((a, b) => a - b), ok };
+    return { latencies: latencies.sort((a, b) => a - b), ok, sentAt };
   } finally {
     await hub.endAsync(true).catch(() => undefined);
   }
@@ -131,6 +139,9 @@ export async function runFleetSim(o: FleetSimOptions): Promise<FleetSimResult> {
     replies: 0,
     repliesOk: 0,
     maxReplyMs: null,
+    p50DeliverMs: null,
+    p99DeliverMs: null,
+    cpuMsPerJoin: null,
     reconnectFirstS: null,
     reconnectPeakPerS: null,
     rssMb: 0,
@@ -149,14 +160,28 @@ export async function runFleetSim(o: FleetSimOptions): Promise<FleetSimResult> {
     say(`connect: ${r.connected}/${o.count} in ${r.connectS ?? '—'} s`);
     if (r.connected === 0) return r;
 
+    const cpu0 = process.cpuUsage();
     const j = await groupJoin(url, fleet.groups, (o.replyTimeoutS ?? 60) * 1000);
+    const cpu = process.cpuUsage(cpu0);
+    r.cpuMsPerJoin = round((cpu.user + cpu.system) / 1000 / o.count);
+    const delivered: number[] = [];
+    for (const [g, ids] of fleet.groups) {
+      const sent = j.sentAt.get(g);
+      for (const id of ids) {
+        const at = fleet.commandReceivedAt(id, topics.groupCommand(g, 'join'));
+        if (sent !== undefined && at !== null && at >= sent) delivered.push(at - sent);
+      }
+    }
+    delivered.sort((a, b) => a - b);
+    r.p50DeliverMs = percentile(delivered, 50);
+    r.p99DeliverMs = percentile(delivered, 99);
     r.replies = j.latencies.length;
     r.repliesOk = j.ok;
     r.p50ReplyMs = percentile(j.latencies, 50);
     r.p99ReplyMs = percentile(j.latencies, 99);
     r.maxReplyMs = j.latencies.at(-1) ?? null;
     if (r.replies < o.count) problems.push(`${o.count - r.replies} boxes did not reply to the group join`);
-    say(`group join: ${r.replies} replies (${r.repliesOk} ok), p50 ${r.p50ReplyMs} ms, p99 ${r.p99ReplyMs} ms`);
+    say(`group join: ${r.replies} replies (${r.repliesOk} ok), p50 ${r.p50ReplyMs} ms, p99 ${r.p99ReplyMs} ms; delivered p50 ${r.p50DeliverMs} ms, p99 ${r.p99DeliverMs} ms; ${r.cpuMsPerJoin} ms of CPU per box`);
 
     if (broker) {
       say('storm: restarting the broker (SIGTERM, then start again on the same port)');

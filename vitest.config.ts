@@ -51,6 +51,8 @@ const LIGHT = [
  */
 const PAIRED = [
   'test/integration/{agent-commands,agent-brokers,cli,media-peers,plans-run}.test.ts',
+  // ep fleet against 200 simulated boxes (control planes in this process, media off): every check a state or a list.
+  'test/integration/fleet.test.ts',
 ];
 
 export default defineConfig({

@@ -134,7 +134,7 @@ export function parseArgs(argv: string[]): BenchOptions {
         break;
       case '--help':
       case '-h':
-        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands,ota[.bundle|.delta],compare[.ffmpeg|.chromium],soak,fuzz[.TARGET]] [--compare-seconds N] [--compare-settle-seconds N] [--compare-rounds N] [--soak-minutes N] [--agent-runs N] [--agent-node PATH] [--command-burst N] [--plot-dir DIR] [--ota-runs N] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
+        throw new UsageError('usage: node dist/test/bench/run.js [--json] [--only media[.latency|.cpu|.startup|.loopback|.framer],agent,adapt,faults[.hub-away|.kill|.kill-at-hub|.stall|.orphan|.audio-resume|.auth],commands,ota[.bundle|.delta],compare[.ffmpeg|.chromium],soak,fuzz[.TARGET],fleet[.n1000|.n5000]] [--compare-seconds N] [--compare-settle-seconds N] [--compare-rounds N] [--soak-minutes N] [--agent-runs N] [--agent-node PATH] [--command-burst N] [--plot-dir DIR] [--ota-runs N] [--latency-seconds N] [--reference-seconds N] [--latency-variants LIST] [--cpu-seconds N] [--cpu-rounds N] [--cpu-settle-seconds N] [--cpu-mode together|alternate] [--startup-runs N]');
       default:
         throw new UsageError(`unknown option ${a} (try --help)`);
     }

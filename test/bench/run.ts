@@ -51,6 +51,7 @@ import { otaSection } from './ota.js';
 import { compareSection } from './compare.js';
 import { soakSection } from './soak.js';
 import { fuzzSection } from './fuzz.js';
+import { fleetSection } from './fleet.js';
 import type { BenchContext, BenchSection, SectionReport } from './report.js';
 import { agentSection, mediaSection } from './sections.js';
 
@@ -58,10 +59,10 @@ export { parseArgs } from './options.js';
 export type { BenchContext, BenchSection, Goal, SectionReport } from './report.js';
 
 /** Every section the bench knows, in run order. */
-export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, compareSection, adaptSection, faultsSection, soakSection, fuzzSection];
+export const SECTIONS: readonly BenchSection[] = [mediaSection, agentSection, commandsSection, otaSection, compareSection, adaptSection, faultsSection, soakSection, fuzzSection, fleetSection];
 
-/** Sections that run only when --only names them (the soak takes 30 minutes, the fuzz about 2.5). */
-const OPT_IN: ReadonlySet<string> = new Set(['soak', 'fuzz']);
+/** Sections that run only when --only names them (the soak takes 30 minutes, the fuzz about 2.5, the fleet about 4). */
+const OPT_IN: ReadonlySet<string> = new Set(['soak', 'fuzz', 'fleet']);
 
 // ---- main -----------------------------------------------------------------------------------
 

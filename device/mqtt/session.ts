@@ -19,64 +19,12 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { backoffDelay, systemClock, type Clock } from '../../lib/index.js';
 import { silentLogger, type Logger } from '../../lib/index.js';
 import { discardClient, dropInflight, endClient } from './client-end.js';
-import { classifyError, disconnectMeaning, type Failure, type FailureReason } from './failure.js';
+import { subscribeAll } from './subscribe.js';
+import { AFTER_CONNECT_MS, CLOSES_BEFORE_FALLBACK, CONNECT_TIMEOUT_MS, OFFLINE_PUBLISH_MS, PUBLISH_TIMEOUT_MS, SESSION_EXPIRY_S, STOP_GRACE_MS } from './session-options.js';
+import type { IncomingMessage, MessageHandler, MqttSessionEvents, MqttSessionOptions } from './session-options.js';
+import { classifyError, disconnectMeaning, type Failure } from './failure.js';
 
-export interface MqttSessionOptions {
-  url: string;
-  clientId: string;
-  username?: string;
-  password?: string;
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-  keepaliveS: number;
-  reconnectBaseMs: number;
-  reconnectCapMs: number;
-  /** Rebuild the client when disconnected this long without progress. */
-  watchdogMs?: number;
-  /**
-   * 5 or 4 (3.1.1): that version only. Absent: MQTT 5, falling back to 3.1.1 for the
-   * process's life when the broker refuses 5 or twice closes a v5 CONNECT before its CONNACK.
-   */
-  protocolVersion?: 4 | 5;
-  /** How long stop() lets the client end cleanly before destroying its socket (default 2000). */
-  stopGraceMs?: number;
-  will: { topic: string; payload: () => string };
-  /** Published retained on every connect. */
-  onlineStatus: { topic: string; payload: () => string };
-  subscriptions: string[];
-  /** Contract extensions (the next meeting): a SUBSCRIBE of their own; one refused is said once and not asked again. */
-  optionalSubscriptions?: string[];
-  clock?: Clock;
-  logger?: Logger;
-  random?: () => number;
-  /** Test hook: a factory for the client (default: mqtt.connect). */
-  connect?: (url: string, opts: IClientOptions) => MqttClient;
-}
-
-export interface IncomingMessage {
-  topic: string;
-  payload: Buffer;
-  responseTopic?: string;
-  correlationData?: Buffer;
-  retain: boolean;
-}
-
-export interface MqttSessionEvents {
-  connected: [{ sessionPresent: boolean; protocolVersion: 4 | 5 }];
-  offline: [{ reason: FailureReason }];
-  rebuilt: [];
-}
-
-export type MessageHandler = (m: IncomingMessage) => Promise<void>;
-
-const SESSION_EXPIRY_S = 7 * 24 * 3600;
-const PUBLISH_TIMEOUT_MS = 30_000;
-const CONNECT_TIMEOUT_MS = 15_000;
-const OFFLINE_PUBLISH_MS = 1000;
-const STOP_GRACE_MS = 2000;
-/** A single close before CONNACK is common (a broker restarting, a drop mid-handshake); a 3.1.1-only broker closes every v5 attempt. */
-const CLOSES_BEFORE_FALLBACK = 2;
+export type { IncomingMessage, MessageHandler, MqttSessionEvents, MqttSessionOptions } from './session-options.js';
 
 export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private client: MqttClient | null = null;
@@ -328,27 +276,42 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.rebuild('protocol fallback undone', backoffDelay(this.attempt, this.o.reconnectBaseMs, this.o.reconnectCapMs, this.o.random));
   }
 
+  /**
+   * Subscribes (unless the broker kept this start's subscriptions) and publishes the online
+   * status; then the session is `connected` for the agent. Bounded: a client connected but
+   * never acknowledged here, or failing here, would leave the box connected and unheard for
+   * good (no online status, no replies flushed) — the watchdog, seeing it connected, never
+   * acts — so it is replaced by a new one after a backoff. Not seen happen; the bound
+   * closes the gap (every other publish has its own, PUBLISH_TIMEOUT_MS).
+   */
   private async afterConnect(c: MqttClient, sessionPresent: boolean): Promise<void> {
-    try {
+    const bound = this.o.afterConnectMs ?? AFTER_CONNECT_MS;
+    let timer: unknown = null;
+    const stalled = new Promise<Error>((resolve) => (timer = this.clock.setTimeout(() => resolve(new Error(`not acknowledged within ${bound} ms`)), bound)));
+    const announce = async (): Promise<null> => {
       // A present session keeps the subscriptions but the broker sends retained messages
       // only on SUBSCRIBE: after a restart, subscribe again to get the group meeting.
       if (!sessionPresent || !this.subscribedSinceStart) {
-        const granted = await c.subscribeAsync(Object.fromEntries(this.o.subscriptions.map((t) => [t, { qos: 1 as const }])));
+        await subscribeAll(c, this.o, this.refusedOptional, this.log);
         this.subscribedSinceStart = true;
-        // 0x80 (3.1.1) and every MQTT 5 reason code from 0x80 up mean refused.
-        const refused = granted.filter((g) => g.qos >= 128);
-        if (refused.length) this.log.error({ evt: 'mqtt.subscribe_refused', topics: refused.map((g) => g.topic) }, 'the broker refused a subscription (ACL?)');
-        const optional = (this.o.optionalSubscriptions ?? []).filter((t) => !this.refusedOptional.has(t));
-        const got = optional.length ? await c.subscribeAsync(Object.fromEntries(optional.map((t) => [t, { qos: 1 as const }]))) : [];
-        for (const g of got.filter((x) => x.qos >= 128 && !this.refusedOptional.has(x.topic))) {
-          this.refusedOptional.add(g.topic);
-          this.log.warn({ evt: 'mqtt.optional_subscribe_refused', topic: g.topic }, `the broker refused ${g.topic} (an ACL older than this extension): not asked again`);
-        }
       }
       await c.publishAsync(this.o.onlineStatus.topic, this.o.onlineStatus.payload(), { qos: 1, retain: true });
+      return null;
+    };
+    try {
+      const stuck = await Promise.race([announce(), stalled]);
+      if (stuck) throw stuck;
       if (this.client === c) this.emit('connected', { sessionPresent, protocolVersion: this.protocolVersion });
     } catch (e) {
-      this.log.warn({ evt: 'mqtt.after_connect_failed', err: (e as Error).message }, 'subscribe/status after connect failed');
+      // Only a client still connected: a closed one is already on its way back (scheduleReconnect).
+      if (this.client !== c || this.stopped || !c.connected) return this.log.warn({ evt: 'mqtt.after_connect_failed', err: (e as Error).message }, 'subscribe/status after connect failed');
+      this.log.warn({ evt: 'mqtt.after_connect_failed', err: (e as Error).message, rebuild: true }, 'subscribe/status after connect failed; a new client');
+      if (this.reconnectTimer) this.clock.clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      this.attempt++;
+      this.rebuild('subscribe/status after connect failed', backoffDelay(this.attempt, this.o.reconnectBaseMs, this.o.reconnectCapMs, this.o.random));
+    } finally {
+      this.clock.clearTimeout(timer as ReturnType<Clock['setTimeout']>);
     }
   }
 

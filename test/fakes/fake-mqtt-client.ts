@@ -36,7 +36,10 @@ export class FakeMqttClient extends EventEmitter {
     this.subscribed.push(Object.keys(map));
     return Object.keys(map).map((topic) => ({ topic, qos: this.refuse.has(topic) ? 128 : 1 }));
   }
+  /** Publishes sent but never acknowledged (a PUBACK that never comes: a stuck MQTT.js store). */
+  hangPublishes = false;
   async publishAsync(topic: string, payload: string, o: { retain?: boolean }): Promise<void> {
     this.published.push({ topic, payload: String(payload), retain: o.retain === true });
+    if (this.hangPublishes) await new Promise<never>(() => undefined);
   }
 }

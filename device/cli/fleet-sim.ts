@@ -12,11 +12,13 @@ import { MAX_SIM_BOXES, SimBroker, SimFleet, makeFleetDir, runFleetSim } from '.
 
 type Out = (s: string) => void;
 
-const USAGE = `usage: ep fleet-sim --count N [--broker URL] [--group-size G] [--json] [--serve] [--log-level L]
+const USAGE = `usage: ep fleet-sim --count N [--broker URL] [--group-size G] [--procs P] [--json] [--serve] [--log-level L]
   --count N        boxes to simulate (1–${MAX_SIM_BOXES})
   --broker URL     an MQTT broker to use (mqtt://…, anonymous); absent: our own Mosquitto,
                    restarted once to measure the reconnect storm
   --group-size G   boxes per group (default 200, a province hub's)
+  --procs P        run the boxes in P child processes (one per core of a bigger machine);
+                   default: in this process
   --json           one JSON object: {"n","connectS","p50ReplyMs","p99ReplyMs","reconnectAllS","leftBehind",…}
   --serve          no measurement: start the boxes, print the broker URL, run until Ctrl-C
   --log-level L    the boxes' log level on stderr (default warn)`;
@@ -26,7 +28,7 @@ export async function fleetSimCommand(argv: string[], out: Out, err: Out): Promi
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { count: { type: 'string' }, broker: { type: 'string' }, 'group-size': { type: 'string' }, json: { type: 'boolean', default: false }, serve: { type: 'boolean', default: false }, 'log-level': { type: 'string', default: 'warn' } },
+      options: { count: { type: 'string' }, broker: { type: 'string' }, 'group-size': { type: 'string' }, procs: { type: 'string' }, json: { type: 'boolean', default: false }, serve: { type: 'boolean', default: false }, 'log-level': { type: 'string', default: 'warn' } },
       strict: true,
     }));
   } catch (e) {
@@ -35,9 +37,11 @@ export async function fleetSimCommand(argv: string[], out: Out, err: Out): Promi
   }
   const count = Number(values.count);
   const groupSize = values['group-size'] === undefined ? 200 : Number(values['group-size']);
+  const procs = values.procs === undefined ? 0 : Number(values.procs);
   const problems = [
     ...(Number.isInteger(count) && count >= 1 && count <= MAX_SIM_BOXES ? [] : [`--count: an integer from 1 to ${MAX_SIM_BOXES} is required, got ${JSON.stringify(values.count ?? null)}`]),
     ...(Number.isInteger(groupSize) && groupSize >= 1 ? [] : [`--group-size: a positive integer, got ${JSON.stringify(values['group-size'])}`]),
+    ...(Number.isInteger(procs) && procs >= 0 && procs <= 256 ? [] : [`--procs: an integer from 0 to 256, got ${JSON.stringify(values.procs)}`]),
     ...(values.broker === undefined || /^mqtts?:\/\/./.test(values.broker) ? [] : ['--broker: an mqtt:// or mqtts:// URL']),
     ...(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(values['log-level']!) ? [] : ['--log-level: fatal, error, warn, info, debug or trace']),
   ];
@@ -51,7 +55,7 @@ export async function fleetSimCommand(argv: string[], out: Out, err: Out): Promi
   if (limit !== null && limit < need) err(`ep fleet-sim: ${limit} open files allowed, ${need} wanted (${FDS_PER_BOX} per box): a join may fail with EMFILE (raise it: ulimit -n ${need})`);
   const logger = createLogger({ level: values['log-level'], name: 'fleet-sim', destination: process.stderr });
   if (values.serve) return serve(count, groupSize, values.broker, logger, out);
-  const r = await runFleetSim({ count, groupSize, logger, ...(values.broker ? { brokerUrl: values.broker } : {}), say: values.json ? err : out });
+  const r = await runFleetSim({ count, groupSize, procs, logLevel: values['log-level']!, logger, ...(values.broker ? { brokerUrl: values.broker } : {}), say: values.json ? err : out });
   if (values.json) out(JSON.stringify(r));
   else {
     out(`n ${r.n}: connected ${r.connected} in ${r.connectS ?? '—'} s; group join p50 ${r.p50ReplyMs ?? '—'} ms, p99 ${r.p99ReplyMs ?? '—'} ms (${r.replies} replies)`);

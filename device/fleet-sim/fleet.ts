@@ -13,6 +13,8 @@ import { SimBox, type SimBoxOptions } from './box.js';
 
 export interface SimFleetOptions {
   count: number;
+  /** The global index of this fleet's first box (a share of a fleet spread over processes, procs.ts); default 0. */
+  offset?: number;
   mqttUrl: string;
   dir: string;
   logger: Logger;
@@ -56,19 +58,33 @@ export async function inBatches<T>(items: readonly T[], n: number, fn: (t: T) =>
   await Promise.all(lanes);
 }
 
-export class SimFleet {
+/** What the measurement needs of a fleet: in this process (SimFleet) or spread over child processes (procs.ts). */
+export interface FleetHandle {
+  readonly groups: Map<string, string[]>;
+  start(): Promise<void>;
+  allConnectedSince(since: number, timeoutMs: number): Promise<string[]>;
+  connectedSince(since: number): Map<string, number>;
+  commandReceivedAt(deviceId: string, topic: string): number | null;
+  /** CPU (user + system, ms) and resident memory (MB) of the processes the boxes run in. */
+  usage(): Promise<{ cpuMs: number; rssMb: number }>;
+  dispose(): Promise<void>;
+}
+
+export class SimFleet implements FleetHandle {
   readonly boxes: SimBox[];
-  /** Per box, the times its MQTT session connected (bounded: the last 16). */
-  private readonly connects = new Map<string, number[]>();
-  private readonly listeners = new Set<(id: string, at: number) => void>();
-  /** When each box's client last received a command on each topic ("<id> <topic>"; bounded by boxes × the topics a hub uses). */
-  private readonly commandAt = new Map<string, number>();
+  /** Connects and commands as the boxes' clients saw them. */
+  readonly log = new FleetLog();
+  /** Told of each connect and each command received (a child process passes them to its parent). */
+  onConnected: ((id: string, at: number) => void) | null = null;
+  onCommand: ((id: string, topic: string, at: number) => void) | null = null;
 
   constructor(private readonly o: SimFleetOptions) {
     if (!Number.isInteger(o.count) || o.count < 1 || o.count > MAX_SIM_BOXES) throw new RangeError(`count: must be an integer from 1 to ${MAX_SIM_BOXES}, got ${o.count}`);
     const prefix = o.prefix ?? 'sim';
     const groupSize = o.groupSize ?? 200;
-    this.boxes = Array.from({ length: o.count }, (_, i) => {
+    const offset = o.offset ?? 0;
+    this.boxes = Array.from({ length: o.count }, (_, k) => {
+      const i = offset + k;
       const deviceId = simId(prefix, i);
       return new SimBox({
         deviceId,
@@ -81,8 +97,14 @@ export class SimFleet {
         failSelftest: o.failSelftest?.has(deviceId) ?? false,
         ...(o.otaKeyFiles ? { otaKeyFiles: o.otaKeyFiles } : {}),
         ...o.box,
-        onConnected: (id, at) => this.connected(id, at),
-        onCommand: (id, topic, at) => this.commandAt.set(`${id} ${topic}`, at),
+        onConnected: (id, at) => {
+          this.log.connected(id, at);
+          this.onConnected?.(id, at);
+        },
+        onCommand: (id, topic, at) => {
+          this.log.command(id, topic, at);
+          this.onCommand?.(id, topic, at);
+        },
       });
     });
   }
@@ -117,14 +139,50 @@ export class SimFleet {
     await rm(this.o.dir, { recursive: true, force: true });
   }
 
-  /** When this box's client last received a command on this topic (null: never). */
   commandReceivedAt(deviceId: string, topic: string): number | null {
-    return this.commandAt.get(`${deviceId} ${topic}`) ?? null;
+    return this.log.commandReceivedAt(deviceId, topic);
+  }
+
+  async usage(): Promise<{ cpuMs: number; rssMb: number }> {
+    const c = process.cpuUsage();
+    return { cpuMs: (c.user + c.system) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20 };
   }
 
   /** Boxes whose session is connected now. */
   connectedNow(): number {
     return this.boxes.filter((b) => b.agent?.mqtt.connected === true).length;
+  }
+
+  connectedSince(since: number): Map<string, number> {
+    return this.log.connectedSince(since);
+  }
+
+  allConnectedSince(since: number, timeoutMs: number): Promise<string[]> {
+    return this.log.allConnectedSince(this.boxes.map((b) => b.deviceId), since, timeoutMs);
+  }
+}
+
+/** Each box's connects (the last 16) and the commands its client received (by topic): bounded by the boxes × the topics a hub uses. */
+export class FleetLog {
+  private readonly connects = new Map<string, number[]>();
+  private readonly commandAt = new Map<string, number>();
+  private readonly listeners = new Set<(id: string, at: number) => void>();
+
+  connected(id: string, at: number): void {
+    const times = this.connects.get(id) ?? [];
+    times.push(at);
+    if (times.length > 16) times.shift();
+    this.connects.set(id, times);
+    for (const l of this.listeners) l(id, at);
+  }
+
+  command(id: string, topic: string, at: number): void {
+    this.commandAt.set(`${id} ${topic}`, at);
+  }
+
+  /** When this box's client last received a command on this topic (null: never). */
+  commandReceivedAt(deviceId: string, topic: string): number | null {
+    return this.commandAt.get(`${deviceId} ${topic}`) ?? null;
   }
 
   /** When each box first connected at or after `since` (boxes not yet: absent). */
@@ -137,11 +195,11 @@ export class SimFleet {
     return m;
   }
 
-  /** Resolves when every box has connected at or after `since`, or at `timeoutMs`; the boxes that had not. */
-  async allConnectedSince(since: number, timeoutMs: number): Promise<string[]> {
+  /** Resolves when every one of `ids` has connected at or after `since`, or at `timeoutMs`; those that had not. */
+  async allConnectedSince(ids: readonly string[], since: number, timeoutMs: number): Promise<string[]> {
     const missing = (): string[] => {
       const seen = this.connectedSince(since);
-      return this.boxes.filter((b) => !seen.has(b.deviceId)).map((b) => b.deviceId);
+      return ids.filter((id) => !seen.has(id));
     };
     let left = missing();
     if (left.length === 0) return left;
@@ -160,13 +218,5 @@ export class SimFleet {
       const timer = setTimeout(done, timeoutMs);
       this.listeners.add(on);
     });
-  }
-
-  private connected(id: string, at: number): void {
-    const times = this.connects.get(id) ?? [];
-    times.push(at);
-    if (times.length > 16) times.shift();
-    this.connects.set(id, times);
-    for (const l of this.listeners) l(id, at);
   }
 }

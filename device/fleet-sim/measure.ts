@@ -14,13 +14,18 @@ import mqtt from 'mqtt';
 import type { Logger } from '../../lib/index.js';
 import { topics } from '../contract/index.js';
 import { SimBroker } from './broker.js';
-import { SimFleet, makeFleetDir } from './fleet.js';
+import { SimFleet, makeFleetDir, type FleetHandle } from './fleet.js';
+import { ChildFleets } from './procs.js';
 
 export interface FleetSimOptions {
   count: number;
   /** Use this broker (and skip the restart); absent: start our own Mosquitto. */
   brokerUrl?: string;
   groupSize?: number;
+  /** Child processes the boxes run in (procs.ts); default 0: in this process. */
+  procs?: number;
+  /** The boxes' log level in child processes (this process's logger's otherwise). */
+  logLevel?: string;
   logger: Logger;
   /** Progress lines (stderr in the CLI). */
   say?: (line: string) => void;
@@ -46,8 +51,10 @@ export interface FleetSimResult {
   /** Command published by the hub → received by the box's MQTT client (the broker's fan-out, and this process reading N sockets). */
   p50DeliverMs: number | null;
   p99DeliverMs: number | null;
-  /** This process's CPU (user + system) from the group join's publish to its last reply, per box: the boxes' own work, done here one at a time on this machine's cores and on each its own CPU in the field. */
+  /** The boxes' processes' CPU (user + system) from the group join's publish to its last reply, per box: the boxes' own work, done here one after another on this machine's cores, in the field each on its own CPU. */
   cpuMsPerJoin: number | null;
+  /** Processes the boxes ran in (1: this one). */
+  procs: number;
   reconnectFirstS: number | null;
   reconnectPeakPerS: number | null;
   rssMb: number;
@@ -127,7 +134,11 @@ export async function runFleetSim(o: FleetSimOptions): Promise<FleetSimResult> {
   const problems: string[] = [];
   const broker = o.brokerUrl ? null : await SimBroker.start();
   const url = o.brokerUrl ?? broker!.url;
-  const fleet = new SimFleet({ count: o.count, mqttUrl: url, dir: await makeFleetDir(), logger: o.logger, ...(o.groupSize ? { groupSize: o.groupSize } : {}) });
+  const procs = o.procs ?? 0;
+  const fleet: FleetHandle =
+    procs > 0
+      ? new ChildFleets({ count: o.count, procs, url, groupSize: o.groupSize ?? 200, logLevel: o.logLevel ?? o.logger.level })
+      : new SimFleet({ count: o.count, mqttUrl: url, dir: await makeFleetDir(), logger: o.logger, ...(o.groupSize ? { groupSize: o.groupSize } : {}) });
   const r: FleetSimResult = {
     n: o.count,
     connectS: null,
@@ -143,6 +154,7 @@ export async function runFleetSim(o: FleetSimOptions): Promise<FleetSimResult> {
     p50DeliverMs: null,
     p99DeliverMs: null,
     cpuMsPerJoin: null,
+    procs: Math.max(1, procs),
     reconnectFirstS: null,
     reconnectPeakPerS: null,
     rssMb: 0,
@@ -161,10 +173,9 @@ export async function runFleetSim(o: FleetSimOptions): Promise<FleetSimResult> {
     say(`connect: ${r.connected}/${o.count} in ${r.connectS ?? '—'} s`);
     if (r.connected === 0) return r;
 
-    const cpu0 = process.cpuUsage();
+    const cpu0 = (await fleet.usage()).cpuMs;
     const j = await groupJoin(url, fleet.groups, (o.replyTimeoutS ?? 60) * 1000);
-    const cpu = process.cpuUsage(cpu0);
-    r.cpuMsPerJoin = round((cpu.user + cpu.system) / 1000 / o.count);
+    r.cpuMsPerJoin = round(((await fleet.usage()).cpuMs - cpu0) / o.count);
     const delivered: number[] = [];
     for (const [g, ids] of fleet.groups) {
       const sent = j.sentAt.get(g);
@@ -201,9 +212,9 @@ export async function runFleetSim(o: FleetSimOptions): Promise<FleetSimResult> {
       else problems.push(`${left.length} boxes not back within ${o.stormWindowS ?? 120} s (first: ${left.slice(0, 5).join(', ')})`);
       say(`storm: ${back.length}/${o.count} back, all within ${r.reconnectAllS ?? '—'} s, peak ${r.reconnectPeakPerS ?? '—'} connects/s`);
     } else r.leftBehind = missing.length;
-    const m = process.memoryUsage();
-    r.rssMb = round(m.rss / 2 ** 20, 1);
-    r.heapMb = round(m.heapUsed / 2 ** 20, 1);
+    const u = await fleet.usage();
+    r.rssMb = round(u.rssMb, 1);
+    r.heapMb = round(process.memoryUsage().heapUsed / 2 ** 20, 1);
     return r;
   } finally {
     say('stopping the boxes');

@@ -1,11 +1,12 @@
 /**
- * The fleet at national scale (docs/scale.md): `ep fleet-sim --count N --json` — the
- * compiled CLI in a child process, its own Mosquitto — at N = 1,000 and 5,000. Only with
+ * The fleet at national scale (docs/scale.md): `ep fleet-sim --count N --procs CORES --json`
+ * — the compiled CLI in a child process, its own Mosquitto — at N = 1,000 and 5,000. Only with
  * `--only fleet` (about 4 minutes, both cores busy): the default run stays under 15 minutes.
  * Goals at 5,000 (issue 18): group-join reply p99 ≤ 1 s, every box back within 60 s of a
  * broker restart, no box left behind.
  */
 import { execFile } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FleetSimResult } from '../../device/fleet-sim/index.js';
@@ -13,9 +14,12 @@ import { fmt, goal, sectionTable, type BenchSection } from './report.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'device', 'cli', 'ep.js');
 
+/** The boxes in one child process per core (--procs): the hub's client and the broker keep this one. */
+const PROCS = os.availableParallelism();
+
 function fleetSim(n: number): Promise<FleetSimResult> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CLI, 'fleet-sim', '--count', String(n), '--json'], { timeout: 15 * 60_000, maxBuffer: 64 * 2 ** 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, 'fleet-sim', '--count', String(n), '--procs', String(PROCS), '--json'], { timeout: 15 * 60_000, maxBuffer: 64 * 2 ** 20 }, (err, stdout, stderr) => {
       const line = String(stdout).trim().split('\n').at(-1) ?? '';
       try {
         resolve(JSON.parse(line) as FleetSimResult);
@@ -34,7 +38,7 @@ export const fleetSection: BenchSection = {
     const unmeasured: Record<string, string> = {};
     for (const n of [1000, 5000]) {
       if (!parts.has(`n${n}`)) continue;
-      ctx.log(`fleet: ep fleet-sim --count ${n} --json`);
+      ctx.log(`fleet: ep fleet-sim --count ${n} --procs ${PROCS} --json`);
       try {
         runs[`n${n}`] = await fleetSim(n);
       } catch (e) {
@@ -53,7 +57,7 @@ export const fleetSection: BenchSection = {
       goal('fleet5000ReconnectAllS', '≤ 60 s', data.fleet5000ReconnectAllS, (v) => v <= 60),
       goal('fleet5000LeftBehind', '= 0', data.fleet5000LeftBehind, (v) => v === 0),
     ];
-    const { t, row, met } = sectionTable('Fleet (ep fleet-sim: N agents, media off, in one process; its own Mosquitto)', goals, 30);
+    const { t, row, met } = sectionTable(`Fleet (ep fleet-sim: N agents, media off, in ${PROCS} processes; its own Mosquitto)`, goals, 30);
     for (const [k, r] of Object.entries(runs)) {
       const five = k === 'n5000';
       row(`${r.n}: connect all`, fmt(r.connectS, ' s'));

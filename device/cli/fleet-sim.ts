@@ -54,6 +54,8 @@ export async function fleetSimCommand(argv: string[], out: Out, err: Out): Promi
   if (limit !== null && limit < need && process.env.EP_FLEET_SIM_FDS === undefined) return again(need);
   if (limit !== null && limit < need) err(`ep fleet-sim: ${limit} open files allowed, ${need} wanted (${FDS_PER_BOX} per box): a join may fail with EMFILE (raise it: ulimit -n ${need})`);
   const logger = createLogger({ level: values['log-level'], name: 'fleet-sim', destination: process.stderr });
+  // Ctrl-C or a TERM mid-measurement: exit through process.exit, so the broker we started goes too (broker.ts).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) if (!values.serve) process.once(sig, () => process.exit(130));
   if (values.serve) return serve(count, groupSize, values.broker, logger, out);
   const r = await runFleetSim({ count, groupSize, procs, logLevel: values['log-level']!, logger, ...(values.broker ? { brokerUrl: values.broker } : {}), say: values.json ? err : out });
   if (values.json) out(JSON.stringify(r));

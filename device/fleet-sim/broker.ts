@@ -75,6 +75,10 @@ export class SimBroker {
     // `ulimit -n` up to the hard limit, then mosquitto in the same process (exec).
     const p = spawn('sh', ['-c', 'ulimit -n "$(ulimit -Hn)" && exec mosquitto -c "$1"', 'sh', path.join(this.dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = p;
+    // Not left running when this process exits (the CLI exits on SIGINT/SIGTERM through process.exit).
+    const orphan = (): void => void p.kill('SIGKILL');
+    process.once('exit', orphan);
+    p.once('exit', () => process.off('exit', orphan));
     p.stderr?.on('data', (d: Buffer) => (this.tail = (this.tail + d.toString()).slice(-4000)));
     this.exited = new Promise((resolve) => {
       p.once('exit', () => resolve());

@@ -32,3 +32,6 @@ process.on('message', (m: ToChild) => {
     process.exit(1);
   });
 });
+
+// The parent gone (or done with us): stop the boxes, remove their directory, exit.
+process.on('disconnect', () => void (fleet?.dispose() ?? Promise.resolve()).finally(() => process.exit(0)));

@@ -182,7 +182,9 @@ describe.concurrent('bad releases: the launcher rolls back, the old version repo
   it('1.1.0 starts but never commits: rolled back when its trial window ends', async (t) => {
     const id = 'ota-nocommit';
     const since = hub.mark();
-    const { appRoot } = await box(t, id, {}, { trialS: 5 });
+    // A trial long enough for 1.1.0 to start and come online on a loaded machine (5 s was
+    // not: the launcher stopped it at its deadline before it reached the broker).
+    const { appRoot } = await box(t, id, {}, { trialS: 15 });
     await online(id, '1.0.0', since);
     const cmd = await hub.send({ device: id }, 'ota', { manifestUrl: server.url('nocommit-1.1.0.json') });
     await hub.reply(cmd, 30_000, id);

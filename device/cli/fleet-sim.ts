@@ -12,13 +12,15 @@ import { MAX_SIM_BOXES, SimBroker, SimFleet, makeFleetDir, runFleetSim } from '.
 
 type Out = (s: string) => void;
 
-const USAGE = `usage: ep fleet-sim --count N [--broker URL] [--group-size G] [--procs P] [--json] [--serve] [--log-level L]
+const USAGE = `usage: ep fleet-sim --count N [--broker URL] [--group-size G] [--procs P] [--prefix X] [--json] [--serve] [--log-level L]
   --count N        boxes to simulate (1–${MAX_SIM_BOXES})
   --broker URL     an MQTT broker to use (mqtt://…, anonymous); absent: our own Mosquitto,
                    restarted once to measure the reconnect storm
   --group-size G   boxes per group (default 200, a province hub's)
   --procs P        run the boxes in P child processes (one per core of a bigger machine);
                    default: in this process
+  --prefix X       the boxes' ids X-00001…, groups X-g001… (default sim): one per machine
+                   when several machines run their share against one --broker
   --json           one JSON object: {"n","connectS","p50ReplyMs","p99ReplyMs","reconnectAllS","leftBehind",…}
   --serve          no measurement: start the boxes, print the broker URL, run until Ctrl-C
   --log-level L    the boxes' log level on stderr (default warn)`;
@@ -28,7 +30,7 @@ export async function fleetSimCommand(argv: string[], out: Out, err: Out): Promi
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { count: { type: 'string' }, broker: { type: 'string' }, 'group-size': { type: 'string' }, procs: { type: 'string' }, json: { type: 'boolean', default: false }, serve: { type: 'boolean', default: false }, 'log-level': { type: 'string', default: 'warn' } },
+      options: { count: { type: 'string' }, broker: { type: 'string' }, 'group-size': { type: 'string' }, procs: { type: 'string' }, prefix: { type: 'string' }, json: { type: 'boolean', default: false }, serve: { type: 'boolean', default: false }, 'log-level': { type: 'string', default: 'warn' } },
       strict: true,
     }));
   } catch (e) {
@@ -41,6 +43,7 @@ export async function fleetSimCommand(argv: string[], out: Out, err: Out): Promi
   const problems = [
     ...(Number.isInteger(count) && count >= 1 && count <= MAX_SIM_BOXES ? [] : [`--count: an integer from 1 to ${MAX_SIM_BOXES} is required, got ${JSON.stringify(values.count ?? null)}`]),
     ...(Number.isInteger(groupSize) && groupSize >= 1 ? [] : [`--group-size: a positive integer, got ${JSON.stringify(values['group-size'])}`]),
+    ...(values.prefix === undefined || /^[a-z0-9][a-z0-9-]{0,40}$/.test(values.prefix) ? [] : ['--prefix: 1–41 of a-z, 0-9 and -, starting with a letter or digit (it begins every deviceId)']),
     ...(Number.isInteger(procs) && procs >= 0 && procs <= 256 ? [] : [`--procs: an integer from 0 to 256, got ${JSON.stringify(values.procs)}`]),
     ...(values.broker === undefined || /^mqtts?:\/\/./.test(values.broker) ? [] : ['--broker: an mqtt:// or mqtts:// URL']),
     ...(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(values['log-level']!) ? [] : ['--log-level: fatal, error, warn, info, debug or trace']),
@@ -56,8 +59,8 @@ export async function fleetSimCommand(argv: string[], out: Out, err: Out): Promi
   const logger = createLogger({ level: values['log-level'], name: 'fleet-sim', destination: process.stderr });
   // Ctrl-C or a TERM mid-measurement: exit through process.exit, so the broker we started goes too (broker.ts).
   for (const sig of ['SIGINT', 'SIGTERM'] as const) if (!values.serve) process.once(sig, () => process.exit(130));
-  if (values.serve) return serve(count, groupSize, values.broker, logger, out);
-  const r = await runFleetSim({ count, groupSize, procs, logLevel: values['log-level']!, logger, ...(values.broker ? { brokerUrl: values.broker } : {}), say: values.json ? err : out });
+  if (values.serve) return serve(count, groupSize, values.broker, logger, out, values.prefix);
+  const r = await runFleetSim({ count, groupSize, procs, logLevel: values['log-level']!, logger, ...(values.prefix ? { prefix: values.prefix } : {}), ...(values.broker ? { brokerUrl: values.broker } : {}), say: values.json ? err : out });
   if (values.json) out(JSON.stringify(r));
   else {
     out(`n ${r.n}: connected ${r.connected} in ${r.connectS ?? '—'} s; group join p50 ${r.p50ReplyMs ?? '—'} ms, p99 ${r.p99ReplyMs ?? '—'} ms (${r.replies} replies)`);
@@ -93,10 +96,10 @@ function again(need: number): Promise<number> {
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
 }
 
-async function serve(count: number, groupSize: number, brokerUrl: string | undefined, logger: ReturnType<typeof createLogger>, out: Out): Promise<number> {
+async function serve(count: number, groupSize: number, brokerUrl: string | undefined, logger: ReturnType<typeof createLogger>, out: Out, prefix?: string): Promise<number> {
   const broker = brokerUrl ? null : await SimBroker.start();
   const url = brokerUrl ?? broker!.url;
-  const fleet = new SimFleet({ count, groupSize, mqttUrl: url, dir: await makeFleetDir(), logger });
+  const fleet = new SimFleet({ count, groupSize, mqttUrl: url, dir: await makeFleetDir(), logger, ...(prefix ? { prefix } : {}) });
   const t0 = Date.now();
   await fleet.start();
   const missing = await fleet.allConnectedSince(t0, 300_000);

@@ -15,7 +15,7 @@ process.on('message', (m: ToChild) => {
   void (async () => {
     if (m.type === 'start') {
       const logger = createLogger({ level: m.logLevel, name: 'fleet-sim', destination: process.stderr });
-      fleet = new SimFleet({ count: m.count, offset: m.offset, groupSize: m.groupSize, mqttUrl: m.url, dir: await makeFleetDir(), logger });
+      fleet = new SimFleet({ count: m.count, offset: m.offset, groupSize: m.groupSize, prefix: m.prefix, mqttUrl: m.url, dir: await makeFleetDir(), logger });
       fleet.onConnected = (id, at) => send({ type: 'connected', id, at });
       fleet.onCommand = (id, topic, at) => send({ type: 'command', id, topic, at });
       await fleet.start();

@@ -22,6 +22,8 @@ export interface FleetSimOptions {
   /** Use this broker (and skip the restart); absent: start our own Mosquitto. */
   brokerUrl?: string;
   groupSize?: number;
+  /** The boxes' ids and groups: `<prefix>-00001`, `<prefix>-g001` (default `sim`; one per machine when several share a broker). */
+  prefix?: string;
   /** Child processes the boxes run in (procs.ts); default 0: in this process. */
   procs?: number;
   /** The boxes' log level in child processes (this process's logger's otherwise). */
@@ -137,8 +139,8 @@ export async function runFleetSim(o: FleetSimOptions): Promise<FleetSimResult> {
   const procs = o.procs ?? 0;
   const fleet: FleetHandle =
     procs > 0
-      ? new ChildFleets({ count: o.count, procs, url, groupSize: o.groupSize ?? 200, logLevel: o.logLevel ?? o.logger.level })
-      : new SimFleet({ count: o.count, mqttUrl: url, dir: await makeFleetDir(), logger: o.logger, ...(o.groupSize ? { groupSize: o.groupSize } : {}) });
+      ? new ChildFleets({ count: o.count, procs, url, groupSize: o.groupSize ?? 200, prefix: o.prefix ?? 'sim', logLevel: o.logLevel ?? o.logger.level })
+      : new SimFleet({ count: o.count, mqttUrl: url, dir: await makeFleetDir(), logger: o.logger, ...(o.groupSize ? { groupSize: o.groupSize } : {}), ...(o.prefix ? { prefix: o.prefix } : {}) });
   const r: FleetSimResult = {
     n: o.count,
     connectS: null,

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { FleetLog, simGroup, simId, type FleetHandle } from './fleet.js';
 
 export type ToChild =
-  | { type: 'start'; url: string; count: number; offset: number; groupSize: number; logLevel: string }
+  | { type: 'start'; url: string; count: number; offset: number; groupSize: number; prefix: string; logLevel: string }
   | { type: 'usage' }
   | { type: 'stop' };
 
@@ -30,10 +30,10 @@ export class ChildFleets implements FleetHandle {
   private readonly children: ChildProcess[] = [];
   private readonly waiting = new Map<ChildProcess, Array<(m: FromChild) => void>>();
 
-  constructor(private readonly o: { count: number; procs: number; url: string; groupSize: number; logLevel: string }) {
+  constructor(private readonly o: { count: number; procs: number; url: string; groupSize: number; prefix: string; logLevel: string }) {
     for (let i = 0; i < o.count; i++) {
-      const id = simId('sim', i);
-      const g = simGroup('sim', i, o.groupSize);
+      const id = simId(o.prefix, i);
+      const g = simGroup(o.prefix, i, o.groupSize);
       this.ids.push(id);
       const ids = this.groups.get(g) ?? [];
       ids.push(id);
@@ -49,7 +49,7 @@ export class ChildFleets implements FleetHandle {
       this.children.push(c);
       c.on('message', (m: FromChild) => this.onMessage(c, m));
       started.push(this.next(c, 'started'));
-      c.send({ type: 'start', url: this.o.url, count: Math.min(per, this.o.count - offset), offset, groupSize: this.o.groupSize, logLevel: this.o.logLevel } satisfies ToChild);
+      c.send({ type: 'start', url: this.o.url, count: Math.min(per, this.o.count - offset), offset, groupSize: this.o.groupSize, prefix: this.o.prefix, logLevel: this.o.logLevel } satisfies ToChild);
     }
     await Promise.all(started);
   }

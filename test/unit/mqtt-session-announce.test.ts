@@ -4,9 +4,9 @@
  * replaced (the watchdog never acts on a connected client).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MqttSession } from '../../device/mqtt/session.js';
-import type { MqttClient } from 'mqtt';
-import { FakeMqttClient } from '../fakes/index.js';
+import type { MqttSession } from '../../device/mqtt/session.js';
+import type { FakeMqttClient } from '../fakes/index.js';
+import { sessionOnFakes } from './helpers/mqtt-session.js';
 
 describe('MqttSession after a CONNACK (subscribe + online status, bounded)', () => {
   let clients: FakeMqttClient[];
@@ -15,25 +15,8 @@ describe('MqttSession after a CONNACK (subscribe + online status, bounded)', () 
 
   beforeEach(async () => {
     vi.useFakeTimers();
-    clients = [];
     rnd = 1;
-    session = new MqttSession({
-      url: 'mqtts://broker:8883',
-      clientId: 'cam-thanh',
-      keepaliveS: 30,
-      reconnectBaseMs: 1000,
-      reconnectCapMs: 8000,
-      watchdogMs: 60_000,
-      will: { topic: 'ep/v1/dev/cam-thanh/status', payload: () => '{"online":false}' },
-      onlineStatus: { topic: 'ep/v1/dev/cam-thanh/status', payload: () => '{"online":true}' },
-      subscriptions: ['ep/v1/dev/cam-thanh/cmd/+', 'ep/v1/grp/camlo/meeting'],
-      random: () => rnd,
-      connect: (_url, opts) => {
-        const c = new FakeMqttClient(opts);
-        clients.push(c);
-        return c as unknown as MqttClient;
-      },
-    });
+    ({ session, clients } = sessionOnFakes(() => rnd));
     await session.start();
   });
   afterEach(async () => {

@@ -4,6 +4,7 @@ import { MqttSession } from '../../device/mqtt/session.js';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { createLogger } from '../../lib/log.js';
 import { FakeMqttClient } from '../fakes/index.js';
+import { sessionOnFakes } from './helpers/mqtt-session.js';
 
 describe('MqttSession', () => {
   let clients: FakeMqttClient[];
@@ -12,25 +13,8 @@ describe('MqttSession', () => {
 
   beforeEach(async () => {
     vi.useFakeTimers();
-    clients = [];
     rnd = 1;
-    session = new MqttSession({
-      url: 'mqtts://broker:8883',
-      clientId: 'cam-thanh',
-      keepaliveS: 30,
-      reconnectBaseMs: 1000,
-      reconnectCapMs: 8000,
-      watchdogMs: 60_000,
-      will: { topic: 'ep/v1/dev/cam-thanh/status', payload: () => '{"online":false}' },
-      onlineStatus: { topic: 'ep/v1/dev/cam-thanh/status', payload: () => '{"online":true}' },
-      subscriptions: ['ep/v1/dev/cam-thanh/cmd/+', 'ep/v1/grp/camlo/meeting'],
-      random: () => rnd,
-      connect: (_url, opts) => {
-        const c = new FakeMqttClient(opts);
-        clients.push(c);
-        return c as unknown as MqttClient;
-      },
-    });
+    ({ session, clients } = sessionOnFakes(() => rnd));
     await session.start();
   });
   afterEach(async () => {
